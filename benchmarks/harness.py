@@ -1,0 +1,182 @@
+"""One benchmark harness: interleaved timing of several backends, medians and ratios.
+
+A *case* is a name plus ``{backend: factory}``; a factory builds inputs and
+returns a zero-argument callable (or raises ``ImportError`` / ``Skip`` when the
+backend is not installed or cannot run the case). Backends of one case are
+timed round-robin — one block each, repeated — so that machine noise hits
+all of them alike; the table reports each backend's median and its ratio to
+the fastest. Memory cases report the peak bytes allocated during one call
+(CUDA: the caching allocator's peak; CPU: torch's profiler memory, see
+``peak_memory``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import platform
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+
+class Skip(Exception):
+    """Raised by a factory when its backend cannot run this case."""
+
+
+Factory = Callable[[], Callable[[], object]]
+
+
+@dataclasses.dataclass
+class Case:
+    name: str
+    backends: Dict[str, Factory]
+    kind: str = "time"  # "time" or "memory"
+    ours: str = "torchsim"
+
+
+def _sync(device: Optional[str]) -> None:
+    if device == "cuda" and torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _block(fn: Callable[[], object], n: int, device: Optional[str]) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t0) / n
+
+
+def time_case(case: Case, device: str, rounds: int = 7, min_block_s: float = 0.2) -> Dict[str, dict]:
+    fns: Dict[str, Callable[[], object]] = {}
+    results: Dict[str, dict] = {}
+    for name, factory in case.backends.items():
+        try:
+            fns[name] = factory()
+            fns[name]()  # warm-up (and compile, where a backend compiles)
+        except (ImportError, Skip, NotImplementedError) as exc:
+            results[name] = {"skipped": f"{type(exc).__name__}: {exc}"[:120]}
+        except Exception as exc:  # a competitor that fails on this case is reported, not fatal
+            results[name] = {"skipped": f"error: {type(exc).__name__}: {exc}"[:120]}
+    reps = {}
+    for name, fn in fns.items():
+        t = _block(fn, 1, device)
+        reps[name] = max(1, int(min_block_s / max(t, 1e-6)))
+    samples: Dict[str, List[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            samples[name].append(_block(fn, reps[name], device))
+    for name, s in samples.items():
+        results[name] = {"median_s": statistics.median(s), "min_s": min(s), "samples": s}
+    return results
+
+
+def peak_memory(fn: Callable[[], object], device: str) -> int:
+    """Peak bytes allocated by one call of ``fn`` beyond what was live before it."""
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    # Replay allocation events in time order to get the high-water mark.
+    events = sorted(
+        (e for e in prof.events() if getattr(e, "cpu_memory_usage", 0) != 0),
+        key=lambda e: e.time_range.start,
+    )
+    cur = peak = 0
+    for e in events:
+        cur += e.cpu_memory_usage
+        peak = max(peak, cur)
+    return peak
+
+
+def memory_case(case: Case, device: str) -> Dict[str, dict]:
+    results: Dict[str, dict] = {}
+    for name, factory in case.backends.items():
+        try:
+            fn = factory()
+            fn()
+            results[name] = {"peak_bytes": peak_memory(fn, device)}
+        except (ImportError, Skip, NotImplementedError) as exc:
+            results[name] = {"skipped": f"{type(exc).__name__}: {exc}"[:120]}
+        except Exception as exc:
+            results[name] = {"skipped": f"error: {type(exc).__name__}: {exc}"[:120]}
+    return results
+
+
+def _fmt_time(s: float) -> str:
+    if s >= 1:
+        return f"{s:8.2f} s "
+    if s >= 1e-3:
+        return f"{s * 1e3:8.2f} ms"
+    return f"{s * 1e6:8.1f} us"
+
+
+def print_table(case: Case, res: Dict[str, dict], out=sys.stdout) -> None:
+    key = "median_s" if case.kind == "time" else "peak_bytes"
+    ok = {k: v[key] for k, v in res.items() if key in v}
+    print(f"\n### {case.name}", file=out)
+    if not ok:
+        print("(no backend ran)", file=out)
+    best = min(ok.values()) if ok else None
+    ours = ok.get(case.ours)
+    hdr = "| backend | median | × fastest | others ÷ torchsim |" if case.kind == "time" else "| backend | peak memory | × smallest | others ÷ torchsim |"
+    print(hdr, file=out)
+    print("|---|---:|---:|---:|", file=out)
+    for name in sorted(ok, key=ok.get):
+        v = ok[name]
+        shown = _fmt_time(v) if case.kind == "time" else f"{v / 2**20:9.1f} MiB"
+        rel = f"{v / best:6.2f}" if best else "-"
+        vs = f"{v / ours:6.2f}" if ours else "-"
+        print(f"| {name} | {shown} | {rel} | {vs} |", file=out)
+    for name, v in res.items():
+        if key not in v:
+            print(f"| {name} | skipped: {v.get('skipped', '')} | | |", file=out)
+
+
+def environment(device: str) -> dict:
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "device": device,
+    }
+    if device == "cuda" and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    for mod in ("torchsim", "pytorch_msssim", "piq", "torchmetrics", "kornia", "monai", "skimage", "cv2", "sklearn", "imagehash", "pixelmatch"):
+        try:
+            m = __import__(mod)
+            info[mod] = getattr(m, "__version__", "?")
+        except Exception:
+            pass
+    return info
+
+
+def run_cases(cases: List[Case], device: str, json_path: Optional[str] = None, rounds: int = 7) -> dict:
+    report = {"environment": environment(device), "cases": {}}
+    print(f"# device: {device}; torch {torch.__version__}; threads {torch.get_num_threads()}")
+    for case in cases:
+        res = time_case(case, device, rounds=rounds) if case.kind == "time" else memory_case(case, device)
+        report["cases"][case.name] = {"kind": case.kind, "results": res}
+        print_table(case, res)
+        sys.stdout.flush()
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump(report, fh, indent=1, default=str)
+        print(f"\nsaved {json_path}")
+    return report

@@ -1,0 +1,161 @@
+"""Every user-facing input check and its message, in one place.
+
+Each check raises ``ValueError`` or ``TypeError`` with a message of the form
+``"<function>: <argument> must be <expected>, got <received>"``. Messages are
+only formatted on the failing path, so the checks cost nothing under
+``torch.compile`` beyond the comparisons themselves, and none of them reads
+tensor *values* (no host-device synchronisation) except where noted.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+
+Number = Union[int, float]
+DataRange = Union[Number, torch.Tensor, None]
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a tensor of shape {tuple(x.shape)}, dtype {x.dtype} on {x.device}"
+    return f"{type(x).__name__} {x!r}"
+
+
+def check_image(
+    fn: str,
+    name: str,
+    x: object,
+    ndims: Sequence[int] = (4,),
+) -> torch.Tensor:
+    """Check that ``x`` is a tensor of an accepted dtype and rank."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {_describe(x)}")
+    if x.dtype not in _FLOAT_DTYPES and x.dtype != torch.uint8:
+        raise TypeError(
+            f"{fn}: {name} must have dtype float16, bfloat16, float32, float64 or uint8 "
+            f"(uint8 is read as 0..255), got {x.dtype}; convert other integer images "
+            f"with x.float() and pass data_range"
+        )
+    if x.dim() not in ndims:
+        layouts = " or ".join({4: "4-D (N, C, H, W)", 5: "5-D (N, C, D, H, W)"}.get(d, f"{d}-D") for d in ndims)
+        raise ValueError(f"{fn}: {name} must be {layouts}, got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"{fn}: {name} must not be empty, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_pair(
+    fn: str,
+    x: object,
+    y: object,
+    ndims: Sequence[int] = (4,),
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Check two images for one metric: rank, dtype family, shape and device."""
+    x = check_image(fn, "x", x, ndims)
+    y = check_image(fn, "y", y, ndims)
+    if x.shape != y.shape:
+        raise ValueError(
+            f"{fn}: x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    if x.device != y.device:
+        raise ValueError(f"{fn}: x and y must be on the same device, got {x.device} and {y.device}")
+    if (x.dtype == torch.uint8) != (y.dtype == torch.uint8):
+        raise TypeError(
+            f"{fn}: x and y must both be floating or both be uint8, got {x.dtype} and {y.dtype}"
+        )
+    return x, y
+
+
+def check_reduction(fn: str, reduction: object) -> str:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{fn}: reduction must be one of 'mean', 'sum', 'none', got {reduction!r}")
+    return reduction  # type: ignore[return-value]
+
+
+def check_choice(fn: str, name: str, value: object, choices: Sequence[str]) -> str:
+    if value not in choices:
+        opts = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{fn}: {name} must be one of {opts}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def check_data_range(fn: str, data_range: DataRange, x: torch.Tensor) -> Union[float, torch.Tensor]:
+    """Resolve ``data_range``: 255 for uint8 when omitted, required for floats.
+
+    A tensor range must have shape ``(N,)`` (or be a scalar tensor). Finiteness
+    of a tensor range is checked only on the CPU, where it costs no device sync.
+    """
+    if data_range is None:
+        if x.dtype == torch.uint8:
+            return 255.0
+        raise TypeError(
+            f"{fn}: data_range is required for floating inputs ({x.dtype}); it is the span "
+            f"max - min of valid values, e.g. data_range=1.0 for images in [0, 1] or "
+            f"data_range=255.0 for images in [0, 255]. It is never guessed from the data."
+        )
+    if isinstance(data_range, bool):
+        raise TypeError(f"{fn}: data_range must be a positive finite number or a tensor of shape (N,), got {data_range!r}")
+    if isinstance(data_range, torch.Tensor):
+        n = x.shape[0]
+        if data_range.dim() > 1 or (data_range.dim() == 1 and data_range.shape[0] not in (1, n)):
+            raise ValueError(
+                f"{fn}: data_range tensor must have shape (N,) = ({n},) or be a scalar, "
+                f"got shape {tuple(data_range.shape)}"
+            )
+        if not data_range.is_floating_point() and data_range.dtype not in (torch.int32, torch.int64, torch.uint8):
+            raise TypeError(f"{fn}: data_range tensor must be real-valued, got {data_range.dtype}")
+        if data_range.device != x.device and data_range.numel() > 1:
+            raise ValueError(
+                f"{fn}: data_range tensor must be on the images' device {x.device}, got {data_range.device}"
+            )
+        if data_range.device.type == "cpu" and not torch.compiler.is_compiling():
+            bad = ~torch.isfinite(data_range) | (data_range <= 0)
+            if bool(bad.any()):
+                raise ValueError(f"{fn}: data_range must be positive and finite, got {data_range.tolist()}")
+        return data_range
+    if not isinstance(data_range, (int, float)):
+        raise TypeError(
+            f"{fn}: data_range must be a positive finite number or a tensor of shape (N,), got {_describe(data_range)}"
+        )
+    if not math.isfinite(data_range) or data_range <= 0:
+        raise ValueError(f"{fn}: data_range must be positive and finite, got {data_range!r}")
+    return float(data_range)
+
+
+def check_kernel(fn: str, kernel_size: object, sigma: Optional[object] = None) -> int:
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size <= 0 or kernel_size % 2 == 0:
+        raise ValueError(f"{fn}: kernel_size must be an odd positive integer, got {kernel_size!r}")
+    if sigma is not None:
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma <= 0:
+            raise ValueError(f"{fn}: sigma must be a positive finite number, got {sigma!r}")
+    return kernel_size
+
+
+def check_window_fits(fn: str, shape: Sequence[int], kernel_size: int, what: str = "kernel_size") -> None:
+    """The image (spatial dims of ``shape``) must hold at least one full window."""
+    spatial = tuple(shape[2:])
+    if min(spatial) < kernel_size:
+        raise ValueError(
+            f"{fn}: every spatial dimension must be at least {what}={kernel_size}, got "
+            f"spatial size {spatial}; pass a smaller odd kernel_size or a larger image"
+        )
+
+
+def check_positive(fn: str, name: str, value: object, integer: bool = False, allow_zero: bool = False) -> None:
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        kind = "integer" if integer else "number"
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{fn}: {name} must be a finite {kind} {bound}, got {value!r}")
+
+
+def check_channels(fn: str, name: str, x: torch.Tensor, allowed: Sequence[int]) -> None:
+    if x.shape[1] not in allowed:
+        opts = " or ".join(str(a) for a in allowed)
+        raise ValueError(f"{fn}: {name} must have {opts} channels (dim 1), got shape {tuple(x.shape)}")

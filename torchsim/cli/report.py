@@ -1,0 +1,89 @@
+"""The per-pair metric report shared by ``torchsim demo`` and ``torchsim compare``.
+
+A report is a list of sections; each section is a function of a :class:`Pair`
+that returns rows ``(metric, value, note)``. Metric families register their
+section with ``@section`` — adding a family to both commands is one function here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, List, Optional, Tuple
+
+import torch
+
+import torchsim
+
+Row = Tuple[str, str, str]
+
+
+@dataclasses.dataclass
+class Pair:
+    """Two images of the same size, as ``(1, C, H, W)`` uint8 tensors (RGB or gray)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    x_path: Optional[str] = None  # files, where the images came from files
+    y_path: Optional[str] = None
+    device: str = "cpu"
+
+
+SECTIONS: List[Callable[[Pair], List[Row]]] = []
+
+
+def section(fn: Callable[[Pair], List[Row]]) -> Callable[[Pair], List[Row]]:
+    SECTIONS.append(fn)
+    return fn
+
+
+def _f(v: torch.Tensor, digits: int = 4) -> str:
+    v = float(v)
+    if v == float("inf"):
+        return "inf"
+    return f"{v:.{digits}f}"
+
+
+@section
+def _pixel(p: Pair) -> List[Row]:
+    x, y = p.x.to(p.device), p.y.to(p.device)
+    return [
+        ("MSE", _f(torchsim.mse(x, y), 2), "0..255 scale; 0 = identical"),
+        ("PSNR", _f(torchsim.psnr(x, y), 2) + " dB", "data_range 255; inf = identical"),
+        ("cosine similarity", _f(torchsim.cosine_similarity(x, y), 6), "1 = same direction"),
+    ]
+
+
+@section
+def _structural(p: Pair) -> List[Row]:
+    x, y = p.x.to(p.device), p.y.to(p.device)
+    rows = [
+        ("SSIM", _f(torchsim.ssim(x, y)), "Gaussian 11/1.5 (skimage Gaussian, pytorch-msssim, BasicSR)"),
+        ("SSIM (skimage default)", _f(torchsim.ssim(x, y, gaussian=False, kernel_size=7, sample_covariance=True)), "uniform 7x7, sample covariance"),
+    ]
+    if x.shape[1] == 3:
+        yx, yy = torchsim.rgb_to_y(x), torchsim.rgb_to_y(y)
+        rows.append(("PSNR (Y channel)", _f(torchsim.psnr(yx, yy, data_range=255.0), 2) + " dB", "BT.601 luma, as BasicSR"))
+        rows.append(("SSIM (Y channel)", _f(torchsim.ssim(yx, yy, data_range=255.0)), "BT.601 luma, as BasicSR"))
+    min_side = (11 - 1) * 2 ** 4 + 1
+    if min(x.shape[2:]) >= min_side:
+        rows.append(("MS-SSIM", _f(torchsim.ms_ssim(x, y)), "5 scales, pytorch-msssim weights"))
+    else:
+        rows.append(("MS-SSIM", "n/a", f"needs both sides >= {min_side} px"))
+    return rows
+
+
+def build_report(pair: Pair) -> List[Row]:
+    rows: List[Row] = []
+    for fn in SECTIONS:
+        rows.extend(fn(pair))
+    return rows
+
+
+def format_table(rows: List[Row], headers: Tuple[str, ...] = ("metric", "value", "note")) -> str:
+    """A plain aligned text table."""
+    cols = list(zip(*([headers] + [tuple(r) for r in rows]))) if rows else [[h] for h in headers]
+    widths = [max(len(str(c)) for c in col) for col in cols]
+    line = "  ".join("{:<%d}" % w for w in widths)
+    out = [line.format(*headers), line.format(*("-" * w for w in widths))]
+    out.extend(line.format(*map(str, r)) for r in rows)
+    return "\n".join(s.rstrip() for s in out)

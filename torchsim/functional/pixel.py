@@ -1,0 +1,122 @@
+"""Pixel-wise metrics: MSE, PSNR and cosine similarity."""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+
+from .. import _validation as V
+from .._common import no_autocast, range_tensor, reduce, to_compute
+
+
+def _mse_per_image(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    d = to_compute(x) - to_compute(y)
+    return (d * d).flatten(1).mean(1)
+
+
+def mse(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+    r"""Mean squared error per image, ``mean((x - y)²)`` over C·H·W.
+
+    Convention:
+        Equals ``skimage.metrics.mean_squared_error(x, y)`` per image (values
+        are compared on their own scale; ``uint8`` as 0..255).
+
+    Args:
+        x, y: ``(N, C, H, W)`` images, same shape, dtype family and device.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Returns:
+        float32 (float64 for float64 input) scalar or ``(N,)`` tensor.
+
+    Example:
+        >>> import torch, torchsim
+        >>> torchsim.mse(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)).item()
+        1.0
+    """
+    fn = "mse"
+    x, y = V.check_pair(fn, x, y, (4, 5))
+    V.check_reduction(fn, reduction)
+    with no_autocast(x.device):
+        return reduce(_mse_per_image(x, y), reduction)
+
+
+def psnr(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    data_range: Optional[Union[float, torch.Tensor]] = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    r"""Peak signal-to-noise ratio in dB, ``10 · log10(L² / MSE)`` per image.
+
+    Identical images give ``+inf`` (and a zero, finite gradient). With
+    ``reduction="mean"`` the per-image PSNRs are averaged, as super-resolution
+    papers report them (not the PSNR of the pooled MSE).
+
+    Convention:
+        Equals ``skimage.metrics.peak_signal_noise_ratio(x, y, data_range=L)``
+        per image, and BasicSR's ``calculate_psnr`` with ``data_range=255`` (on the
+        Y channel: ``psnr(rgb_to_y(x, 255), rgb_to_y(y, 255), data_range=255)``).
+
+    Args:
+        x, y: ``(N, C, H, W)`` images.
+        data_range: ``L``, the span of valid values (a float or an ``(N,)`` tensor);
+            defaults to 255 for uint8, required for floating input.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        PSNR in dB, scalar or ``(N,)``.
+
+    Example:
+        >>> import torch, torchsim
+        >>> x = torch.zeros(1, 1, 4, 4); y = torch.full((1, 1, 4, 4), 0.1)
+        >>> round(torchsim.psnr(x, y, data_range=1.0).item(), 4)
+        20.0
+    """
+    fn = "psnr"
+    x, y = V.check_pair(fn, x, y, (4, 5))
+    V.check_reduction(fn, reduction)
+    dr = V.check_data_range(fn, data_range, x)
+    with no_autocast(x.device):
+        err = _mse_per_image(x, y)
+        r = range_tensor(dr, err)
+        nonzero = err > 0
+        safe = torch.where(nonzero, err, torch.ones_like(err))
+        value = torch.where(nonzero, 10.0 * torch.log10(r * r / safe), torch.full_like(err, float("inf")))
+        return reduce(value, reduction)
+
+
+def cosine_similarity(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean", eps: float = 1e-12) -> torch.Tensor:
+    r"""Cosine of the angle between the flattened images, per image.
+
+    ``cos = <x, y> / max(‖x‖ ‖y‖, eps)`` over all C·H·W values. An all-zero
+    image gives 0 (not NaN) and a finite gradient.
+
+    Convention:
+        Equals ``numpy.dot(a, b) / (numpy.linalg.norm(a) * numpy.linalg.norm(b))`` on
+        ``a = x[i].ravel(), b = y[i].ravel()`` (uint8 read as 0..255).
+
+    Args:
+        x, y: ``(N, C, H, W)`` images.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        eps: lower bound on the product of the norms.
+
+    Returns:
+        Cosine similarity in ``[-1, 1]``, scalar or ``(N,)``.
+
+    Example:
+        >>> import torch, torchsim
+        >>> torchsim.cosine_similarity(torch.ones(1, 3, 2, 2), 2 * torch.ones(1, 3, 2, 2)).item()
+        1.0
+    """
+    fn = "cosine_similarity"
+    x, y = V.check_pair(fn, x, y, (4, 5))
+    V.check_reduction(fn, reduction)
+    with no_autocast(x.device):
+        a = to_compute(x).flatten(1)
+        b = to_compute(y).flatten(1)
+        dot = (a * b).sum(1)
+        nn = (a * a).sum(1) * (b * b).sum(1)
+        value = dot / torch.sqrt(torch.clamp(nn, min=eps * eps))
+        return reduce(value, reduction)

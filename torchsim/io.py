@@ -1,0 +1,77 @@
+"""Image files: reading and writing with torchvision.io, and MD5 digests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Union
+
+import torch
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class ImageReadError(ValueError):
+    """An image file that is missing, unreadable or corrupt (one clear line)."""
+
+
+def read_image(path: PathLike, mode: str = "RGB") -> torch.Tensor:
+    """Decode an image file to a ``(C, H, W)`` uint8 tensor with ``torchvision.io``.
+
+    Args:
+        path: file to read (PNG, JPEG, WebP, GIF, ...).
+        mode: ``"RGB"`` (default), ``"GRAY"``, ``"RGBA"`` or ``"UNCHANGED"``.
+
+    Raises:
+        ImageReadError: the file is missing, unreadable or not a decodable image;
+            the message names the file and says why.
+    """
+    from torchvision.io import ImageReadMode, decode_image
+
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise ImageReadError(f"{p}: no such file")
+    if os.path.isdir(p):
+        raise ImageReadError(f"{p}: is a directory, not an image file")
+    try:
+        with open(p, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise ImageReadError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if not raw:
+        raise ImageReadError(f"{p}: empty file")
+    try:
+        data = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+        img = decode_image(data, mode=getattr(ImageReadMode, mode))
+    except Exception as exc:  # torchvision raises RuntimeError with decoder-specific text
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImageReadError(f"{p}: not a readable image ({reason})") from None
+    return img
+
+
+def write_png(image: torch.Tensor, path: PathLike) -> None:
+    """Write a ``(C, H, W)`` uint8 tensor (C = 1, 3 or 4) as PNG with ``torchvision.io``."""
+    from torchvision.io import write_png as _write_png
+
+    _write_png(image.detach().to("cpu", torch.uint8).contiguous(), os.fspath(path))
+
+
+def file_md5(path: PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex MD5 digest of a file's bytes, read in chunks (exact-duplicate check).
+
+    Convention:
+        Equals ``hashlib.md5(open(path, "rb").read()).hexdigest()`` without
+        holding the file in memory.
+
+    Example:
+        >>> import tempfile, torchsim
+        >>> with tempfile.NamedTemporaryFile(delete=False) as f:
+        ...     _ = f.write(b"abc")
+        >>> torchsim.file_md5(f.name)
+        '900150983cd24fb0d6963f7d28e17f72'
+    """
+    digest = hashlib.md5()
+    with open(os.fspath(path), "rb") as fh:
+        for block in iter(lambda: fh.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,126 @@
+"""Losses: ``1 - f`` or ``-f`` over the functional core.
+
+Every loss is differentiable, reduces with ``reduction="mean"`` by default and
+keeps the same keyword arguments as the function it wraps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict
+
+import torch
+from torch import nn
+
+from . import functional as F
+from ._common import reduce
+from .filters import gaussian_window, separable_filter
+
+
+class _ComplementLoss(nn.Module):
+    """``loss = offset + sign * fn(x, y, reduction="none")``, then reduced."""
+
+    _fn: Callable[..., torch.Tensor]
+    _offset: float = 1.0
+    _sign: float = -1.0
+
+    def __init__(self, *, reduction: str = "mean", **kwargs: Any) -> None:
+        super().__init__()
+        from ._validation import check_reduction
+
+        check_reduction(type(self).__name__, reduction)
+        self.reduction = reduction
+        self.kwargs: Dict[str, Any] = kwargs
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        value = type(self)._fn(x, y, reduction="none", **self.kwargs)
+        return reduce(self._offset + self._sign * value, self.reduction)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in {**self.kwargs, "reduction": self.reduction}.items())
+
+
+class SSIMLoss(_ComplementLoss):
+    r"""``1 - SSIM(x, y)`` per image, reduced (mean by default).
+
+    Takes the keyword arguments of :func:`torchsim.ssim` (``data_range`` is
+    required for floating inputs).
+
+    Example:
+        >>> import torch, torchsim
+        >>> loss_fn = torchsim.SSIMLoss(data_range=1.0)
+        >>> pred = torch.rand(2, 3, 32, 32, requires_grad=True)
+        >>> loss = loss_fn(pred, torch.rand(2, 3, 32, 32))
+        >>> loss.backward()
+    """
+
+    _fn = staticmethod(F.ssim)
+
+
+class MSSSIMLoss(_ComplementLoss):
+    r"""``1 - MS-SSIM(x, y)`` per image, reduced. Keyword arguments of :func:`torchsim.ms_ssim`."""
+
+    _fn = staticmethod(F.ms_ssim)
+
+
+class CosineSimilarityLoss(_ComplementLoss):
+    r"""``1 - cos(x, y)`` per image (flattened images), reduced."""
+
+    _fn = staticmethod(F.cosine_similarity)
+
+
+class MSSSIML1Loss(nn.Module):
+    r"""MS-SSIM + Gaussian-weighted L1 mix of Zhao et al. (2017), :math:`\alpha = 0.84`.
+
+    .. math::
+
+        \mathcal{L} = \alpha\,(1 - \mathrm{MS\text{-}SSIM}(x, y))
+                    + (1 - \alpha)\,\operatorname{mean}\big(G_{\sigma_M} * |x - y|\big) / L
+
+    The L1 term is the absolute error blurred with the Gaussian of the
+    coarsest MS-SSIM scale (``l1_sigma = 8``, the paper's
+    :math:`\sigma_G^M`; symmetric boundary, same size), averaged over pixels
+    and channels and divided by ``L = data_range`` so both terms lie on the
+    same [0, 1] scale whatever the image range.
+
+    Args:
+        alpha: weight of the MS-SSIM term (0.84 in the paper).
+        l1_sigma: standard deviation of the L1 weighting Gaussian.
+        data_range: as in :func:`torchsim.ms_ssim` (required for floating input).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one value per image).
+        **kwargs: other keyword arguments of :func:`torchsim.ms_ssim`.
+
+    References:
+        H. Zhao, O. Gallo, I. Frosio, J. Kautz, "Loss Functions for Image
+        Restoration with Neural Networks", IEEE TCI 3(1), 2017.
+        doi:10.1109/TCI.2016.2644865
+    """
+
+    def __init__(self, *, alpha: float = 0.84, l1_sigma: float = 8.0, data_range=None, reduction: str = "mean", **kwargs: Any) -> None:
+        super().__init__()
+        from ._validation import check_positive, check_reduction
+
+        check_reduction("MSSSIML1Loss", reduction)
+        check_positive("MSSSIML1Loss", "l1_sigma", l1_sigma)
+        if not (0.0 <= float(alpha) <= 1.0):
+            raise ValueError(f"MSSSIML1Loss: alpha must be in [0, 1], got {alpha!r}")
+        self.alpha = float(alpha)
+        self.l1_sigma = float(l1_sigma)
+        self.data_range = data_range
+        self.reduction = reduction
+        self.kwargs = kwargs
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from ._common import range_tensor, to_compute
+        from ._validation import check_data_range
+
+        ms = F.ms_ssim(x, y, data_range=self.data_range, reduction="none", **self.kwargs)
+        dr = check_data_range("MSSSIML1Loss", self.data_range, x)
+        err = (to_compute(x) - to_compute(y)).abs()
+        k = 2 * int(round(3 * self.l1_sigma)) + 1
+        window = gaussian_window(k, self.l1_sigma, dtype=err.dtype, device=err.device)
+        l1 = separable_filter(err, window, mode="symmetric").flatten(1).mean(1)
+        l1 = l1 / range_tensor(dr, l1)
+        return reduce(self.alpha * (1.0 - ms) + (1.0 - self.alpha) * l1, self.reduction)
+
+
+__all__ = ["SSIMLoss", "MSSSIMLoss", "CosineSimilarityLoss", "MSSSIML1Loss"]
