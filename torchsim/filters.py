@@ -10,11 +10,13 @@ every spatial axis in turn (2 axes for NCHW, 3 for NCDHW). Modes:
 * ``"symmetric"``: same-size output with the edge-inclusive mirror boundary
   (MATLAB ``'symmetric'``, scipy ``mode='reflect'``, numpy ``'symmetric'``).
 
-Implementation note: every channel is filtered with the same window, so the
-tensor is viewed as ``(B*C, 1, *spatial)`` and filtered with a single-channel
-convolution per axis. On CPU this avoids oneDNN's per-call re-blocking of
-depthwise (grouped) convolutions in NCHW; see ``benchmarks/`` for the
-measurements that chose it.
+Implementation note: every channel is filtered with the same window as a
+depthwise (grouped) convolution, one axis at a time. On CPU the tensor is
+filtered in ``channels_last`` layout: oneDNN's depthwise kernels are several
+times slower on NCHW input and with a single channel, and fastest with a
+multiple of 8 channels (``python -m benchmarks.filter_layouts`` shows the
+numbers). The SSIM kernel arranges its work so (see ``_Tiles`` in
+``functional/ssim.py``). On CUDA the contiguous layout is kept.
 """
 
 from __future__ import annotations
@@ -84,25 +86,26 @@ def separable_filter(x: torch.Tensor, window: torch.Tensor, mode: str = "valid")
         The filtered tensor, ``(B, C, *spatial')``.
     """
     k = window.shape[0]
-    shape = x.shape
     spatial = x.dim() - 2
     if mode == "symmetric":
         x = symmetric_pad(x, (k - 1) // 2, k // 2)
         mode = "valid"
     pad = k - 1 if mode == "full" else 0
-    y = x.reshape(shape[0] * shape[1], 1, *x.shape[2:])
+    c = x.shape[1]
     if spatial == 2:
-        w = window.reshape(1, 1, 1, k)
-        y = F.conv2d(y, w, padding=(0, pad))
-        y = F.conv2d(y, w.reshape(1, 1, k, 1), padding=(pad, 0))
-    elif spatial == 3:
-        w = window.reshape(1, 1, 1, 1, k)
-        y = F.conv3d(y, w, padding=(0, 0, pad))
-        y = F.conv3d(y, w.reshape(1, 1, 1, k, 1), padding=(0, pad, 0))
-        y = F.conv3d(y, w.reshape(1, 1, k, 1, 1), padding=(pad, 0, 0))
-    else:  # pragma: no cover - callers validate rank
-        raise ValueError(f"separable_filter: x must be 4-D or 5-D, got shape {tuple(shape)}")
-    return y.reshape(shape[0], shape[1], *y.shape[2:])
+        if x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        w = window.reshape(1, 1, 1, k).expand(c, 1, 1, k)
+        y = F.conv2d(x, w, padding=(0, pad), groups=c)
+        return F.conv2d(y, w.reshape(c, 1, k, 1), padding=(pad, 0), groups=c)
+    if spatial == 3:
+        if x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        w = window.reshape(1, 1, 1, 1, k).expand(c, 1, 1, 1, k)
+        y = F.conv3d(x, w, padding=(0, 0, pad), groups=c)
+        y = F.conv3d(y, w.reshape(c, 1, 1, k, 1), padding=(0, pad, 0), groups=c)
+        return F.conv3d(y, w.reshape(c, 1, k, 1, 1), padding=(pad, 0, 0), groups=c)
+    raise ValueError(f"separable_filter: x must be 4-D or 5-D, got shape {tuple(x.shape)}")
 
 
 def matlab_downsample(x: torch.Tensor, factor: int) -> torch.Tensor:

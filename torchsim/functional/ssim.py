@@ -10,6 +10,7 @@ both input gradients. MS-SSIM calls the same kernel once per scale.
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -25,77 +26,300 @@ Scalar = Union[float, torch.Tensor]
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
-def _maps(m: torch.Tensor, c: int, c1: Scalar, c2: Scalar, cov_norm: float):
-    """Elementwise SSIM terms from the filtered moments ``m = [mx, my, Exx, Eyy, Exy]``."""
-    mx, my, exx, eyy, exy = m.split(c, dim=1)
-    mx2 = mx * mx
-    my2 = my * my
+# ---------------------------------------------------------------------------------------------
+# Geometry. Every (image, channel) plane is independent, so the kernel works on "tiles": slabs
+# of a plane along its first spatial axis, each with the k - 1 extra rows its valid filter
+# needs, stacked as *channels* of one depthwise convolution. Measured on CPU (oneDNN, see
+# benchmarks/filter_layouts.py): depthwise convolution is fast only in channels_last with a
+# multiple of 8 channels (one channel is ~25x slower per pixel, 15 channels ~1.7x slower than
+# 16), and the elementwise SSIM terms are memory-bound, so chunks of 16 tiles whose maps stay
+# in cache run several times faster than whole-batch maps, with no page faults for fresh
+# >32 MiB temporaries. On CUDA a tile is a whole plane and one chunk holds every plane.
+# ---------------------------------------------------------------------------------------------
+
+_TILE_CHANNELS = 16  # tiles (depthwise channels) per chunk on CPU
+_TILE_BYTES = 2 << 20  # bytes of one moment map of one chunk on CPU (cache-sized)
+_TILE_MIN_ROWS = 48  # keeps the k - 1 halo rows of a tile a small overhead
+
+
+class _Tiles:
+    """Row tiling of ``P`` planes of shape ``(L0, *rest)`` for a window of ``k`` taps.
+
+    Valid output rows ``0 .. Lv-1`` (``Lv = L0 - k + 1``) of each plane are covered by ``S``
+    tiles of ``h`` output rows: tiles ``0 .. S-2`` start at ``s*h``, the last one at
+    ``Lv - h`` (so nothing is padded); the ``dup`` rows it shares with its neighbour are
+    masked out of the means and gradients. Tiles ``t = p*S + s`` are processed in chunks
+    of consecutive tiles; a chunk is a list of segments ``(plane, s_begin, s_end)``.
+    """
+
+    def __init__(self, x: torch.Tensor, k: int) -> None:
+        n, c, l0, *rest = x.shape
+        self.p, self.k, self.l0, self.rest = n * c, k, l0, tuple(rest)
+        self.lv = l0 - k + 1
+        self.rest_v = tuple(r - k + 1 for r in rest)
+        cpu = x.device.type == "cpu"
+        if cpu:
+            per_row = _TILE_CHANNELS * math.prod(rest) * x.element_size()
+            h = min(self.lv, max(k - 1, _TILE_MIN_ROWS, _TILE_BYTES // per_row - (k - 1)))
+            s = -(-self.lv // h)
+            if s > 1:  # balance the tiles; h >= k - 1 keeps the halos of neighbours apart
+                h = max(k - 1, -(-self.lv // s))
+                s = -(-self.lv // h)
+        else:
+            h, s = self.lv, 1
+        self.h, self.s, self.th = h, s, h + k - 1
+        self.dup = s * h - self.lv
+        total = self.p * s
+        size = _TILE_CHANNELS if cpu else total
+        self.chunks = []
+        for t0 in range(0, total, size):
+            t1 = min(t0 + size, total)
+            segs = []
+            for p in range(t0 // s, (t1 - 1) // s + 1):
+                segs.append((p, max(t0 - p * s, 0), min(t1 - p * s, s)))
+            self.chunks.append(segs)
+        self.layout = (torch.channels_last if x.dim() == 4 else torch.channels_last_3d) if cpu else torch.contiguous_format
+
+    def planes(self, t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(self.p, self.l0, *self.rest)
+
+    @staticmethod
+    def width(segs) -> int:
+        return sum(b - a for _, a, b in segs)
+
+    def _regular(self, plane: torch.Tensor, a: int, b: int, size: int) -> torch.Tensor:
+        """Windows of ``size`` rows starting at rows ``a*h .. (b-1)*h`` of one plane: ``(b-a, size, *rest)``."""
+        return plane.narrow(0, a * self.h, (b - a - 1) * self.h + size).unfold(0, size, self.h).movedim(-1, 1)
+
+    def read(self, planes: torch.Tensor, out: torch.Tensor, segs) -> None:
+        """Copy the input tiles of a chunk from ``(P, L0, *rest)`` planes into ``out`` ``(T, th, *rest)``."""
+        o = 0
+        for p, a, b in segs:
+            reg = min(b, self.s - 1)
+            if reg > a:
+                out[o : o + reg - a].copy_(self._regular(planes[p], a, reg, self.th))
+            if b == self.s:
+                out[o + b - a - 1].copy_(planes[p].narrow(0, self.lv - self.h, self.th))
+            o += b - a
+
+    def write(self, tiles: torch.Tensor, planes: torch.Tensor, segs) -> None:
+        """Copy output tiles ``(T, h, *rest_v)`` of a chunk into their rows of ``(P, Lv, *rest_v)`` planes."""
+        o = 0
+        for p, a, b in segs:
+            reg = min(b, self.s - 1)
+            if reg > a:
+                planes[p].narrow(0, a * self.h, (reg - a) * self.h).unflatten(0, (reg - a, self.h)).copy_(tiles[o : o + reg - a])
+            if b == self.s:
+                planes[p].narrow(0, self.lv - self.h, self.h).copy_(tiles[o + b - a - 1])
+            o += b - a
+
+    def gather(self, planes: torch.Tensor, segs) -> torch.Tensor:
+        """The per-output-row tiles ``(T, h, *rest_v)`` of ``(P, Lv, *rest_v)`` planes (inverse of ``write``)."""
+        out = planes.new_empty((self.width(segs), self.h) + tuple(planes.shape[2:]))
+        o = 0
+        for p, a, b in segs:
+            reg = min(b, self.s - 1)
+            if reg > a:
+                out[o : o + reg - a].copy_(planes[p].narrow(0, a * self.h, (reg - a) * self.h).unflatten(0, (reg - a, self.h)))
+            if b == self.s:
+                out[o + b - a - 1].copy_(planes[p].narrow(0, self.lv - self.h, self.h))
+            o += b - a
+        return out
+
+    def fold(self, tiles: torch.Tensor, planes: torch.Tensor, segs) -> None:
+        """Add tile gradients ``(T, th, *rest)`` into their rows of ``(P, L0, *rest)`` planes."""
+        h, k = self.h, self.k
+        o = 0
+        for p, a, b in segs:
+            reg = min(b, self.s - 1)
+            if reg > a:
+                t = tiles[o : o + reg - a]
+                head = planes[p].narrow(0, a * h, (reg - a) * h).unflatten(0, (reg - a, h))
+                head += t[:, :h]
+                if k > 1:
+                    self._regular(planes[p][h:], a, reg, k - 1).add_(t[:, h:])
+            if b == self.s:
+                planes[p].narrow(0, self.lv - h, self.th).add_(tiles[o + b - a - 1])
+            o += b - a
+
+    def plane_index(self, segs, device) -> torch.Tensor:
+        """Plane of each tile of the chunk, ``(T,)`` int64."""
+        idx = [p for p, a, b in segs for _ in range(b - a)]
+        return torch.tensor(idx, dtype=torch.long, device=device) if len(segs) > 1 else torch.full((len(idx),), segs[0][0], dtype=torch.long, device=device)
+
+    def row_mask(self, segs, like: torch.Tensor):
+        """``(T, h)`` weights: 0 on each last tile's duplicated rows, else 1 (None if none)."""
+        if self.dup == 0:
+            return None
+        lasts = []
+        o = 0
+        for p, a, b in segs:
+            if b == self.s:
+                lasts.append(o + b - a - 1)
+            o += b - a
+        if not lasts:
+            return None
+        m = torch.ones(o, self.h, dtype=like.dtype, device=like.device)
+        m[lasts, : self.dup] = 0
+        return m
+
+    def stack(self, n_maps: int, width: int, rows: int, rest, like: torch.Tensor) -> torch.Tensor:
+        """An empty ``(n_maps, width, rows, *rest)`` work tensor in the filter's layout."""
+        return torch.empty((n_maps, width, rows) + tuple(rest), dtype=like.dtype, device=like.device, memory_format=self.layout)
+
+
+def _terms(m: torch.Tensor, c1: Scalar, c2: Scalar, cov: float):
+    """``A1, B1, A2, B2`` of SSIM = A1 A2 / (B1 B2) from the moments ``m = [mx, my, Exx, Eyy, Exy]``."""
+    mx, my, exx, eyy, exy = m.unbind(0)
     mxy = mx * my
-    a1 = 2 * mxy + c1
-    b1 = mx2 + my2 + c1
-    a2 = (exy - mxy) * (2 * cov_norm) + c2
-    b2 = (exx + eyy - mx2 - my2) * cov_norm + c2
+    sq = mx * mx
+    sq.addcmul_(my, my)  # mx² + my²
+    a2 = (exy - mxy).mul_(2 * cov).add_(c2)
+    b2 = (exx + eyy).sub_(sq).mul_(cov).add_(c2)
+    a1 = mxy.mul_(2).add_(c1)
+    b1 = sq.add_(c1)
     return mx, my, a1, b1, a2, b2
+
+
+def _per_tile(c: Scalar, idx: torch.Tensor, n: int, p: int, ndim: int) -> Scalar:
+    """A per-image constant ``(N, 1, ...)`` as ``(T, 1, ...)`` for the tiles of a chunk."""
+    if not isinstance(c, torch.Tensor):
+        return c
+    per_plane = c.reshape(n, 1).expand(n, p // n).reshape(p)
+    return per_plane[idx].reshape(-1, *([1] * (ndim - 1)))
 
 
 class _SSIMKernel(torch.autograd.Function):
     """``(x, y) -> (mean SSIM per (N, C), mean CS per (N, C), SSIM map or empty)``."""
 
     @staticmethod
-    def forward(ctx, x, y, window, c1, c2, cov_norm: float, want_map: bool):
-        c = x.shape[1]
-        m = separable_filter(torch.cat([x, y, x * x, y * y, x * y], dim=1), window)
-        _, _, a1, b1, a2, b2 = _maps(m, c, c1, c2, cov_norm)
-        cs_map = a2.div_(b2)
-        ssim_map = a1.div_(b1).mul_(cs_map)
-        dims = tuple(range(2, x.dim()))
-        ssim_nc = ssim_map.mean(dims)
-        cs_nc = cs_map.mean(dims)
-        ctx.save_for_backward(x, y, window, m, *(t for t in (c1, c2) if isinstance(t, torch.Tensor)))
-        ctx.consts = (c1 if not isinstance(c1, torch.Tensor) else None, c2 if not isinstance(c2, torch.Tensor) else None, cov_norm)
-        ctx.mark_non_differentiable(window)
-        out_map = ssim_map if want_map else ssim_map.new_empty(0)
+    def forward(ctx, x, y, window, c1, c2, cov: float, want_map: bool, keep: bool):
+        # keep: whether a backward will follow (then the filtered moments are saved for it).
+        n, c = x.shape[:2]
+        geo = _Tiles(x, window.shape[0])
+        xp, yp = geo.planes(x), geo.planes(y)
+        ssim_sum = x.new_zeros(geo.p)
+        cs_sum = x.new_zeros(geo.p)
+        moments = []
+        out_map = x.new_empty((geo.p, geo.lv) + geo.rest_v) if want_map else x.new_empty(0)
+        work = geo.stack(5, geo.width(geo.chunks[0]), geo.th, geo.rest, x)  # reused by every chunk
+        for segs in geo.chunks:
+            t = geo.width(segs)
+            idx = geo.plane_index(segs, x.device)
+            st = work[:, :t]
+            geo.read(xp, st[0], segs)
+            geo.read(yp, st[1], segs)
+            torch.mul(st[0], st[0], out=st[2])
+            torch.mul(st[1], st[1], out=st[3])
+            torch.mul(st[0], st[1], out=st[4])
+            m = separable_filter(st, window)
+            ndim = m.dim() - 1
+            _, _, a1, b1, a2, b2 = _terms(m, _per_tile(c1, idx, n, geo.p, ndim), _per_tile(c2, idx, n, geo.p, ndim), cov)
+            cs_map = a2.div_(b2)
+            ssim_map = a1.div_(b1).mul_(cs_map)
+            rest_dims = tuple(range(2, ssim_map.dim()))
+            rs = ssim_map.sum(rest_dims) if rest_dims else ssim_map
+            rc = cs_map.sum(rest_dims) if rest_dims else cs_map
+            mask = geo.row_mask(segs, rs)
+            if mask is not None:
+                rs, rc = rs * mask, rc * mask
+            ssim_sum.index_add_(0, idx, rs.sum(1))
+            cs_sum.index_add_(0, idx, rc.sum(1))
+            if want_map:
+                geo.write(ssim_map, out_map, segs)
+            if keep:
+                moments.append(m)
+            del m, a1, b1, a2, b2, cs_map, ssim_map
+        count = geo.lv * math.prod(geo.rest_v)
+        ssim_nc = (ssim_sum / count).view(n, c)
+        cs_nc = (cs_sum / count).view(n, c)
+        tensors = [t for t in (c1, c2) if isinstance(t, torch.Tensor)]
+        ctx.save_for_backward(x, y, window, *tensors, *moments)
+        ctx.n_const = len(tensors)
+        ctx.consts = (None if isinstance(c1, torch.Tensor) else c1, None if isinstance(c2, torch.Tensor) else c2, cov)
+        if want_map:
+            out_map = out_map.view((n, c, geo.lv) + geo.rest_v)
         return ssim_nc, cs_nc, out_map
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_ssim, g_cs, g_map):
-        x, y, window, m, *cts = ctx.saved_tensors
+        x, y, window, *rest = ctx.saved_tensors
+        consts, moments = list(rest[: ctx.n_const]), rest[ctx.n_const :]
         c1, c2, cov = ctx.consts
-        cts = list(cts)
         if c1 is None:
-            c1 = cts.pop(0)
+            c1 = consts.pop(0)
         if c2 is None:
-            c2 = cts.pop(0)
-        c = x.shape[1]
-        mx, my, a1, b1, a2, b2 = _maps(m, c, c1, c2, cov)
-        count = mx[0, 0].numel()
-        view = g_ssim.shape + (1,) * (x.dim() - 2)
-        gs = (g_ssim / count).reshape(view)
-        gc = (g_cs / count).reshape(view)
-        if g_map is not None and g_map.numel() > 0:
-            gs = gs + g_map
-        inv_b2 = b2.reciprocal()
-        cs = a2 * inv_b2
-        s_over_b = a1 / b1 * cs  # the SSIM map
-        # dS/dA1 = A2/(B1 B2); dS/dA2 = A1/(B1 B2); dS/dB1 = -S/B1; dS/dB2 = -S/B2;
-        # dCS/dA2 = 1/B2; dCS/dB2 = -CS/B2.
-        a = gs * cs / b1
-        b = (gs * a1 / b1 + gc) * inv_b2
-        q = -(gs * s_over_b + gc * cs) * inv_b2
-        p = -gs * s_over_b / b1
-        u = a - cov * b  # coefficient of the cross mean
-        v = p - cov * q  # coefficient of the own mean
-        d_mx = (my * u + mx * v) * 2
-        d_my = (mx * u + my * v) * 2
-        g = separable_filter(torch.cat([d_mx, d_my, q * cov, b * (2 * cov)], dim=1), window, mode="full")
-        gmx, gmy, gq, gb = g.split(c, dim=1)
-        grad_x = grad_y = None
-        if ctx.needs_input_grad[0]:
-            grad_x = gmx + 2 * x * gq + y * gb
-        if ctx.needs_input_grad[1]:
-            grad_y = gmy + 2 * y * gq + x * gb
-        return grad_x, grad_y, None, None, None, None, None
+            c2 = consts.pop(0)
+        n = x.shape[0]
+        geo = _Tiles(x, window.shape[0])
+        xp, yp = geo.planes(x), geo.planes(y)
+        count = geo.lv * math.prod(geo.rest_v)
+        gs_plane = (g_ssim / count).reshape(geo.p)
+        gc_plane = (g_cs / count).reshape(geo.p)
+        has_map = g_map is not None and g_map.numel() > 0
+        gmap_planes = g_map.reshape((geo.p, geo.lv) + geo.rest_v) if has_map else None
+        grad_x = torch.zeros((geo.p, geo.l0) + geo.rest, dtype=x.dtype, device=x.device)
+        grad_y = torch.zeros_like(grad_x)
+        ones = (1,) * len(geo.rest)
+        width = geo.width(geo.chunks[0])
+        d_work = geo.stack(4, width, geo.h, geo.rest_v, x)  # reused by every chunk
+        xy_work = geo.stack(2, width, geo.th, geo.rest, x)
+        for segs, m in zip(geo.chunks, moments):
+            t = geo.width(segs)
+            idx = geo.plane_index(segs, x.device)
+            ndim = m.dim() - 1
+            mx, my, a1, b1, a2, b2 = _terms(m, _per_tile(c1, idx, n, geo.p, ndim), _per_tile(c2, idx, n, geo.p, ndim), cov)
+            # Upstream gradient per output pixel of each tile, (T, h, 1...) or (T, h, *rest_v).
+            gs = gs_plane[idx].view(t, 1, *ones).expand(t, geo.h, *ones)
+            gc = gc_plane[idx].view(t, 1, *ones).expand(t, geo.h, *ones)
+            mask = geo.row_mask(segs, gs)
+            if mask is not None:
+                mk = mask.view(t, geo.h, *ones)
+                gs, gc = gs * mk, gc * mk
+            if has_map:
+                gm = geo.gather(gmap_planes, segs)
+                if mask is not None:
+                    gm.mul_(mask.view(t, geo.h, *ones))  # duplicated rows belong to the previous tile
+                gs = gm.add_(gs)
+            # With S = A1 A2 / (B1 B2) and CS = A2 / B2:
+            #   dS/dA1 = A2/(B1 B2), dS/dA2 = A1/(B1 B2), dS/dB1 = -S/B1, dS/dB2 = -S/B2,
+            #   dCS/dA2 = 1/B2, dCS/dB2 = -CS/B2,
+            # chained through A1 = 2 mx my + C1, B1 = mx² + my² + C1,
+            # A2 = 2 cov (Exy - mx my) + C2, B2 = cov (Exx + Eyy - mx² - my²) + C2.
+            inv_b1 = b1.reciprocal_()
+            inv_b2 = b2.reciprocal_()
+            cs = a2.mul_(inv_b2)  # CS map
+            r1 = a1.mul_(inv_b1)  # A1 / B1
+            s = r1 * cs  # SSIM map
+            d = d_work[:, :t]
+            da = (cs * gs).mul_(inv_b1)  # dL/dA1
+            db = torch.mul(r1, gs, out=d[3]).add_(gc).mul_(inv_b2)  # dL/dA2
+            dq = torch.mul(s, gs, out=d[2]).addcmul_(gc, cs).mul_(inv_b2).neg_()  # dL/dB2
+            dp = s.mul_(gs).mul_(inv_b1).neg_()  # dL/dB1
+            u = da.sub_(db, alpha=cov)  # cross-mean coefficient / 2
+            v = dp.sub_(dq, alpha=cov)  # own-mean coefficient / 2
+            torch.mul(my, u, out=d[0]).addcmul_(mx, v).mul_(2)  # dL/dmx
+            torch.mul(mx, u, out=d[1]).addcmul_(my, v).mul_(2)  # dL/dmy
+            dq.mul_(cov)  # dL/dExx = dL/dEyy
+            db.mul_(2 * cov)  # dL/dExy
+            g = separable_filter(d, window, mode="full")
+            gmx, gmy, gq, gb = g.unbind(0)
+            xy = xy_work[:, :t]
+            geo.read(xp, xy[0], segs)
+            geo.read(yp, xy[1], segs)
+            xt, yt = xy.unbind(0)
+            gx = gmx.addcmul_(xt, gq, value=2).addcmul_(yt, gb)
+            gy = gmy.addcmul_(yt, gq, value=2).addcmul_(xt, gb)
+            geo.fold(gx, grad_x, segs)
+            geo.fold(gy, grad_y, segs)
+        grad_x = grad_x.view(x.shape) if ctx.needs_input_grad[0] else None
+        grad_y = grad_y.view(y.shape) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_y, None, None, None, None, None, None
+
+
+def _needs_grad(x: torch.Tensor, y: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
 
 
 def _window(kernel_size: int, sigma: float, gaussian: bool, like: torch.Tensor) -> torch.Tensor:
@@ -201,7 +425,7 @@ def ssim(
         c1, c2 = _constants(dr, xc, k1, k2)
         n = kernel_size ** (xc.dim() - 2)
         cov_norm = n / (n - 1) if sample_covariance else 1.0
-        s_nc, _, smap = _SSIMKernel.apply(xc, yc, window, c1, c2, cov_norm, return_map)
+        s_nc, _, smap = _SSIMKernel.apply(xc, yc, window, c1, c2, cov_norm, return_map, _needs_grad(xc, yc))
         value = reduce(s_nc.mean(1), reduction)
     if return_map:
         return value, smap
@@ -292,7 +516,7 @@ def ms_ssim(
         c1, c2 = _constants(dr, xc, k1, k2)
         terms = []
         for level in range(levels):
-            s_nc, cs_nc, _ = _SSIMKernel.apply(xc, yc, window, c1, c2, 1.0, False)
+            s_nc, cs_nc, _ = _SSIMKernel.apply(xc, yc, window, c1, c2, 1.0, False, _needs_grad(xc, yc))
             if level < levels - 1:
                 terms.append(torch.relu(cs_nc))
                 xc, yc = _ms_pool(xc), _ms_pool(yc)
