@@ -57,3 +57,72 @@ def rgb_to_y(x: torch.Tensor, data_range: Optional[Union[float, torch.Tensor]] =
     y = (xc * c).sum(dim=1, keepdim=True)
     r = range_tensor(dr, xc)
     return y / 255.0 + (_Y_OFFSET / 255.0) * r
+
+
+# Pillow's convert("L"): L = (R*19595 + G*38470 + B*7471 + 0x8000) >> 16  (Convert.c, L24),
+# i.e. round(0.299 R + 0.587 G + 0.114 B) in 16-bit fixed point.
+_PIL_LUMA_COEFFS = (19595, 38470, 7471)
+
+
+def _quantized(x: torch.Tensor) -> torch.Tensor:
+    """8-bit values as integer-valued float32: ``uint8`` as is, floats in ``[0, 1]`` as
+    ``round(clamp(x, 0, 1) · 255)`` (half to even)."""
+    if x.dtype == torch.uint8:
+        return x.to(torch.float32)
+    return torch.round(to_compute(x).clamp(0.0, 1.0) * 255.0).to(torch.float32)
+
+
+def pil_luma(x: torch.Tensor) -> torch.Tensor:
+    r"""8-bit luma exactly as Pillow's ``Image.convert("L")`` computes it.
+
+    .. math::
+
+        L = \lfloor (19595\,R + 38470\,G + 7471\,B + 2^{15}) / 2^{16} \rfloor
+
+    the 16-bit fixed-point form of ``round(R·299/1000 + G·587/1000 + B·114/1000)``
+    that Pillow's ``Convert.c`` uses, computed exactly (every partial sum is an integer
+    below 2^24, held exactly in float32), so it is bit-exact on any device.
+
+    Convention:
+        Equals ``numpy.asarray(PIL.Image.fromarray(img).convert("L"))`` bit for bit for
+        ``"L"``, ``"RGB"`` and ``"RGBA"`` images (checked on all 2^24 RGB colours). As in
+        Pillow, the alpha channel of RGBA input is **ignored** (not composited). Float
+        input in ``[0, 1]`` is first quantised as ``round(clamp(x, 0, 1) · 255)`` (half to
+        even, like ``skimage.util.img_as_ubyte``); NaNs are not checked.
+
+    Args:
+        x: ``(N, C, H, W)`` image with C = 1 (gray, returned quantised), 3 (RGB) or
+            4 (RGBA); ``uint8`` (0..255) or floating (``[0, 1]``).
+
+    Returns:
+        ``(N, 1, H, W)`` uint8 luma on x's device.
+
+    Raises:
+        TypeError / ValueError: not a 4-D uint8/float tensor, or C not in 1, 3, 4.
+
+    Example:
+        >>> import torch, torchsim
+        >>> x = torch.tensor([255, 128, 0], dtype=torch.uint8).reshape(1, 3, 1, 1)
+        >>> torchsim.pil_luma(x).flatten().tolist()
+        [151]
+
+    References:
+        Pillow, ``src/libImaging/Convert.c`` (``rgb2l``); ITU-R BT.601.
+    """
+    fn = "pil_luma"
+    V.check_image(fn, "x", x, (4,))
+    V.check_channels(fn, "x", x, (1, 3, 4))
+    return _pil_luma(x).to(torch.uint8)
+
+
+def _pil_luma(x: torch.Tensor) -> torch.Tensor:
+    """Kernel of :func:`pil_luma` without validation: ``(N, C, H, W)`` -> ``(N, 1, H, W)``
+    float32 holding the 8-bit luma. Float32 is exact here: every partial sum is an integer
+    below 255 · 65536 + 2^15 < 2^24. Elementwise only (no matmul, so TF32 cannot touch it)."""
+    q = _quantized(x[:, :3])  # alpha (RGBA) is ignored, as in Pillow
+    if q.shape[1] == 1:
+        return q
+    r, g, b = _PIL_LUMA_COEFFS
+    y = q[:, 0:1] * float(r)
+    y.add_(q[:, 1:2], alpha=float(g)).add_(q[:, 2:3], alpha=float(b))
+    return y.add_(32768.0).mul_(1.0 / 65536.0).floor_()

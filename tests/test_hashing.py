@@ -1,0 +1,220 @@
+"""Behaviour of the perceptual hashes and Hamming distances (torchsim.functional.hashing).
+
+The comparisons with imagehash / Pillow on real photographs are in
+tests/reference/test_hashing_reference.py.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import torchsim
+from torchsim.functional.hashing import _lanczos_matrix_cpu, _resize_uint8
+
+HASHES = {"ahash": torchsim.ahash, "dhash": torchsim.dhash, "phash": torchsim.phash}
+
+
+def _images(n=3, c=3, h=40, w=52, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(n, c, h // 4, w // 4, generator=g)
+    up = torch.nn.functional.interpolate(base, size=(h, w), mode="bilinear", align_corners=False)
+    return (up * 255).round().to(torch.uint8)
+
+
+@pytest.mark.parametrize("name", sorted(HASHES))
+@pytest.mark.parametrize("hash_size", [2, 5, 8, 16])
+def test_shape_dtype_device(name, hash_size, device):
+    x = _images().to(device)
+    h = HASHES[name](x, hash_size=hash_size)
+    assert h.shape == (3, hash_size * hash_size)
+    assert h.dtype == torch.bool
+    assert h.device == x.device
+
+
+@pytest.mark.parametrize("name", sorted(HASHES))
+def test_gray_rgb_rgba_float_agree(name):
+    fn = HASHES[name]
+    rgb = _images()
+    gray = torchsim.pil_luma(rgb)
+    alpha = torch.randint(0, 256, (3, 1, 40, 52), dtype=torch.uint8)
+    rgba = torch.cat([rgb, alpha], dim=1)
+    ref = fn(rgb)
+    assert torch.equal(fn(gray), ref)  # luma of the RGB image, then hashed
+    assert torch.equal(fn(rgba), ref)  # alpha ignored, as Pillow's convert("L")
+    assert torch.equal(fn(rgb.float() / 255.0), ref)  # floats in [0, 1] quantised to 8 bits
+    assert torch.equal(fn(rgb.double() / 255.0), ref)
+
+
+@pytest.mark.parametrize("name", sorted(HASHES))
+def test_batch_equals_one_by_one(name):
+    fn = HASHES[name]
+    x = _images(n=5, seed=3)
+    full = fn(x)
+    for i in range(5):
+        assert torch.equal(fn(x[i : i + 1]), full[i : i + 1])
+
+
+def test_simple_patterns():
+    x = torch.zeros(1, 1, 16, 16, dtype=torch.uint8)
+    x[..., 8:] = 255
+    assert torchsim.hash_to_hex(torchsim.ahash(x)) == ["0f0f0f0f0f0f0f0f"]
+    ramp = (torch.arange(36, dtype=torch.uint8) * 7).repeat(1, 1, 36, 1)
+    assert bool(torchsim.dhash(ramp).all())
+    assert not bool(torchsim.dhash(ramp.flip(-1)).any())
+
+
+def test_pil_luma_formula():
+    x = torch.randint(0, 256, (2, 3, 7, 9), dtype=torch.uint8)
+    r, g, b = (x[:, i].long() for i in range(3))
+    expected = ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).to(torch.uint8)
+    out = torchsim.pil_luma(x)
+    assert out.shape == (2, 1, 7, 9) and out.dtype == torch.uint8
+    assert torch.equal(out[:, 0], expected)
+
+
+def test_lanczos_rows_sum_to_one_and_identity_skip():
+    for n_in, n_out in [(100, 8), (33, 9), (8, 32), (512, 32), (7, 7)]:
+        m = _lanczos_matrix_cpu(n_in, n_out)
+        assert m.shape == (n_out, n_in)
+        # fixed-point coefficients of each output pixel sum to 2**22 up to rounding
+        assert (m.sum(1) - 2**22).abs().max() <= m.shape[1]
+    img = torch.randint(0, 256, (2, 10, 12), dtype=torch.uint8)
+    assert torch.equal(_resize_uint8(img, 12, 10), img)  # no pass at all for an unchanged size
+    flat = torch.full((1, 30, 40), 77, dtype=torch.uint8)
+    assert bool((_resize_uint8(flat, 8, 9) == 77).all())  # a constant stays constant
+
+
+# ----------------------------------------------------------------------------------- distances
+
+
+def test_hamming_distance():
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(50, 64, generator=g) > 0.5
+    b = torch.rand(50, 64, generator=g) > 0.5
+    d = torchsim.hamming_distance(a, b)
+    assert d.dtype == torch.int64 and d.shape == (50,)
+    expected = [int(np.count_nonzero(a[i].numpy() != b[i].numpy())) for i in range(50)]
+    assert d.tolist() == expected
+    assert torchsim.hamming_distance(a, a).eq(0).all()
+
+
+def test_pairwise_hamming_naive():
+    h = torch.rand(97, 64, generator=torch.Generator().manual_seed(2)) > 0.5
+    naive = (h[:, None, :] != h[None, :, :]).sum(-1)
+    d = torchsim.pairwise_hamming(h)
+    assert d.dtype == torch.int64 and d.shape == (97, 97)
+    assert torch.equal(d, naive)
+    assert torch.equal(torchsim.pairwise_hamming(h, block_size=10), naive)
+    assert torch.equal(torchsim.pairwise_hamming(h[:5], other=h), naive[:5])
+
+
+def test_pairwise_hamming_blockwise_large():
+    h = torch.rand(3000, 64, generator=torch.Generator().manual_seed(3)) > 0.5
+    d = torchsim.pairwise_hamming(h, block_size=512)  # 6 blocks, the last one partial
+    for s in (0, 1500, 2999):  # naive rows, each against all 3000
+        assert torch.equal(d[s], (h[s] != h).sum(-1))
+    assert torch.equal(d, d.T)
+    assert d.diagonal().eq(0).all()
+    assert torch.equal(torchsim.pairwise_hamming(h[:700]), d[:700, :700])
+
+
+def test_pairwise_hamming_other_bits():
+    h = torch.rand(20, 256, generator=torch.Generator().manual_seed(4)) > 0.5  # 16x16 hashes
+    assert torch.equal(torchsim.pairwise_hamming(h), (h[:, None] != h[None]).sum(-1))
+
+
+# ----------------------------------------------------------------------------------- hex
+
+
+def test_hex_round_trip():
+    g = torch.Generator().manual_seed(5)
+    for bits in (4, 9, 25, 64, 144, 256):
+        side = int(bits**0.5)
+        h = torch.rand(30, bits, generator=g) > 0.5
+        s = torchsim.hash_to_hex(h)
+        assert all(len(t) == -(-bits // 4) for t in s)
+        assert torch.equal(torchsim.hex_to_hash(s), h)
+        assert torch.equal(torchsim.hex_to_hash(s, hash_size=side), h)
+
+
+def test_hex_known_values():
+    h = torch.tensor([[True] * 4 + [False] * 4 + [True] * 8])
+    assert torchsim.hash_to_hex(h) == ["f0ff"]
+    assert torchsim.hash_to_hex(h[0]) == ["f0ff"]
+    assert torchsim.hex_to_hash("F0FF").tolist() == h.tolist()  # upper case accepted
+    assert torchsim.hex_to_hash("0" * 16).shape == (1, 64)
+
+
+# ----------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("name", sorted(HASHES))
+def test_bad_channels(name):
+    with pytest.raises(ValueError, match=rf"{name}: x must have 1 or 3 or 4 channels"):
+        HASHES[name](torch.zeros(1, 2, 16, 16, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("name", sorted(HASHES))
+@pytest.mark.parametrize("bad", [1, 0, -3, 2.0, True])
+def test_bad_hash_size(name, bad):
+    with pytest.raises(ValueError, match=rf"{name}: hash_size must be an integer >= 2, got {bad!r}"):
+        HASHES[name](torch.zeros(1, 3, 16, 16, dtype=torch.uint8), hash_size=bad)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="phash: highfreq_factor must be an integer >= 1, got 0"):
+        torchsim.phash(torch.zeros(1, 1, 8, 8), highfreq_factor=0)
+    with pytest.raises(ValueError, match=r"ahash: x must be 4-D \(N, C, H, W\), got shape \(3, 8, 8\)"):
+        torchsim.ahash(torch.zeros(3, 8, 8))
+    with pytest.raises(TypeError, match="dhash: x must have dtype"):
+        torchsim.dhash(torch.zeros(1, 3, 8, 8, dtype=torch.int32))
+    with pytest.raises(ValueError, match="pil_luma: x must have 1 or 3 or 4 channels"):
+        torchsim.pil_luma(torch.zeros(1, 2, 4, 4))
+
+
+def test_bad_hashes():
+    a = torch.zeros(3, 64, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"hamming_distance: h1 and h2 must have the same shape \(N, bits\), got \(3, 64\) and \(3, 16\)"):
+        torchsim.hamming_distance(a, torch.zeros(3, 16, dtype=torch.bool))
+    with pytest.raises(TypeError, match="hamming_distance: h2 must be a bool tensor of hash bits"):
+        torchsim.hamming_distance(a, a.long())
+    with pytest.raises(ValueError, match=r"pairwise_hamming: h must be 2-D \(N, bits\)"):
+        torchsim.pairwise_hamming(torch.zeros(64, dtype=torch.bool))
+    with pytest.raises(ValueError, match="pairwise_hamming: other must have the same number of bits"):
+        torchsim.pairwise_hamming(a, other=torch.zeros(2, 16, dtype=torch.bool))
+    with pytest.raises(ValueError, match="pairwise_hamming: block_size must be an integer >= 1, got 0"):
+        torchsim.pairwise_hamming(a, block_size=0)
+    with pytest.raises(TypeError, match="hash_to_hex: h must be a torch.Tensor"):
+        torchsim.hash_to_hex([[True]])
+
+
+def test_bad_hex():
+    with pytest.raises(ValueError, match=r"hex_to_hash: strings\[1\] must contain hex digits only, got 'zz'"):
+        torchsim.hex_to_hash(["ff", "zz"])
+    with pytest.raises(ValueError, match=r"hex_to_hash: strings\[0\] must fit in hash_size² = 4 bits"):
+        torchsim.hex_to_hash(["ff"], hash_size=2)
+    with pytest.raises(ValueError, match="hex_to_hash: all strings must encode the same number of bits"):
+        torchsim.hex_to_hash(["f" * 16, "f" * 64])
+    with pytest.raises(ValueError, match="hex_to_hash: strings must not be empty"):
+        torchsim.hex_to_hash([])
+    with pytest.raises(TypeError, match="hex_to_hash: strings must be a str or a sequence of str"):
+        torchsim.hex_to_hash([1, 2])
+
+
+# ----------------------------------------------------------------------------------- CUDA
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", sorted(HASHES))
+def test_cuda_equals_cpu(name):
+    from skimage import data
+
+    fn = HASHES[name]
+    photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].contiguous()
+    x = torch.cat([photo, photo.flip(-1), (photo.float() * 0.7).to(torch.uint8)])
+    for hash_size in (8, 16):
+        assert torch.equal(fn(x.cuda(), hash_size=hash_size).cpu(), fn(x, hash_size=hash_size))
+    r = _images(n=8, seed=9)
+    assert torch.equal(fn(r.cuda()).cpu(), fn(r))
+    h = fn(r)
+    assert torch.equal(torchsim.pairwise_hamming(h.cuda()).cpu(), torchsim.pairwise_hamming(h))

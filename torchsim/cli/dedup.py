@@ -1,0 +1,266 @@
+"""``torchsim dedup DIR``: group exact (MD5) and near (perceptual-hash) duplicate images.
+
+Pipeline: list the image files of DIR -> MD5 of every file (``torchsim.io.file_md5``)
+-> decode with ``torchvision.io`` (``torchsim.io.read_image``, RGB) in windows of
+``--batch-size`` files -> within a window, images of one size are stacked and hashed
+as one batch on ``--device`` (``torchsim.phash`` / ``ahash`` / ``dhash``, equal to
+imagehash's) -> Hamming distances between the distinct hashes, in row blocks
+(``torchsim.pairwise_hamming(..., other=...)``), so the whole ``N × N`` matrix is
+never held -> groups.
+
+Decisions:
+
+* Files are the image files directly in DIR (``--recursive`` walks sub-folders);
+  hidden files and files without an image extension are ignored.
+* Exact duplicates: files with the same MD5 (two or more). They need no decoding,
+  so two byte-identical corrupt files are still an exact group.
+* Near duplicates: connected components of the graph whose edges join images with
+  hash Hamming distance ``<= --threshold`` (default ``bits // 16``: 4 for the 64-bit
+  hashes of ``--hash-size 8``). Components of two or more files with at least two
+  different contents are reported (a component of byte-identical files is already
+  an exact group). Each file's distance to the group's first file is shown.
+* A file that cannot be read or decoded gets one line on stderr naming it (the
+  ``ImageReadError`` message), is left out of the near-duplicate search, and makes
+  the exit code 1; all other files are still processed.
+* ``--json`` prints one JSON document on stdout instead of the text report.
+
+Exit codes: 0 all files hashed, 1 some file failed (the rest was processed),
+2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+import torchsim
+from torchsim.io import ImageReadError, file_md5, read_image
+
+PROG = "torchsim dedup"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic")
+HASHES = ("phash", "ahash", "dhash")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "dedup",
+        help="group exact (MD5) and near (perceptual hash) duplicate images in a folder",
+        description=(
+            "Group the images of DIR that are byte-identical (same MD5) or nearly identical (perceptual "
+            "hashes within a Hamming distance). Hashes equal imagehash's. Unreadable files get one line "
+            "on stderr each and make the exit code 1; the other files are still processed."
+        ),
+    )
+    p.add_argument("dir", metavar="DIR", help="folder of images")
+    p.add_argument("--hash", default="phash", choices=HASHES, help="perceptual hash (default phash)")
+    p.add_argument("--hash-size", type=int, default=8, metavar="S", help="hash side; S*S bits (default 8)")
+    p.add_argument("--threshold", type=int, default=None, metavar="T",
+                   help="near duplicates: Hamming distance <= T (default bits // 16, i.e. 4 for 64-bit hashes)")
+    p.add_argument("--recursive", "-r", action="store_true", help="also scan sub-folders")
+    p.add_argument("--json", action="store_true", help="print a JSON document instead of the text report")
+    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="images decoded and hashed per batch (default 64)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _err(msg: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"{PROG}: {msg}", file=sys.stderr)
+
+
+def _check_args(args) -> Optional[str]:
+    if not os.path.isdir(args.dir):
+        return f"{args.dir}: DIR is not a folder"
+    if args.hash_size < 2:
+        return f"--hash-size must be >= 2, got {args.hash_size}"
+    if args.threshold is not None and args.threshold < 0:
+        return f"--threshold must be >= 0, got {args.threshold}"
+    if args.batch_size < 1:
+        return f"--batch-size must be >= 1, got {args.batch_size}"
+    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
+        return f"--device must be cpu or cuda, got {args.device!r}"
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        return "--device cuda: no CUDA device is available"
+    return None
+
+
+def list_images(folder: str, recursive: bool = False) -> List[str]:
+    """Image files (by extension, not hidden) in ``folder``, sorted, as paths."""
+    found: List[str] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for name in sorted(files):
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                found.append(os.path.join(root, name))
+    return found
+
+
+def hash_files(
+    paths: Sequence[str], hash_name: str, hash_size: int, batch_size: int, device: torch.device, on_error, bar=None,
+) -> Tuple[Dict[int, torch.Tensor], Dict[int, str]]:
+    """Hash every decodable file: ``({index: bits (bits,) bool on CPU}, {index: error line})``.
+
+    Files are decoded in windows of ``batch_size``; the images of one size within a window
+    are hashed as one batch, so memory stays at one window whatever the sizes.
+    """
+    fn = getattr(torchsim, hash_name)
+    hashes: Dict[int, torch.Tensor] = {}
+    errors: Dict[int, str] = {}
+    for start in range(0, len(paths), batch_size):
+        by_size: Dict[Tuple[int, ...], List[Tuple[int, torch.Tensor]]] = {}
+        for i in range(start, min(start + batch_size, len(paths))):
+            try:
+                img = read_image(paths[i], mode="RGB")
+            except ImageReadError as exc:  # "<file>: <why>"
+                errors[i] = str(exc)
+                on_error(str(exc))
+            except Exception as exc:  # nothing about one file may stop the run
+                errors[i] = f"{paths[i]}: cannot decode ({type(exc).__name__}: {exc})"
+                on_error(errors[i])
+            else:
+                by_size.setdefault(tuple(img.shape), []).append((i, img))
+        for items in by_size.values():
+            x = torch.stack([img for _, img in items]).to(device)
+            bits = fn(x, hash_size=hash_size).cpu()
+            for (i, _), b in zip(items, bits):
+                hashes[i] = b
+        if bar is not None:
+            bar.update(min(start + batch_size, len(paths)) - start)
+    return hashes, errors
+
+
+def near_components(bits: torch.Tensor, threshold: int, device: torch.device) -> List[List[int]]:
+    """Connected components (lists of row indices, size >= 2) of the "distance <= threshold" graph.
+
+    Distances are computed in row blocks against all rows (``pairwise_hamming(..., other=)``),
+    so memory is one block, and edges are merged with a union-find.
+    """
+    n = bits.shape[0]
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    h = bits.to(device)
+    block = max(1, (1 << 22) // max(n, 1))
+    for s in range(0, n, block):
+        d = torchsim.pairwise_hamming(h[s : s + block], other=h)
+        rows, cols = torch.nonzero(d <= threshold, as_tuple=True)  # data-dependent size: syncs, by design
+        for r, c in zip((rows + s).tolist(), cols.tolist()):
+            if r < c:
+                a, b = find(r), find(c)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    groups: Dict[int, List[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def run(args) -> int:
+    problem = _check_args(args)
+    if problem is not None:
+        _err(problem)
+        return 2
+    from tqdm import tqdm
+
+    device = torch.device(args.device)
+    bits_total = args.hash_size * args.hash_size
+    threshold = args.threshold if args.threshold is not None else bits_total // 16
+    paths = list_images(args.dir, args.recursive)
+    errors: Dict[int, str] = {}
+    md5: Dict[int, str] = {}
+    bar = tqdm(total=2 * len(paths), unit="file", desc=PROG, file=sys.stderr, dynamic_ncols=True,
+               disable=args.no_progress or not paths)
+    try:
+        for i, p in enumerate(paths):
+            try:
+                md5[i] = file_md5(p)
+            except OSError as exc:
+                errors[i] = f"{p}: cannot read ({exc.strerror or exc})"
+                _err(errors[i])
+            bar.update(1)
+        todo = [i for i in range(len(paths)) if i not in errors]
+        bar.total = len(paths) + len(todo)
+        hashed, decode_errors = hash_files(
+            [paths[i] for i in todo], args.hash, args.hash_size, args.batch_size, device, _err, bar
+        )
+    finally:
+        bar.close()
+    hashes = {todo[k]: v for k, v in hashed.items()}
+    errors.update({todo[k]: v for k, v in decode_errors.items()})
+
+    # exact duplicates: same MD5
+    by_md5: Dict[str, List[int]] = {}
+    for i in sorted(md5):
+        by_md5.setdefault(md5[i], []).append(i)
+    exact = [(digest, idx) for digest, idx in by_md5.items() if len(idx) > 1]
+
+    # near duplicates: components over the distinct hashes
+    order = sorted(hashes)
+    near: List[List[Tuple[int, int]]] = []
+    if order:
+        stacked = torch.stack([hashes[i] for i in order])
+        uniq, inverse = torch.unique(stacked, dim=0, return_inverse=True)
+        members: Dict[int, List[int]] = {}
+        for pos, u in enumerate(inverse.tolist()):
+            members.setdefault(u, []).append(order[pos])
+        comps = near_components(uniq, threshold, device) if uniq.shape[0] > 1 else []
+        linked = {u for comp in comps for u in comp}
+        comps += [[u] for u, m in members.items() if len(m) > 1 and u not in linked]  # equal hashes only
+        for files in sorted(sorted(i for u in comp for i in members[u]) for comp in comps):
+            if len({md5.get(i) for i in files}) < 2:
+                continue  # byte-identical files only: already an exact group
+            ref = hashes[files[0]]
+            near.append([(i, int((hashes[i] != ref).sum())) for i in files])
+
+    hexes = {}
+    if order:
+        for i, s in zip(order, torchsim.hash_to_hex(torch.stack([hashes[i] for i in order]))):
+            hexes[i] = s
+
+    if args.json:
+        doc = {
+            "directory": os.path.abspath(args.dir),
+            "hash": args.hash,
+            "hash_size": args.hash_size,
+            "threshold": threshold,
+            "files": len(paths),
+            "hashed": len(hashes),
+            "failed": len(errors),
+            "exact_groups": [{"md5": d, "files": [paths[i] for i in idx]} for d, idx in exact],
+            "near_groups": [
+                {"files": [{"path": paths[i], "hash": hexes[i], "distance": dist} for i, dist in g]} for g in near
+            ],
+            "errors": [{"path": paths[i], "error": errors[i]} for i in sorted(errors)],
+        }
+        json.dump(doc, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        out = sys.stdout
+        print(f"{len(paths)} image file(s) in {args.dir}; {len(hashes)} hashed with {args.hash} "
+              f"({bits_total} bits), {len(errors)} failed", file=out)
+        print(f"\nexact duplicates (same MD5): {len(exact)} group(s)", file=out)
+        for k, (digest, idx) in enumerate(exact, 1):
+            print(f"  group {k}: {len(idx)} files, md5 {digest}", file=out)
+            for i in idx:
+                print(f"    {paths[i]}", file=out)
+        print(f"\nnear duplicates ({args.hash} Hamming distance <= {threshold}): {len(near)} group(s)", file=out)
+        for k, g in enumerate(near, 1):
+            print(f"  group {k}: {len(g)} files (distance to the first file, hash)", file=out)
+            width = max(len(paths[i]) for i, _ in g)
+            for i, dist in g:
+                print(f"    {paths[i]:<{width}}  {dist:>3}  {hexes[i]}", file=out)
+    if errors:
+        print(f"{PROG}: {len(errors)} file(s) failed, {len(hashes)} hashed", file=sys.stderr)
+    return 1 if errors else 0

@@ -1,0 +1,515 @@
+"""Perceptual hashes (ahash, dhash, phash) equal to imagehash's, and Hamming distances.
+
+Pipeline (SPEC, "Hashes"): Pillow's 8-bit luma ``convert("L")``
+(:func:`torchsim.color.pil_luma`) -> Pillow's Lanczos resize of that 8-bit image
+(``_pil_lanczos``: Pillow's own coefficients in 22-bit fixed point, horizontal pass
+then vertical pass — or the reverse where Pillow >= 13 reverses them — each rounded and
+clipped to 0..255) -> the bit rule of each hash.
+The resize is two matrix products per batch; the matrices are built once per
+``(in_size, out_size)`` with the exact double-precision arithmetic of Pillow's
+``Resample.c`` and cached. Integer-valued float64 carries the fixed-point sums, which
+is exact (every partial sum is an integer far below 2**53), so the result does not
+depend on the summation order of the device's matmul.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from .. import _validation as V
+from .._common import no_autocast
+from ..color import _pil_luma
+
+# --------------------------------------------------------------------------- Pillow's Lanczos resize
+
+_PRECISION_BITS = 22  # Resample.c: 32 - 8 - 2
+_ROUND_HALF = float(1 << (_PRECISION_BITS - 1))
+_FIXED_ONE = float(1 << _PRECISION_BITS)
+_LANCZOS_SUPPORT = 3.0
+
+
+def _sinc(x: float) -> float:
+    if x == 0.0:
+        return 1.0
+    x = x * math.pi
+    return math.sin(x) / x
+
+
+def _lanczos(x: float) -> float:
+    if -3.0 <= x < 3.0:
+        return _sinc(x) * _sinc(x / 3)
+    return 0.0
+
+
+@functools.lru_cache(maxsize=256)
+def _lanczos_matrix_cpu(in_size: int, out_size: int) -> torch.Tensor:
+    """``(out_size, in_size)`` float64 matrix of Pillow's fixed-point Lanczos coefficients.
+
+    Mirrors ``precompute_coeffs`` + ``normalize_coeffs_8bpc`` in Pillow's ``Resample.c``
+    for the default box ``(0, 0, in_size, ...)``, operation by operation in double
+    precision (Python floats and ``math.sin`` are C doubles and libm), so the integer
+    coefficients are Pillow's.
+    """
+    scale = float(in_size) / out_size
+    filterscale = max(scale, 1.0)
+    support = _LANCZOS_SUPPORT * filterscale
+    ss = 1.0 / filterscale
+    w = np.zeros((out_size, in_size), dtype=np.float64)
+    for xx in range(out_size):
+        center = 0.0 + (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size) - xmin
+        ks = [_lanczos((x + xmin - center + 0.5) * ss) for x in range(xmax)]
+        ww = 0.0
+        for k in ks:
+            ww += k
+        if ww != 0.0:
+            ks = [k / ww for k in ks]
+        row = [int(-0.5 + k * _FIXED_ONE) if k < 0 else int(0.5 + k * _FIXED_ONE) for k in ks]
+        w[xx, xmin : xmin + xmax] = row
+    return torch.from_numpy(w)
+
+
+@functools.lru_cache(maxsize=256)
+def _lanczos_matrix(in_size: int, out_size: int, device: torch.device) -> torch.Tensor:
+    return _lanczos_matrix_cpu(in_size, out_size).to(device)
+
+
+def _round_clip8(s: torch.Tensor) -> torch.Tensor:
+    """Pillow's ``clip8``: ``clamp(floor((s + 2^21) / 2^22), 0, 255)``; exact on integer-valued float64."""
+    return torch.floor((s + _ROUND_HALF) / _FIXED_ONE).clamp_(0.0, 255.0)
+
+
+def _pil_lanczos(y: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Pillow's ``Image.resize((width, height), LANCZOS)`` of 8-bit ``"L"`` images.
+
+    ``y``: ``(N, H, W)`` float64 holding integers 0..255. Returns ``(N, height, width)``
+    float64 holding integers 0..255. As Pillow does, a pass whose size is unchanged is
+    skipped; there is no ``reduce()`` pre-step (``reducing_gap=None``). The horizontal pass
+    runs first, except where Pillow >= 13 runs the vertical pass first (python-pillow
+    PR #9549: both passes needed and the height shrinks by more than twice as many pixels
+    as the width, ``h - height > 2 (w - width)``; verified on 900 random size pairs).
+    Each pass rounds to 8 bits, so the order matters in the last bit of some pixels.
+    """
+    h, w = y.shape[-2:]
+    vertical_first = w != width and height < h and (h - height) > 2 * (w - width)
+    if vertical_first:
+        y = _round_clip8(torch.matmul(_lanczos_matrix(h, height, y.device), y))
+    if w != width:
+        y = _round_clip8(torch.matmul(y, _lanczos_matrix(w, width, y.device).T))
+    if h != height and not vertical_first:
+        y = _round_clip8(torch.matmul(_lanczos_matrix(h, height, y.device), y))
+    return y
+
+
+def _resize_uint8(img: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """``(N, H, W)`` uint8 -> ``(N, height, width)`` uint8, Pillow's Lanczos resize of ``"L"`` images."""
+    with no_autocast(img.device):
+        return _pil_lanczos(img.to(torch.float64), width, height).to(torch.uint8)
+
+
+def _thumbnail(fn: str, x: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Validated image -> imagehash's ``image.convert("L").resize((width, height), ANTIALIAS)``."""
+    V.check_image(fn, "x", x, (4,))
+    V.check_channels(fn, "x", x, (1, 3, 4))
+    luma = _pil_luma(x)[:, 0].to(torch.float64)
+    return _pil_lanczos(luma, width, height)
+
+
+_IMAGE_ARGS = """x: ``(N, C, H, W)`` images, C = 1 (gray), 3 (RGB) or 4 (RGBA; alpha is
+            ignored, as Pillow's ``convert("L")`` ignores it); ``uint8`` (0..255) or
+            floating in ``[0, 1]`` (quantised to 8 bits as ``round(x · 255)`` first)."""
+
+# --------------------------------------------------------------------------- hashes
+
+
+def ahash(x: torch.Tensor, *, hash_size: int = 8) -> torch.Tensor:
+    r"""Average hash: which pixels of a ``hash_size × hash_size`` luma thumbnail exceed its mean.
+
+    Pipeline: ``t = lanczos(pil_luma(x), (hash_size, hash_size))`` (8-bit),
+    ``bit[i, j] = t[i, j] > mean(t)``, flattened row-major.
+
+    Convention:
+        Equals ``imagehash.average_hash(img, hash_size).hash.flatten()`` for the PIL image
+        ``img`` holding the same pixels (the comparison with the mean is done exactly,
+        as ``t · n > Σ t``, which is what numpy's float64 mean decides for 8-bit pixels).
+        Like every hash here it follows Pillow >= 13 (the version the tests compare with),
+        which resizes very tall images vertical pass first; with older Pillow such images
+        can differ in the last bit of a thumbnail pixel, rarely in a hash bit.
+
+    Args:
+        {image_args}
+        hash_size: side of the thumbnail, an integer ``>= 2``; the hash has
+            ``hash_size²`` bits.
+
+    Returns:
+        ``(N, hash_size²)`` bool tensor on x's device.
+
+    Raises:
+        TypeError / ValueError: bad rank, dtype or channel count, ``hash_size < 2``.
+
+    Example:
+        >>> import torch, torchsim
+        >>> x = torch.zeros(1, 1, 16, 16, dtype=torch.uint8); x[..., :, 8:] = 255
+        >>> torchsim.hash_to_hex(torchsim.ahash(x))
+        ['0f0f0f0f0f0f0f0f']
+
+    References:
+        N. Krawetz, "Looks Like It", hackerfactor.com (2011); imagehash 4.3 ``average_hash``.
+    """
+    fn = "ahash"
+    V.check_int_at_least(fn, "hash_size", hash_size, 2)
+    with no_autocast(x.device if isinstance(x, torch.Tensor) else torch.device("cpu")):
+        t = _thumbnail(fn, x, hash_size, hash_size)
+        total = t.sum(dim=(1, 2), keepdim=True)
+        return (t * float(hash_size * hash_size) > total).flatten(1)
+
+
+def dhash(x: torch.Tensor, *, hash_size: int = 8) -> torch.Tensor:
+    r"""Difference hash: is each pixel of a luma thumbnail brighter than its left neighbour?
+
+    Pipeline: ``t = lanczos(pil_luma(x), (hash_size + 1, hash_size))`` (width
+    ``hash_size + 1``, height ``hash_size``; 8-bit), ``bit[i, j] = t[i, j + 1] > t[i, j]``.
+
+    Convention:
+        Equals ``imagehash.dhash(img, hash_size).hash.flatten()`` (horizontal
+        differences; not ``dhash_vertical``).
+
+    Args:
+        {image_args}
+        hash_size: an integer ``>= 2``; the hash has ``hash_size²`` bits.
+
+    Returns:
+        ``(N, hash_size²)`` bool tensor on x's device.
+
+    Raises:
+        TypeError / ValueError: bad rank, dtype or channel count, ``hash_size < 2``.
+
+    Example:
+        >>> import torch, torchsim
+        >>> x = torch.arange(36, dtype=torch.uint8).repeat(1, 1, 36, 1) * 7   # left-to-right ramp
+        >>> bool(torchsim.dhash(x).all())
+        True
+
+    References:
+        N. Krawetz, "Kind of Like That", hackerfactor.com (2013); imagehash 4.3 ``dhash``.
+    """
+    fn = "dhash"
+    V.check_int_at_least(fn, "hash_size", hash_size, 2)
+    with no_autocast(x.device if isinstance(x, torch.Tensor) else torch.device("cpu")):
+        t = _thumbnail(fn, x, hash_size + 1, hash_size)
+        return (t[:, :, 1:] > t[:, :, :-1]).flatten(1)
+
+
+@functools.lru_cache(maxsize=64)
+def _dct_rows(size: int, rows: int, device: torch.device) -> torch.Tensor:
+    """First ``rows`` rows of the unnormalised DCT-II matrix ``2 cos(π k (2n + 1) / (2 size))``."""
+    k = np.arange(rows, dtype=np.float64)[:, None]
+    n = np.arange(size, dtype=np.float64)[None, :]
+    c = 2.0 * np.cos(np.pi * k * (2.0 * n + 1.0) / (2.0 * size))
+    return torch.from_numpy(c).to(device)
+
+
+def phash(x: torch.Tensor, *, hash_size: int = 8, highfreq_factor: int = 4) -> torch.Tensor:
+    r"""Perceptual hash: signs of the low DCT frequencies of a luma thumbnail about their median.
+
+    Pipeline: ``s = hash_size · highfreq_factor``; ``t = lanczos(pil_luma(x), (s, s))``
+    (8-bit); ``D = C t Cᵀ`` with the unnormalised DCT-II
+    ``C[k, n] = 2 cos(π k (2n + 1) / (2s))`` (first along rows, then columns), kept for
+    ``k, l < hash_size``; ``bit = D > median(D)`` (the mean of the two middle values for
+    an even count), row-major.
+
+    Convention:
+        Equals ``imagehash.phash(img, hash_size, highfreq_factor).hash.flatten()``
+        (``scipy.fftpack.dct(dct(pixels, axis=0), axis=1)``, ``numpy.median``). The DCT
+        here is a float64 matrix product rather than an FFT, so a coefficient within
+        ~1e-12 of the median (a near tie between the two middle coefficients) can fall
+        on the other side; on real photographs that is rarer than 1 image in 100.
+
+    Args:
+        {image_args}
+        hash_size: an integer ``>= 2``; the hash has ``hash_size²`` bits.
+        highfreq_factor: an integer ``>= 1``; the thumbnail side is
+            ``hash_size · highfreq_factor``.
+
+    Returns:
+        ``(N, hash_size²)`` bool tensor on x's device.
+
+    Raises:
+        TypeError / ValueError: bad rank, dtype or channel count, ``hash_size < 2``,
+        ``highfreq_factor < 1``.
+
+    Example:
+        >>> import torch, torchsim
+        >>> x = torch.zeros(1, 1, 64, 64, dtype=torch.uint8); x[..., 32:, :] = 255
+        >>> torchsim.phash(x).shape
+        torch.Size([1, 64])
+
+    References:
+        C. Zauner, "Implementation and Benchmarking of Perceptual Image Hash
+        Functions", Master's thesis, Upper Austria University of Applied Sciences (2010);
+        imagehash 4.3 ``phash``.
+    """
+    fn = "phash"
+    V.check_int_at_least(fn, "hash_size", hash_size, 2)
+    V.check_int_at_least(fn, "highfreq_factor", highfreq_factor, 1)
+    size = hash_size * highfreq_factor
+    with no_autocast(x.device if isinstance(x, torch.Tensor) else torch.device("cpu")):
+        t = _thumbnail(fn, x, size, size)
+        c = _dct_rows(size, hash_size, t.device)
+        low = torch.matmul(torch.matmul(c, t), c.T).flatten(1)
+        v = low.sort(dim=1).values
+        n = low.shape[1]
+        med = v[:, n // 2] if n % 2 else (v[:, n // 2 - 1] + v[:, n // 2]) / 2.0
+        return low > med[:, None]
+
+
+for _f in (ahash, dhash, phash):
+    _f.__doc__ = _f.__doc__.replace("{image_args}", _IMAGE_ARGS)
+
+# --------------------------------------------------------------------------- Hamming distances
+
+
+def hamming_distance(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
+    r"""Number of differing bits between corresponding hashes, ``Σ_b h1[i, b] ≠ h2[i, b]``.
+
+    Convention:
+        Equals ``imagehash.ImageHash(a) - imagehash.ImageHash(b)`` per row.
+
+    Args:
+        h1, h2: ``(N, bits)`` bool hashes, same shape and device.
+
+    Returns:
+        ``(N,)`` int64.
+
+    Raises:
+        TypeError / ValueError: not bool, not 2-D, or shapes/devices differ.
+
+    Example:
+        >>> import torch, torchsim
+        >>> a = torch.tensor([[True, False, True]]); b = torch.tensor([[False, False, False]])
+        >>> torchsim.hamming_distance(a, b).tolist()
+        [2]
+    """
+    h1, h2 = V.check_hash_pair("hamming_distance", h1, h2)
+    return (h1 != h2).sum(dim=1, dtype=torch.int64)
+
+
+_BLOCK_ELEMENTS = 1 << 24  # float32 elements per block (64 MiB) when block_size is not given
+
+
+def pairwise_hamming(
+    h: torch.Tensor, *, other: Optional[torch.Tensor] = None, block_size: Optional[int] = None
+) -> torch.Tensor:
+    r"""All pairwise Hamming distances, ``D[i, j] = Σ_b h[i, b] ≠ other[j, b]`` (``other = h`` by default).
+
+    Computed as ``|a| + |b| - 2 a·b`` on the 0/1 bits, folded into one float32 matrix
+    product per block of rows (exact for fewer than 2**23 bits, also under TF32 or
+    reduced-precision matmul settings: every operand is a small integer or a power of two
+    and every partial sum an integer below 2**24). Memory beyond the ``(N, M)`` result is
+    one ``(block_size, M)`` float32 block; there is never an ``N × M × bits`` tensor
+    (100 000 64-bit hashes need the 80 GB result and a 64 MiB block, not 5 TB).
+
+    Convention:
+        ``D[i, j] == hamming_distance(h[i:i+1], other[j:j+1])``; equals
+        ``scipy.spatial.distance.cdist(h, other, "hamming") * bits``.
+
+    Args:
+        h: ``(N, bits)`` bool hashes.
+        other: ``(M, bits)`` bool hashes on h's device; defaults to ``h`` (``M = N``).
+        block_size: rows per block, an integer ``>= 1``; by default as many rows as keep a
+            block at 2**24 elements.
+
+    Returns:
+        ``(N, M)`` int64 on h's device (symmetric with a zero diagonal when ``other`` is
+        omitted).
+
+    Raises:
+        TypeError / ValueError: h or other not a 2-D bool tensor, different bit counts or
+        devices, bad block_size.
+
+    Example:
+        >>> import torch, torchsim
+        >>> h = torch.tensor([[0, 0, 1], [1, 0, 1], [1, 1, 0]], dtype=torch.bool)
+        >>> torchsim.pairwise_hamming(h).tolist()
+        [[0, 1, 3], [1, 0, 2], [3, 2, 0]]
+    """
+    fn = "pairwise_hamming"
+    h = V.check_hashes(fn, "h", h)
+    if other is None:
+        other = h
+    else:
+        other = V.check_hashes(fn, "other", other)
+        if other.shape[1] != h.shape[1] or other.device != h.device:
+            raise ValueError(
+                f"{fn}: other must have the same number of bits and device as h, got shape "
+                f"{tuple(other.shape)} on {other.device} and {tuple(h.shape)} on {h.device}"
+            )
+    if block_size is not None:
+        V.check_int_at_least(fn, "block_size", block_size, 1)
+    n, m = h.shape[0], other.shape[0]
+    rows = block_size if block_size is not None else max(1, _BLOCK_ELEMENTS // max(m, 1))
+    out = torch.empty((n, m), dtype=torch.int64, device=h.device)
+    with no_autocast(h.device):
+        a = _hamming_operand(h, left=True)
+        bt = _hamming_operand(other, left=False).T.contiguous()
+        for i in range(0, n, rows):
+            out[i : i + rows] = torch.matmul(a[i : i + rows], bt)  # exact integers -> int64
+    return out
+
+
+def _hamming_operand(h: torch.Tensor, left: bool) -> torch.Tensor:
+    """One side of ``D = A Bᵀ = |a| + |b| - 2 a·b`` as a single matrix product.
+
+    ``A = [a, digits(|a|), 16^j]`` and ``B = [-2 b, 16^j, digits(|b|)]``, where ``digits``
+    are the base-16 digits of the popcounts. Every entry (0, ±1, -2, a digit below 16, a
+    power of two) is exact in float32, TF32 and bfloat16, and every partial sum is an
+    integer below 2**24, so the product is exact under any matmul precision setting.
+    """
+    bits = h.shape[1]
+    k = 1
+    while 16**k <= bits:
+        k += 1
+    x = h.to(torch.float32)
+    ones = h.sum(dim=1, dtype=torch.int64)
+    digits = torch.stack([(ones // 16**j) % 16 for j in range(k)], dim=1).to(torch.float32)
+    powers = torch.tensor([float(16**j) for j in range(k)], device=h.device).expand(h.shape[0], k)
+    if left:
+        return torch.cat([x, digits, powers], dim=1)
+    return torch.cat([x * -2.0, powers, digits], dim=1)
+
+
+# --------------------------------------------------------------------------- hex strings
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLE_OF = np.full(256, -1, dtype=np.int16)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _NIBBLE_OF[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _NIBBLE_OF[_c] = 10 + _i
+
+
+def hash_to_hex(h: torch.Tensor) -> List[str]:
+    r"""Hex strings of hashes, each identical to ``str(imagehash.ImageHash(bits))``.
+
+    The bits, row-major, read as one big-endian binary number, written in lowercase hex
+    with ``ceil(bits / 4)`` digits (leading zeros kept). Moves ``h`` to the host (the
+    result is Python strings).
+
+    Convention:
+        ``hash_to_hex(h)[i] == str(imagehash.ImageHash(h[i].numpy()))``; the inverse of
+        :func:`hex_to_hash`.
+
+    Args:
+        h: ``(N, bits)`` bool hashes (or ``(bits,)`` for one hash).
+
+    Returns:
+        list of N strings.
+
+    Raises:
+        TypeError / ValueError: h not a bool tensor of shape ``(N, bits)`` or ``(bits,)``.
+
+    Example:
+        >>> import torch, torchsim
+        >>> torchsim.hash_to_hex(torch.tensor([[True] * 4 + [False] * 4 + [True] * 8]))
+        ['f0ff']
+    """
+    fn = "hash_to_hex"
+    if isinstance(h, torch.Tensor) and h.dim() == 1:
+        h = h[None]
+    h = V.check_hashes(fn, "h", h)
+    n, bits = h.shape
+    width = -(-bits // 4)
+    a = np.zeros((n, width * 4), dtype=np.uint8)
+    a[:, width * 4 - bits :] = h.detach().cpu().numpy()
+    nib = a.reshape(n, width, 4) @ np.array([8, 4, 2, 1], dtype=np.uint8)
+    chars = _HEX_DIGITS[nib]
+    return [row.tobytes().decode("ascii") for row in chars]
+
+
+def hex_to_hash(strings: Union[str, Sequence[str]], *, hash_size: Optional[int] = None) -> torch.Tensor:
+    r"""Hash bits from hex strings, identical to ``imagehash.hex_to_hash(s).hash.flatten()``.
+
+    Each string is read as a big-endian binary number of ``hash_size²`` bits. As in
+    imagehash, ``hash_size`` defaults to ``int(sqrt(4 · len(s)))`` (so a 16-digit string
+    is an 8×8 hash); all strings must give the same number of bits.
+
+    Convention:
+        The inverse of :func:`hash_to_hex`; equals imagehash's ``hex_to_hash`` for hashes
+        of ``hash_size >= 2`` (a string whose value does not fit in ``hash_size²`` bits,
+        for which imagehash returns an array of another shape, is rejected).
+
+    Args:
+        strings: one hex string or a sequence of them (digits ``0-9a-fA-F`` only).
+        hash_size: side of the square hash, an integer ``>= 2``; inferred per string
+            from its length when omitted.
+
+    Returns:
+        ``(N, hash_size²)`` bool tensor on the CPU (N = 1 for a single string).
+
+    Raises:
+        TypeError: strings is not a str or a sequence of str.
+        ValueError: an empty sequence, a non-hex character, a value wider than
+            ``hash_size²`` bits, or strings of different bit counts.
+
+    Example:
+        >>> import torchsim
+        >>> h = torchsim.hex_to_hash(["f0ff"])
+        >>> h.shape, torchsim.hash_to_hex(h)
+        (torch.Size([1, 16]), ['f0ff'])
+    """
+    fn = "hex_to_hash"
+    if isinstance(strings, str):
+        strings = [strings]
+    if not isinstance(strings, Sequence) or not all(isinstance(s, str) for s in strings):
+        raise TypeError(f"{fn}: strings must be a str or a sequence of str, got {type(strings).__name__}")
+    if len(strings) == 0:
+        raise ValueError(f"{fn}: strings must not be empty, got an empty sequence")
+    if hash_size is not None:
+        V.check_int_at_least(fn, "hash_size", hash_size, 2)
+    nbits: Optional[int] = None
+    out = None
+    by_len: dict = {}
+    for i, s in enumerate(strings):
+        by_len.setdefault(len(s), []).append(i)
+    for length, idx in by_len.items():
+        side = hash_size if hash_size is not None else int(math.isqrt(length * 4))
+        if side < 2:
+            raise ValueError(f"{fn}: strings[{idx[0]}] must be a non-empty hex string, got {strings[idx[0]]!r}")
+        bits = side * side
+        if nbits is None:
+            nbits = bits
+            out = np.zeros((len(strings), bits), dtype=bool)
+        elif bits != nbits:
+            raise ValueError(
+                f"{fn}: all strings must encode the same number of bits, got {nbits} and {bits} "
+                f"(strings[{idx[0]}] = {strings[idx[0]]!r}); pass hash_size"
+            )
+        raw = np.frombuffer("".join(strings[i] for i in idx).encode("utf-8", "replace"), dtype=np.uint8)
+        if raw.size != length * len(idx):  # non-ASCII characters
+            bad = next(i for i in idx if not strings[i].isascii())
+            raise ValueError(f"{fn}: strings[{bad}] must contain hex digits only, got {strings[bad]!r}")
+        nib = _NIBBLE_OF[raw].reshape(len(idx), length)
+        if (nib < 0).any():
+            bad = idx[int(np.nonzero((nib < 0).any(axis=1))[0][0])]
+            raise ValueError(f"{fn}: strings[{bad}] must contain hex digits only, got {strings[bad]!r}")
+        allbits = np.unpackbits(nib.astype(np.uint8)[:, :, None], axis=2)[:, :, 4:].reshape(len(idx), length * 4)
+        if length * 4 >= bits:
+            extra = allbits[:, : length * 4 - bits]
+            if extra.any():
+                bad = idx[int(np.nonzero(extra.any(axis=1))[0][0])]
+                raise ValueError(
+                    f"{fn}: strings[{bad}] must fit in hash_size² = {bits} bits, got {strings[bad]!r}"
+                )
+            out[idx] = allbits[:, length * 4 - bits :].astype(bool)
+        else:
+            out[idx, bits - length * 4 :] = allbits.astype(bool)
+    return torch.from_numpy(out)
+
+
+__all__ = ["ahash", "dhash", "phash", "hamming_distance", "pairwise_hamming", "hash_to_hex", "hex_to_hash"]
