@@ -50,7 +50,7 @@ def read_image(path: PathLike, mode: str = "RGB") -> torch.Tensor:
 
 
 def write_png(image: torch.Tensor, path: PathLike) -> None:
-    """Write a ``(C, H, W)`` uint8 tensor (C = 1, 3 or 4) as PNG with ``torchvision.io``."""
+    """Write a ``(C, H, W)`` uint8 tensor (C = 1 or 3; torchvision's encoder takes no alpha) as PNG."""
     from torchvision.io import write_png as _write_png
 
     _write_png(image.detach().to("cpu", torch.uint8).contiguous(), os.fspath(path))
