@@ -13,10 +13,17 @@ import torch
 from torch import nn
 
 from . import functional as F
+from .streaming import StreamingMixin
 
 
-class Metric(nn.Module):
-    """Base of the metric modules: ``forward(x, y) = fn(x, y, **kwargs)``."""
+class Metric(StreamingMixin, nn.Module):
+    """Base of the metric modules: ``forward(x, y) = fn(x, y, **kwargs)``.
+
+    Streaming (:class:`torchsim.streaming.StreamingMixin`): ``update(x, y)`` adds a
+    batch to a float64 sum and count (and returns its per-image values),
+    ``compute()`` is the mean over every image seen — all-reduced over ranks when
+    ``torch.distributed`` is initialised — and ``reset()`` starts over.
+    """
 
     _fn: Callable[..., Any]
 
@@ -113,4 +120,57 @@ class CosineSimilarity(Metric):
         super().__init__(reduction=reduction)
 
 
-__all__ = ["Metric", "MSE", "PSNR", "SSIM", "MSSSIM", "CosineSimilarity"]
+class HistogramSimilarity(Metric):
+    """Module form of :func:`torchsim.histogram_similarity`; takes all of its keyword arguments.
+
+    Example:
+        >>> import torch, torchsim
+        >>> metric = torchsim.HistogramSimilarity(bins=32, method="intersection")
+        >>> x = torch.rand(2, 3, 16, 16)
+        >>> metric(x, x).item()
+        1.0
+    """
+
+    _fn = staticmethod(F.histogram_similarity)
+
+    def __init__(
+        self,
+        *,
+        bins: int = 256,
+        value_range=None,
+        method: str = "correlation",
+        bandwidth: float = 0.0,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(bins=bins, value_range=value_range, method=method, bandwidth=bandwidth, reduction=reduction)
+
+
+class MutualInformation(Metric):
+    """Module form of :func:`torchsim.mutual_information` (nats); takes all of its keyword arguments."""
+
+    _fn = staticmethod(F.mutual_information)
+
+    def __init__(self, *, bins: int = 256, value_range=None, bandwidth: float = 0.0, reduction: str = "mean") -> None:
+        super().__init__(bins=bins, value_range=value_range, bandwidth=bandwidth, reduction=reduction)
+
+
+class NMI(Metric):
+    """Module form of :func:`torchsim.normalized_mutual_information`; takes all of its keyword arguments."""
+
+    _fn = staticmethod(F.normalized_mutual_information)
+
+    def __init__(
+        self,
+        *,
+        bins: int = 256,
+        value_range=None,
+        normalization: str = "arithmetic",
+        bandwidth: float = 0.0,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(
+            bins=bins, value_range=value_range, normalization=normalization, bandwidth=bandwidth, reduction=reduction,
+        )
+
+
+__all__ = ["Metric", "MSE", "PSNR", "SSIM", "MSSSIM", "CosineSimilarity", "HistogramSimilarity", "MutualInformation", "NMI"]
