@@ -87,18 +87,26 @@ def peak_memory(fn: Callable[[], object], device: str) -> int:
         fn()
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - base
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
+
+    cpu_kinds = (DeviceType.CPU, DeviceType.MKLDNN, DeviceType.IDEEP)  # as torch.autograd.profiler counts CPU memory
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    # Replay allocation events in time order to get the high-water mark.
-    events = sorted(
-        (e for e in prof.events() if getattr(e, "cpu_memory_usage", 0) != 0),
-        key=lambda e: e.time_range.start,
+    # Replay the raw allocator records ("[memory]" events: +bytes on alloc, -bytes on free)
+    # in time order to get the high-water mark. Summing the per-op ``cpu_memory_usage`` of
+    # ``prof.events()`` is wrong: it is inclusive of nested ops (aten::conv2d ->
+    # convolution -> _convolution -> mkldnn_convolution -> empty counts one output five
+    # times) and, being a net figure per op, misses workspaces allocated and freed inside one op.
+    records = sorted(
+        (e.start_ns(), e.nbytes())
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]" and e.device_type() in cpu_kinds
     )
     cur = peak = 0
-    for e in events:
-        cur += e.cpu_memory_usage
+    for _, nbytes in records:
+        cur += nbytes
         peak = max(peak, cur)
     return peak
 

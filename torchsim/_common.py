@@ -53,5 +53,7 @@ def range_tensor(data_range: Union[float, torch.Tensor], like: torch.Tensor) -> 
     """
     if isinstance(data_range, torch.Tensor):
         r = data_range.to(device=like.device, dtype=like.dtype)
-        return r.reshape(-1, *([1] * (like.dim() - 1)))
+        r = r.reshape(-1, *([1] * (like.dim() - 1)))
+        # a scalar or (1,) range applies to every image: make it (N, 1, ..., 1) as documented
+        return r.expand(like.shape[0], *r.shape[1:])
     return float(data_range)

@@ -159,3 +159,94 @@ def check_channels(fn: str, name: str, x: torch.Tensor, allowed: Sequence[int]) 
     if x.shape[1] not in allowed:
         opts = " or ".join(str(a) for a in allowed)
         raise ValueError(f"{fn}: {name} must have {opts} channels (dim 1), got shape {tuple(x.shape)}")
+
+
+def check_int_at_least(fn: str, name: str, value: object, minimum: int) -> int:
+    """An integer option with a lower bound (e.g. ``hash_size >= 2``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{fn}: {name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_hashes(fn: str, name: str, h: object) -> torch.Tensor:
+    """Hash bits: a 2-D ``(N, bits)`` bool tensor, as ``ahash``/``dhash``/``phash`` return."""
+    if not isinstance(h, torch.Tensor):
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor of hash bits, got {_describe(h)}")
+    if h.dtype != torch.bool:
+        raise TypeError(
+            f"{fn}: {name} must be a bool tensor of hash bits (as ahash/dhash/phash return), got "
+            f"dtype {h.dtype}; convert 0/1 integers with h.bool()"
+        )
+    if h.dim() != 2 or h.shape[1] == 0:
+        raise ValueError(f"{fn}: {name} must be 2-D (N, bits) with bits >= 1, got shape {tuple(h.shape)}")
+    return h
+
+
+def check_hash_pair(fn: str, h1: object, h2: object) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Two hash batches compared row by row: same shape and device."""
+    h1 = check_hashes(fn, "h1", h1)
+    h2 = check_hashes(fn, "h2", h2)
+    if h1.shape != h2.shape:
+        raise ValueError(
+            f"{fn}: h1 and h2 must have the same shape (N, bits), got {tuple(h1.shape)} and {tuple(h2.shape)}"
+        )
+    if h1.device != h2.device:
+        raise ValueError(f"{fn}: h1 and h2 must be on the same device, got {h1.device} and {h2.device}")
+    return h1, h2
+
+
+def check_unit_interval(fn: str, name: str, value: object) -> float:
+    """A finite number in ``[0, 1]`` (pixelmatch's ``threshold`` and ``alpha``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1:
+        raise ValueError(f"{fn}: {name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def check_rgb_color(fn: str, name: str, value: object) -> Tuple[int, int, int]:
+    """Three numbers in 0..255 (truncated to int, as pixelmatch writes them)."""
+    try:
+        vals = tuple(value)  # type: ignore[arg-type]
+    except TypeError:
+        vals = ()
+    if len(vals) != 3 or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v < 256 for v in vals
+    ):
+        raise ValueError(f"{fn}: {name} must be three numbers (R, G, B) in 0..255, got {value!r}")
+    return tuple(int(v) for v in vals)  # type: ignore[return-value]
+
+
+def check_bins(fn: str, bins: object) -> int:
+    """``bins`` of a histogram: a positive integer (Python or NumPy integer)."""
+    import operator
+
+    try:
+        b = operator.index(bins) if not isinstance(bins, bool) else None  # type: ignore[arg-type]
+    except TypeError:
+        b = None
+    if b is None or b < 1:
+        raise ValueError(f"{fn}: bins must be a positive integer, got {bins!r}")
+    return int(b)
+
+
+def check_value_range(fn: str, value_range: object) -> Union[None, str, Tuple[float, float]]:
+    """``value_range`` of a histogram: ``None``, ``"minmax"`` or a finite ``(lo, hi)`` pair with ``lo < hi``."""
+    if value_range is None:
+        return None
+    if isinstance(value_range, str):
+        if value_range == "minmax":
+            return value_range
+        raise ValueError(f"{fn}: value_range must be None, 'minmax' or a (lo, hi) pair, got {value_range!r}")
+    if (
+        not isinstance(value_range, (tuple, list))
+        or len(value_range) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range)
+    ):
+        raise ValueError(
+            f"{fn}: value_range must be None, 'minmax' or a (lo, hi) pair of numbers, got {_describe(value_range)}"
+        )
+    lo, hi = float(value_range[0]), float(value_range[1])
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{fn}: value_range must be finite, got {tuple(value_range)!r}")
+    if lo >= hi:
+        raise ValueError(f"{fn}: value_range must have lo < hi, got {tuple(value_range)!r}")
+    return (lo, hi)

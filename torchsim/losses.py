@@ -123,4 +123,49 @@ class MSSSIML1Loss(nn.Module):
         return reduce(self.alpha * (1.0 - ms) + (1.0 - self.alpha) * l1, self.reduction)
 
 
-__all__ = ["SSIMLoss", "MSSSIMLoss", "CosineSimilarityLoss", "MSSSIML1Loss"]
+class NMILoss(_ComplementLoss):
+    r"""``1 - NMI(x, y)`` per image, reduced; soft histograms by default (``bandwidth=1.0``).
+
+    Takes the keyword arguments of :func:`torchsim.normalized_mutual_information`.
+    The default soft joint histogram (triangular kernel, one bin half-width) makes the
+    loss differentiable; fewer ``bins`` (e.g. 32-64) give smoother, less sparse
+    joint histograms on small images.
+
+    Example:
+        >>> import torch, torchsim
+        >>> loss_fn = torchsim.NMILoss(bins=32)
+        >>> pred = torch.rand(2, 1, 32, 32, requires_grad=True)
+        >>> loss = loss_fn(pred, torch.rand(2, 1, 32, 32))
+        >>> loss.backward()
+    """
+
+    _fn = staticmethod(F.normalized_mutual_information)
+
+    def __init__(
+        self,
+        *,
+        bins: int = 256,
+        value_range=None,
+        normalization: str = "arithmetic",
+        bandwidth: float = 1.0,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(
+            bins=bins, value_range=value_range, normalization=normalization, bandwidth=bandwidth, reduction=reduction,
+        )
+
+
+class MILoss(_ComplementLoss):
+    r"""``-MI(x, y)`` (nats) per image, reduced; soft histograms by default (``bandwidth=1.0``).
+
+    Takes the keyword arguments of :func:`torchsim.mutual_information`.
+    """
+
+    _fn = staticmethod(F.mutual_information)
+    _offset = 0.0
+
+    def __init__(self, *, bins: int = 256, value_range=None, bandwidth: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__(bins=bins, value_range=value_range, bandwidth=bandwidth, reduction=reduction)
+
+
+__all__ = ["SSIMLoss", "MSSSIMLoss", "CosineSimilarityLoss", "MSSSIML1Loss", "NMILoss", "MILoss"]

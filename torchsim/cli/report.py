@@ -72,6 +72,43 @@ def _structural(p: Pair) -> List[Row]:
     return rows
 
 
+@section
+def _histogram_information(p: Pair) -> List[Row]:
+    x, y = p.x.to(p.device), p.y.to(p.device)
+    return [
+        ("histogram correlation", _f(torchsim.histogram_similarity(x, y)), "256 bins per channel, OpenCV HISTCMP_CORREL; 1 = same"),
+        ("histogram Bhattacharyya", _f(torchsim.histogram_similarity(x, y, method="bhattacharyya")), "OpenCV HISTCMP_BHATTACHARYYA (Hellinger); 0 = same"),
+        ("NMI", _f(torchsim.normalized_mutual_information(x, y)), "256 bins, arithmetic (sklearn); 1 = same"),
+    ]
+
+
+@section
+def _hashes(p: Pair) -> List[Row]:
+    import hashlib
+
+    if p.x_path and p.y_path:
+        same = torchsim.file_md5(p.x_path) == torchsim.file_md5(p.y_path)
+        rows = [("MD5 equal", "yes" if same else "no", "MD5 of the two files' bytes")]
+    else:
+        dx, dy = (hashlib.md5(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest() for t in (p.x, p.y))
+        rows = [("MD5 equal", "yes" if dx == dy else "no", "MD5 of the raw tensor bytes (no files)")]
+    x, y = p.x.to(p.device), p.y.to(p.device)
+    for name in ("ahash", "dhash", "phash"):
+        h = getattr(torchsim, name)(torch.cat([x, y]))
+        hx, hy = torchsim.hash_to_hex(h)
+        dist = int(torchsim.hamming_distance(h[:1], h[1:]))
+        rows.append((f"{name} distance", f"{dist} / {h.shape[1]}", f"Hamming; imagehash-exact hashes {hx} vs {hy}"))
+    return rows
+
+
+@section
+def _pixelmatch(p: Pair) -> List[Row]:
+    x, y = p.x.to(p.device), p.y.to(p.device)
+    n = int(torchsim.pixelmatch(x, y)[0])
+    total = x.shape[2] * x.shape[3]
+    return [("pixelmatch", f"{n} px ({100.0 * n / total:.2f}%)", "mismatched pixels, threshold 0.1, anti-aliasing ignored (pixelmatch-py exact)")]
+
+
 def build_report(pair: Pair) -> List[Row]:
     rows: List[Row] = []
     for fn in SECTIONS:

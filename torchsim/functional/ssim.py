@@ -143,9 +143,10 @@ class _Tiles:
             o += b - a
 
     def plane_index(self, segs, device) -> torch.Tensor:
-        """Plane of each tile of the chunk, ``(T,)`` int64."""
-        idx = [p for p, a, b in segs for _ in range(b - a)]
-        return torch.tensor(idx, dtype=torch.long, device=device) if len(segs) > 1 else torch.full((len(idx),), segs[0][0], dtype=torch.long, device=device)
+        """Plane of each tile of the chunk, ``(T,)`` int64 (built on the device: no host copy)."""
+        p0, a0, _ = segs[0]
+        t0 = p0 * self.s + a0
+        return torch.arange(t0, t0 + self.width(segs), device=device) // self.s
 
     def row_mask(self, segs, like: torch.Tensor):
         """``(T, h)`` weights: 0 on each last tile's duplicated rows, else 1 (None if none)."""
@@ -168,17 +169,30 @@ class _Tiles:
         return torch.empty((n_maps, width, rows) + tuple(rest), dtype=like.dtype, device=like.device, memory_format=self.layout)
 
 
-def _terms(m: torch.Tensor, c1: Scalar, c2: Scalar, cov: float):
-    """``A1, B1, A2, B2`` of SSIM = A1 A2 / (B1 B2) from the moments ``m = [mx, my, Exx, Eyy, Exy]``."""
-    mx, my, exx, eyy, exy = m.unbind(0)
-    mxy = mx * my
-    sq = mx * mx
-    sq.addcmul_(my, my)  # mx² + my²
-    a2 = (exy - mxy).mul_(2 * cov).add_(c2)
-    b2 = (exx + eyy).sub_(sq).mul_(cov).add_(c2)
-    a1 = mxy.mul_(2).add_(c1)
-    b1 = sq.add_(c1)
-    return mx, my, a1, b1, a2, b2
+def _terms(m: torch.Tensor, c1: Scalar, c2: Scalar, cov: float, off: torch.Tensor):
+    """SSIM = A1 A2 / (B1 B2) from moments of the images shifted by ``-off``.
+
+    ``m = [mx', my', E[x'²], E[y'²], E[x'y']]`` for ``x' = x - off``, ``y' = y - off``: the
+    (co)variances are shift-invariant and, taken about a value near the data, do not cancel
+    catastrophically in float32; the true means ``mx = mx' + off`` enter the luminance term.
+    Returns ``mx', my', mx, my, A1, B1, A2, B2``.
+    """
+    # Written so that x == y gives A1 == B1 and A2 == B2 bit for bit (SSIM exactly 1).
+    mxc, myc, exx, eyy, exy = m.unbind(0)
+    a2 = (exy - mxc * myc).mul_(2 * cov).add_(c2)
+    b2 = (exx - mxc * mxc).add_(eyy - myc * myc).mul_(cov).add_(c2)
+    mx = mxc + off
+    my = myc + off
+    a1 = (mx * my).mul_(2).add_(c1)
+    b1 = (mx * mx).add_(my * my).add_(c1)
+    return mxc, myc, mx, my, a1, b1, a2, b2
+
+
+def _mul_into(dst: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``dst = a * b`` in place (dst may be a strided view of a work buffer)."""
+    if torch.compiler.is_compiling():  # dynamo refuses non-contiguous out= tensors
+        return dst.copy_(a * b)
+    return torch.mul(a, b, out=dst)
 
 
 def _per_tile(c: Scalar, idx: torch.Tensor, n: int, p: int, ndim: int) -> Scalar:
@@ -187,6 +201,13 @@ def _per_tile(c: Scalar, idx: torch.Tensor, n: int, p: int, ndim: int) -> Scalar
         return c
     per_plane = c.reshape(n, 1).expand(n, p // n).reshape(p)
     return per_plane[idx].reshape(-1, *([1] * (ndim - 1)))
+
+
+def _offsets(xp: torch.Tensor, yp: torch.Tensor) -> torch.Tensor:
+    """A value near each plane's data, ``(P,)``: the mean of a strided sample of x and y."""
+    flat_x, flat_y = xp.reshape(xp.shape[0], -1), yp.reshape(yp.shape[0], -1)
+    step = max(1, flat_x.shape[1] // 4096)
+    return (flat_x[:, ::step].mean(1) + flat_y[:, ::step].mean(1)) * 0.5
 
 
 class _SSIMKernel(torch.autograd.Function):
@@ -198,6 +219,7 @@ class _SSIMKernel(torch.autograd.Function):
         n, c = x.shape[:2]
         geo = _Tiles(x, window.shape[0])
         xp, yp = geo.planes(x), geo.planes(y)
+        off_plane = _offsets(xp, yp)
         ssim_sum = x.new_zeros(geo.p)
         cs_sum = x.new_zeros(geo.p)
         moments = []
@@ -206,15 +228,18 @@ class _SSIMKernel(torch.autograd.Function):
         for segs in geo.chunks:
             t = geo.width(segs)
             idx = geo.plane_index(segs, x.device)
+            ndim = x.dim() - 1
+            off = off_plane[idx].view(t, *([1] * (ndim - 1)))
             st = work[:, :t]
             geo.read(xp, st[0], segs)
             geo.read(yp, st[1], segs)
-            torch.mul(st[0], st[0], out=st[2])
-            torch.mul(st[1], st[1], out=st[3])
-            torch.mul(st[0], st[1], out=st[4])
+            st[:2].sub_(off)
+            _mul_into(st[2], st[0], st[0])
+            _mul_into(st[3], st[1], st[1])
+            _mul_into(st[4], st[0], st[1])
             m = separable_filter(st, window)
-            ndim = m.dim() - 1
-            _, _, a1, b1, a2, b2 = _terms(m, _per_tile(c1, idx, n, geo.p, ndim), _per_tile(c2, idx, n, geo.p, ndim), cov)
+            terms = _terms(m, _per_tile(c1, idx, n, geo.p, ndim), _per_tile(c2, idx, n, geo.p, ndim), cov, off)
+            a1, b1, a2, b2 = terms[4:]
             cs_map = a2.div_(b2)
             ssim_map = a1.div_(b1).mul_(cs_map)
             rest_dims = tuple(range(2, ssim_map.dim()))
@@ -229,12 +254,12 @@ class _SSIMKernel(torch.autograd.Function):
                 geo.write(ssim_map, out_map, segs)
             if keep:
                 moments.append(m)
-            del m, a1, b1, a2, b2, cs_map, ssim_map
+            del m, terms, a1, b1, a2, b2, cs_map, ssim_map
         count = geo.lv * math.prod(geo.rest_v)
         ssim_nc = (ssim_sum / count).view(n, c)
         cs_nc = (cs_sum / count).view(n, c)
         tensors = [t for t in (c1, c2) if isinstance(t, torch.Tensor)]
-        ctx.save_for_backward(x, y, window, *tensors, *moments)
+        ctx.save_for_backward(x, y, window, off_plane, *tensors, *moments)
         ctx.n_const = len(tensors)
         ctx.consts = (None if isinstance(c1, torch.Tensor) else c1, None if isinstance(c2, torch.Tensor) else c2, cov)
         if want_map:
@@ -244,7 +269,13 @@ class _SSIMKernel(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_ssim, g_cs, g_map):
-        x, y, window, *rest = ctx.saved_tensors
+        x = ctx.saved_tensors[0]
+        with no_autocast(x.device):  # a backward called inside autocast must stay in fp32/fp64
+            return _SSIMKernel._backward(ctx, g_ssim, g_cs, g_map)
+
+    @staticmethod
+    def _backward(ctx, g_ssim, g_cs, g_map):
+        x, y, window, off_plane, *rest = ctx.saved_tensors
         consts, moments = list(rest[: ctx.n_const]), rest[ctx.n_const :]
         c1, c2, cov = ctx.consts
         if c1 is None:
@@ -255,21 +286,29 @@ class _SSIMKernel(torch.autograd.Function):
         geo = _Tiles(x, window.shape[0])
         xp, yp = geo.planes(x), geo.planes(y)
         count = geo.lv * math.prod(geo.rest_v)
-        gs_plane = (g_ssim / count).reshape(geo.p)
-        gc_plane = (g_cs / count).reshape(geo.p)
+        gs_plane = (g_ssim.to(x.dtype) / count).reshape(geo.p)
+        gc_plane = (g_cs.to(x.dtype) / count).reshape(geo.p)
         has_map = g_map is not None and g_map.numel() > 0
-        gmap_planes = g_map.reshape((geo.p, geo.lv) + geo.rest_v) if has_map else None
+        gmap_planes = g_map.to(x.dtype).reshape((geo.p, geo.lv) + geo.rest_v) if has_map else None
         grad_x = torch.zeros((geo.p, geo.l0) + geo.rest, dtype=x.dtype, device=x.device)
         grad_y = torch.zeros_like(grad_x)
         ones = (1,) * len(geo.rest)
         width = geo.width(geo.chunks[0])
-        d_work = geo.stack(4, width, geo.h, geo.rest_v, x)  # reused by every chunk
+        # Reused by every chunk: the four gradient maps, with a zero border of k - 1 on every
+        # spatial side so the adjoint ("full") filter runs as a valid one (oneDNN's padded
+        # depthwise path was measured ~2x slower).
+        pad = geo.k - 1
+        d_work = geo.stack(4, width, geo.h + 2 * pad, tuple(r + 2 * pad for r in geo.rest_v), x).zero_()
+        inner = (slice(None), slice(None)) + tuple(slice(pad, pad + r) for r in (geo.h,) + geo.rest_v)
         xy_work = geo.stack(2, width, geo.th, geo.rest, x)
         for segs, m in zip(geo.chunks, moments):
             t = geo.width(segs)
             idx = geo.plane_index(segs, x.device)
             ndim = m.dim() - 1
-            mx, my, a1, b1, a2, b2 = _terms(m, _per_tile(c1, idx, n, geo.p, ndim), _per_tile(c2, idx, n, geo.p, ndim), cov)
+            off = off_plane[idx].view(t, *([1] * (ndim - 1)))
+            mxc, myc, mx, my, a1, b1, a2, b2 = _terms(
+                m, _per_tile(c1, idx, n, geo.p, ndim), _per_tile(c2, idx, n, geo.p, ndim), cov, off
+            )
             # Upstream gradient per output pixel of each tile, (T, h, 1...) or (T, h, *rest_v).
             gs = gs_plane[idx].view(t, 1, *ones).expand(t, geo.h, *ones)
             gc = gc_plane[idx].view(t, 1, *ones).expand(t, geo.h, *ones)
@@ -285,29 +324,31 @@ class _SSIMKernel(torch.autograd.Function):
             # With S = A1 A2 / (B1 B2) and CS = A2 / B2:
             #   dS/dA1 = A2/(B1 B2), dS/dA2 = A1/(B1 B2), dS/dB1 = -S/B1, dS/dB2 = -S/B2,
             #   dCS/dA2 = 1/B2, dCS/dB2 = -CS/B2,
-            # chained through A1 = 2 mx my + C1, B1 = mx² + my² + C1,
-            # A2 = 2 cov (Exy - mx my) + C2, B2 = cov (Exx + Eyy - mx² - my²) + C2.
+            # chained through A1 = 2 mx my + C1, B1 = mx² + my² + C1 (true means) and
+            # A2 = 2 cov (E[x'y'] - mx' my') + C2, B2 = cov (E[x'²] + E[y'²] - mx'² - my'²) + C2
+            # (shifted moments, mx = mx' + off) to the five filtered moments.
             inv_b1 = b1.reciprocal_()
             inv_b2 = b2.reciprocal_()
             cs = a2.mul_(inv_b2)  # CS map
             r1 = a1.mul_(inv_b1)  # A1 / B1
             s = r1 * cs  # SSIM map
-            d = d_work[:, :t]
+            dpad = d_work[:, :t]
+            d = dpad[inner]
             da = (cs * gs).mul_(inv_b1)  # dL/dA1
-            db = torch.mul(r1, gs, out=d[3]).add_(gc).mul_(inv_b2)  # dL/dA2
-            dq = torch.mul(s, gs, out=d[2]).addcmul_(gc, cs).mul_(inv_b2).neg_()  # dL/dB2
+            db = _mul_into(d[3], r1, gs).add_(gc).mul_(inv_b2)  # dL/dA2
+            dq = _mul_into(d[2], s, gs).addcmul_(gc, cs).mul_(inv_b2).neg_()  # dL/dB2
             dp = s.mul_(gs).mul_(inv_b1).neg_()  # dL/dB1
-            u = da.sub_(db, alpha=cov)  # cross-mean coefficient / 2
-            v = dp.sub_(dq, alpha=cov)  # own-mean coefficient / 2
-            torch.mul(my, u, out=d[0]).addcmul_(mx, v).mul_(2)  # dL/dmx
-            torch.mul(mx, u, out=d[1]).addcmul_(my, v).mul_(2)  # dL/dmy
-            dq.mul_(cov)  # dL/dExx = dL/dEyy
-            db.mul_(2 * cov)  # dL/dExy
-            g = separable_filter(d, window, mode="full")
+            # dL/dmx' = 2 (my dA1 + mx dB1) - 2 cov (my' dA2 + mx' dB2), and symmetrically.
+            _mul_into(d[0], my, da).addcmul_(mx, dp).addcmul_(myc, db, value=-cov).addcmul_(mxc, dq, value=-cov).mul_(2)
+            _mul_into(d[1], mx, da).addcmul_(my, dp).addcmul_(mxc, db, value=-cov).addcmul_(myc, dq, value=-cov).mul_(2)
+            dq.mul_(cov)  # dL/dE[x'²] = dL/dE[y'²]
+            db.mul_(2 * cov)  # dL/dE[x'y']
+            g = separable_filter(dpad, window)
             gmx, gmy, gq, gb = g.unbind(0)
             xy = xy_work[:, :t]
             geo.read(xp, xy[0], segs)
             geo.read(yp, xy[1], segs)
+            xy.sub_(off)
             xt, yt = xy.unbind(0)
             gx = gmx.addcmul_(xt, gq, value=2).addcmul_(yt, gb)
             gy = gmy.addcmul_(yt, gq, value=2).addcmul_(xt, gb)

@@ -1,0 +1,281 @@
+"""mse, psnr, cosine_similarity and rgb_to_y: gradients, degenerate images, dtypes, layouts, batching."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+import torchsim
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Tiny images gain nothing from intra-op threads, and on a busy 2-core runner OpenMP
+    threads spin against each other: run this module single-threaded."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _rand(*shape, seed=0, dtype=torch.float64):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def _pair(*shape, seed=0, dtype=torch.float64):
+    x = _rand(*shape, seed=seed, dtype=dtype)
+    y = (x + 0.2 * (_rand(*shape, seed=seed + 1, dtype=dtype) - 0.5)).clamp(0, 1)
+    return x, y
+
+
+# (name, callable taking (x, y, **kw), kwargs) for the pair metrics
+PAIR = {
+    "mse": (torchsim.mse, {}),
+    "psnr": (torchsim.psnr, dict(data_range=1.0)),
+    "cosine_similarity": (torchsim.cosine_similarity, {}),
+}
+
+
+# --------------------------------------------------------------------------- gradcheck
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none", "sum"])
+@pytest.mark.parametrize("name", sorted(PAIR))
+def test_gradcheck(name, reduction):
+    fn, kw = PAIR[name]
+    x, y = _pair(2, 2, 5, 6)
+    x.requires_grad_(True)
+    y.requires_grad_(True)
+    assert gradcheck(lambda a, b: fn(a, b, reduction=reduction, **kw), (x, y))
+
+
+def test_psnr_gradcheck_per_image_data_range():
+    x, y = _pair(3, 1, 4, 5)
+    x.requires_grad_(True)
+    y.requires_grad_(True)
+    dr = torch.tensor([1.0, 2.0, 255.0], dtype=torch.float64)
+    assert gradcheck(lambda a, b: torchsim.psnr(a, b, data_range=dr, reduction="none"), (x, y))
+
+
+def test_cosine_gradcheck_signed_values():
+    x, y = _pair(2, 3, 4, 5)
+    x = (x - 0.5).requires_grad_(True)
+    y = (y - 0.3).requires_grad_(True)
+    assert gradcheck(lambda a, b: torchsim.cosine_similarity(a, b, reduction="none"), (x, y))
+
+
+@pytest.mark.parametrize("data_range", [1.0, 255.0])
+def test_rgb_to_y_gradcheck(data_range):
+    x = (_rand(2, 3, 4, 5) * data_range).requires_grad_(True)
+    assert gradcheck(lambda a: torchsim.rgb_to_y(a, data_range=data_range), (x,))
+    dr = torch.tensor([1.0, 255.0], dtype=torch.float64)
+    assert gradcheck(lambda a: torchsim.rgb_to_y(a, data_range=dr), (x,))
+
+
+def test_mse_volume_gradcheck():
+    x, y = _pair(1, 2, 3, 4, 5)
+    x.requires_grad_(True)
+    assert gradcheck(lambda a: torchsim.mse(a, y), (x,))
+
+
+# --------------------------------------------------------------------------- degenerate images
+
+
+def _grad_x(fn, x, y, **kw):
+    x = x.detach().clone().requires_grad_(True)
+    out = fn(x, y, **kw)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    return out, g
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_psnr_identical_is_inf_with_zero_finite_gradient(dtype):
+    x = _rand(2, 3, 8, 9, dtype=dtype)
+    out, g = _grad_x(torchsim.psnr, x, x.clone(), data_range=1.0, reduction="none")
+    assert torch.isinf(out).all() and (out > 0).all()
+    assert torch.isfinite(g).all()
+    torch.testing.assert_close(g, torch.zeros_like(g), rtol=0, atol=0)
+    # one identical image in a batch: inf only for that one, the other gradient is untouched
+    y = x.clone()
+    y[1] = (y[1] + 0.1).clamp(0, 1)
+    out, g = _grad_x(torchsim.psnr, x, y, data_range=1.0, reduction="none")
+    assert math.isinf(out[0].item()) and math.isfinite(out[1].item())
+    assert torch.isfinite(g).all() and (g[0] == 0).all() and (g[1] != 0).any()
+    # mean over a batch containing an identical pair is +inf (as averaging per-image PSNRs gives)
+    assert torchsim.psnr(x, y, data_range=1.0).item() == float("inf")
+
+
+@pytest.mark.parametrize("name", sorted(PAIR))
+@pytest.mark.parametrize(
+    "case",
+    ["identical", "const-half", "const-zero", "zero-vs-random", "random-vs-zero"],
+)
+def test_finite_gradients_on_degenerate_images(name, case):
+    fn, kw = PAIR[name]
+    r = _rand(1, 3, 8, 9)
+    zeros = torch.zeros(1, 3, 8, 9, dtype=torch.float64)
+    x, y = {
+        "identical": (r, r.clone()),
+        "const-half": (torch.full_like(r, 0.5), torch.full_like(r, 0.5)),
+        "const-zero": (zeros, zeros.clone()),
+        "zero-vs-random": (zeros, r),
+        "random-vs-zero": (r, zeros),
+    }[case]
+    out, g = _grad_x(fn, x, y, **kw)
+    assert torch.isfinite(g).all(), (name, case)
+    if name != "psnr" or case not in ("identical", "const-half", "const-zero"):
+        assert torch.isfinite(out).all()
+
+
+def test_cosine_all_zero_is_zero_not_nan():
+    zeros = torch.zeros(2, 3, 4, 5)
+    r = _rand(2, 3, 4, 5, dtype=torch.float32)
+    for a, b in [(zeros, r), (r, zeros), (zeros, zeros)]:
+        out, g = _grad_x(torchsim.cosine_similarity, a, b, reduction="none")
+        torch.testing.assert_close(out, torch.zeros(2))
+        assert torch.isfinite(g).all()
+
+
+def test_known_values():
+    x = torch.zeros(1, 1, 4, 4)
+    y = torch.full((1, 1, 4, 4), 0.1)
+    torch.testing.assert_close(torchsim.mse(x, y), torch.tensor(0.01))
+    torch.testing.assert_close(torchsim.psnr(x, y, data_range=1.0), torch.tensor(20.0))
+    torch.testing.assert_close(torchsim.psnr(255 * x, 255 * y, data_range=255.0), torch.tensor(20.0))
+    a = torch.tensor([1.0, 0.0]).reshape(1, 1, 1, 2)
+    b = torch.tensor([1.0, 1.0]).reshape(1, 1, 1, 2)
+    torch.testing.assert_close(torchsim.cosine_similarity(a, b), torch.tensor(1 / math.sqrt(2)))
+    torch.testing.assert_close(torchsim.cosine_similarity(a, -a), torch.tensor(-1.0))
+    torch.testing.assert_close(torchsim.cosine_similarity(a, 3 * a), torch.tensor(1.0))
+
+
+# --------------------------------------------------------------------------- reductions and batching
+
+
+@pytest.mark.parametrize("name", sorted(PAIR))
+def test_reductions_and_batch_equals_single_calls(name):
+    fn, kw = PAIR[name]
+    x, y = _pair(4, 3, 10, 11, dtype=torch.float32)
+    none = fn(x, y, reduction="none", **kw)
+    assert none.shape == (4,)
+    single = torch.cat([fn(x[i : i + 1], y[i : i + 1], reduction="none", **kw) for i in range(4)])
+    torch.testing.assert_close(none, single)
+    torch.testing.assert_close(fn(x, y, **kw), none.mean())
+    torch.testing.assert_close(fn(x, y, reduction="mean", **kw), none.mean())
+    torch.testing.assert_close(fn(x, y, reduction="sum", **kw), none.sum())
+    assert fn(x, y, **kw).shape == ()
+
+
+def test_rgb_to_y_batch_and_shape():
+    x = _rand(3, 3, 6, 7, dtype=torch.float32)
+    y = torchsim.rgb_to_y(x, data_range=1.0)
+    assert y.shape == (3, 1, 6, 7) and y.dtype == torch.float32
+    single = torch.cat([torchsim.rgb_to_y(x[i : i + 1], data_range=1.0) for i in range(3)])
+    torch.testing.assert_close(y, single)
+
+
+# --------------------------------------------------------------------------- dtypes, layouts, autocast, no_grad, compile
+
+
+@pytest.mark.parametrize("low", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("name", sorted(PAIR))
+def test_half_inputs_compute_in_float32(name, low):
+    fn, kw = PAIR[name]
+    x, y = _pair(2, 3, 16, 17, dtype=torch.float32)
+    xl, yl = x.to(low), y.to(low)
+    out = fn(xl, yl, reduction="none", **kw)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, fn(xl.float(), yl.float(), reduction="none", **kw))
+    tol = {"mse": 5e-2, "psnr": 5e-2, "cosine_similarity": 1e-2}[name]
+    torch.testing.assert_close(out, fn(x, y, reduction="none", **kw), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("low", [torch.float16, torch.bfloat16], ids=str)
+def test_rgb_to_y_half(low):
+    x = _rand(2, 3, 6, 7, dtype=torch.float32)
+    out = torchsim.rgb_to_y(x.to(low), data_range=1.0)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, torchsim.rgb_to_y(x.to(low).float(), data_range=1.0))
+
+
+def test_half_mse_does_not_overflow():
+    """A float16 error of 300 squares to 9e4 > 65504: computed in float32 it is exact."""
+    x = torch.zeros(1, 1, 4, 4, dtype=torch.float16)
+    y = torch.full((1, 1, 4, 4), 300.0, dtype=torch.float16)
+    torch.testing.assert_close(torchsim.mse(x, y), torch.tensor(90000.0))
+    torch.testing.assert_close(torchsim.psnr(x, y, data_range=255.0), torch.tensor(10 * math.log10(255.0**2 / 9e4)))
+
+
+@pytest.mark.parametrize("name", sorted(PAIR))
+def test_float64_stays_float64(name):
+    fn, kw = PAIR[name]
+    x, y = _pair(2, 3, 8, 9)
+    out, g = _grad_x(fn, x, y, **kw)
+    assert out.dtype == torch.float64 and g.dtype == torch.float64
+    assert torchsim.rgb_to_y(x, data_range=1.0).dtype == torch.float64
+
+
+@pytest.mark.parametrize("name", sorted(PAIR))
+def test_uint8_is_0_255(name):
+    fn, kw = PAIR[name]
+    kw = {k: v for k, v in kw.items() if k != "data_range"}  # uint8 default is 255
+    x, y = _pair(2, 3, 8, 9, dtype=torch.float32)
+    xu, yu = (x * 255).round().to(torch.uint8), (y * 255).round().to(torch.uint8)
+    out = fn(xu, yu, reduction="none", **kw)
+    assert out.dtype == torch.float32
+    fkw = dict(kw, data_range=255.0) if name == "psnr" else kw
+    torch.testing.assert_close(out, fn(xu.float(), yu.float(), reduction="none", **fkw))
+    if name == "mse":
+        # no uint8 wrap-around: 0 - 255 is -255, not 1
+        a = torch.zeros(1, 1, 2, 2, dtype=torch.uint8)
+        torch.testing.assert_close(fn(a, a + 255), torch.tensor(255.0**2))
+
+
+def test_rgb_to_y_uint8_default_range():
+    x = (_rand(1, 3, 5, 6, dtype=torch.float32) * 255).round().to(torch.uint8)
+    torch.testing.assert_close(torchsim.rgb_to_y(x), torchsim.rgb_to_y(x.float(), data_range=255.0))
+
+
+@pytest.mark.parametrize("name", sorted(PAIR))
+def test_autocast_channels_last_no_grad(name):
+    fn, kw = PAIR[name]
+    x, y = _pair(2, 3, 8, 9, dtype=torch.float32)
+    ref = fn(x, y, reduction="none", **kw)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = fn(x, y, reduction="none", **kw)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    xc, yc = x.to(memory_format=torch.channels_last), y.to(memory_format=torch.channels_last)
+    torch.testing.assert_close(fn(xc, yc, reduction="none", **kw), ref)
+    xr = x.clone().requires_grad_(True)
+    with torch.no_grad():
+        out = fn(xr, y, reduction="none", **kw)
+    assert not out.requires_grad
+    torch.testing.assert_close(out, ref)
+
+
+def test_rgb_to_y_autocast_and_channels_last():
+    x = _rand(2, 3, 6, 7, dtype=torch.float32)
+    ref = torchsim.rgb_to_y(x, data_range=1.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = torchsim.rgb_to_y(x, data_range=1.0)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    torch.testing.assert_close(torchsim.rgb_to_y(x.to(memory_format=torch.channels_last), data_range=1.0), ref)
+
+
+@pytest.mark.slow
+def test_compile_fullgraph_equals_eager():
+    torch._dynamo.reset()
+    x, y = _pair(2, 3, 8, 9, dtype=torch.float32)
+    for name, (fn, kw) in sorted(PAIR.items()):
+        compiled = torch.compile(fn, backend="aot_eager", fullgraph=True)
+        torch.testing.assert_close(compiled(x, y, reduction="none", **kw), fn(x, y, reduction="none", **kw))
+    compiled = torch.compile(torchsim.rgb_to_y, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x, data_range=1.0), torchsim.rgb_to_y(x, data_range=1.0))
+    # identical images under compile: +inf, not NaN
+    psnr_c = torch.compile(torchsim.psnr, backend="aot_eager", fullgraph=True)
+    assert psnr_c(x, x, data_range=1.0).item() == float("inf")
