@@ -12,6 +12,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _single_thread():
+    """Test images are tiny: intra-op threads gain nothing there, and on a busy 2-core
+    runner OpenMP threads spin against each other (conv2d up to ~50x slower). The
+    benchmarks, not the tests, measure threaded speed."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 

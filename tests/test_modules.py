@@ -13,14 +13,6 @@ import torchsim
 MS_SMALL = dict(kernel_size=3, weights=(0.3, 0.3, 0.4))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _pair(*shape, seed=0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(*shape, generator=g, dtype=dtype)

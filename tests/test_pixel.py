@@ -11,16 +11,6 @@ from torch.autograd import gradcheck
 import torchsim
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny images gain nothing from intra-op threads, and on a busy 2-core runner OpenMP
-    threads spin against each other: run this module single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _rand(*shape, seed=0, dtype=torch.float64):
     return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 

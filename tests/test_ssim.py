@@ -15,16 +15,6 @@ import torchsim
 MS_SMALL = dict(kernel_size=3, weights=(0.3, 0.3, 0.4))  # min side (3 - 1) * 2**2 + 1 = 9
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny images gain nothing from intra-op threads, and on a busy 2-core runner OpenMP
-    threads spin against each other (conv2d ~50x slower): run this module single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _rand(*shape, seed=0, dtype=torch.float64):
     return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 

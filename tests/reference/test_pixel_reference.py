@@ -18,16 +18,6 @@ from tests.helpers import DISTORTIONS, to_nchw
 PHOTOS = ("astronaut", "coffee", "chelsea", "camera")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny images gain nothing from intra-op threads, and on a busy 2-core runner OpenMP
-    threads spin against each other (conv2d ~50x slower): run this module single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _crop(img: np.ndarray, h: int = 120, w: int = 157) -> np.ndarray:
     return np.ascontiguousarray(img[41 : 41 + h, 29 : 29 + w])
 

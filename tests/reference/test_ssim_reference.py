@@ -29,16 +29,6 @@ DTYPES = (torch.float32, torch.float64)
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny images gain nothing from intra-op threads, and on a busy 2-core runner OpenMP
-    threads spin against each other (conv2d ~50x slower): run this module single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _crop(img: np.ndarray, h: int, w: int, top: int = 37, left: int = 53) -> np.ndarray:
     return np.ascontiguousarray(img[top : top + h, left : left + w])
 

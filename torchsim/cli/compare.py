@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-import torch
-
-from ..io import ImageReadError, read_image
+from ._pair import load_pair
 from .report import Pair, build_report, format_table
 
 
@@ -27,27 +24,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     mode = "GRAY" if args.gray else "RGB"
-    images = []
-    failed = False
-    for path in (args.a, args.b):
-        try:
-            images.append(read_image(path, mode=mode))
-        except ImageReadError as exc:
-            print(f"torchsim compare: {exc}", file=sys.stderr)
-            failed = True
-    if failed:
-        return 1
-    a, b = images
-    if a.shape != b.shape:
-        print(
-            f"torchsim compare: {args.b}: size {tuple(b.shape[1:])} (H, W) differs from {args.a}: "
-            f"{tuple(a.shape[1:])}; resize one of them first",
-            file=sys.stderr,
-        )
-        return 1
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("torchsim compare: --device cuda requested but CUDA is not available", file=sys.stderr)
-        return 2
+    pair = load_pair("torchsim compare", args.a, args.b, mode, args.device)
+    if isinstance(pair, int):
+        return pair
+    a, b = pair
     rows = build_report(Pair(a[None], b[None], x_path=args.a, y_path=args.b, device=args.device))
     print(f"A: {args.a}\nB: {args.b}  ({a.shape[2]}x{a.shape[1]}, {mode})")
     print(format_table(rows))

@@ -15,9 +15,10 @@ import sys
 import torch
 
 import torchsim
-from torchsim.io import ImageReadError, read_image, write_png
+from torchsim.io import write_png
 
 from . import _draw
+from ._pair import load_pair
 
 _BOX_COLOR = (255, 0, 0)
 
@@ -60,27 +61,10 @@ def _ssim_picture(a: torch.Tensor, b: torch.Tensor, min_area: int, device: str):
 
 def run(args: argparse.Namespace) -> int:
     name = "torchsim diff"
-    images = []
-    failed = False
-    for path in (args.a, args.b):
-        try:
-            images.append(read_image(path, mode="RGBA" if args.method == "pixelmatch" else "RGB"))
-        except ImageReadError as exc:
-            print(f"{name}: {exc}", file=sys.stderr)
-            failed = True
-    if failed:
-        return 1
-    a, b = images
-    if a.shape != b.shape:
-        print(
-            f"{name}: {args.b}: size {tuple(b.shape[1:])} (H, W) differs from {args.a}: {tuple(a.shape[1:])}; "
-            f"resize one of them first",
-            file=sys.stderr,
-        )
-        return 1
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"{name}: --device cuda requested but CUDA is not available", file=sys.stderr)
-        return 2
+    pair = load_pair(name, args.a, args.b, "RGBA" if args.method == "pixelmatch" else "RGB", args.device)
+    if isinstance(pair, int):
+        return pair
+    a, b = pair
     try:
         if args.method == "pixelmatch":
             threshold = args.threshold
