@@ -1,34 +1,41 @@
 """Pure tensor functions: validate, call one kernel, reduce."""
 
 from ..color import pil_luma, rgb_to_y
+from ..io import file_md5
+from .hashing import ahash, dhash, hamming_distance, hash_to_hex, hex_to_hash, pairwise_hamming, phash
 from .histogram import histogram, histogram_similarity
 from .information import mutual_information, normalized_mutual_information
-from .hashing import ahash, dhash, hamming_distance, hash_to_hex, hex_to_hash, pairwise_hamming, phash
 from .pixel import cosine_similarity, mse, psnr
 from .pixelmatch import pixelmatch
 from .regions import diff_regions
 from .ssim import MS_SSIM_WEIGHTS, ms_ssim, ssim
 
 __all__ = [
+    # full-reference pixel and structural metrics
+    "mse",
+    "psnr",
+    "ssim",
+    "ms_ssim",
+    "MS_SSIM_WEIGHTS",
+    "cosine_similarity",
+    # colour
+    "rgb_to_y",
+    "pil_luma",
+    # distributions
     "histogram",
     "histogram_similarity",
     "mutual_information",
     "normalized_mutual_information",
-    "MS_SSIM_WEIGHTS",
+    # hashes and exact duplicates
     "ahash",
     "dhash",
+    "phash",
     "hamming_distance",
+    "pairwise_hamming",
     "hash_to_hex",
     "hex_to_hash",
-    "pairwise_hamming",
-    "phash",
-    "pil_luma",
-    "cosine_similarity",
-    "ms_ssim",
-    "mse",
-    "psnr",
-    "rgb_to_y",
-    "ssim",
+    "file_md5",
+    # where two images differ
     "pixelmatch",
     "diff_regions",
 ]

@@ -290,8 +290,9 @@ class _SSIMKernel(torch.autograd.Function):
         gc_plane = (g_cs.to(x.dtype) / count).reshape(geo.p)
         has_map = g_map is not None and g_map.numel() > 0
         gmap_planes = g_map.to(x.dtype).reshape((geo.p, geo.lv) + geo.rest_v) if has_map else None
-        grad_x = torch.zeros((geo.p, geo.l0) + geo.rest, dtype=x.dtype, device=x.device)
-        grad_y = torch.zeros_like(grad_x)
+        want_x, want_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_x = torch.zeros((geo.p, geo.l0) + geo.rest, dtype=x.dtype, device=x.device) if want_x else None
+        grad_y = torch.zeros((geo.p, geo.l0) + geo.rest, dtype=x.dtype, device=x.device) if want_y else None
         ones = (1,) * len(geo.rest)
         width = geo.width(geo.chunks[0])
         # Reused by every chunk: the four gradient maps, with a zero border of k - 1 on every
@@ -350,12 +351,12 @@ class _SSIMKernel(torch.autograd.Function):
             geo.read(yp, xy[1], segs)
             xy.sub_(off)
             xt, yt = xy.unbind(0)
-            gx = gmx.addcmul_(xt, gq, value=2).addcmul_(yt, gb)
-            gy = gmy.addcmul_(yt, gq, value=2).addcmul_(xt, gb)
-            geo.fold(gx, grad_x, segs)
-            geo.fold(gy, grad_y, segs)
-        grad_x = grad_x.view(x.shape) if ctx.needs_input_grad[0] else None
-        grad_y = grad_y.view(y.shape) if ctx.needs_input_grad[1] else None
+            if want_x:
+                geo.fold(gmx.addcmul_(xt, gq, value=2).addcmul_(yt, gb), grad_x, segs)
+            if want_y:
+                geo.fold(gmy.addcmul_(yt, gq, value=2).addcmul_(xt, gb), grad_y, segs)
+        grad_x = grad_x.view(x.shape) if want_x else None
+        grad_y = grad_y.view(y.shape) if want_y else None
         return grad_x, grad_y, None, None, None, None, None, None
 
 
