@@ -75,16 +75,23 @@ def run(args: argparse.Namespace) -> int:
     print(SAMPLE_NOTE)
     print(format_table(rows, headers=("metric", *variants, "note")))
 
-    # Picture: the photo and each distortion on top, their SSIM maps (valid region) below.
+    # Picture: the photo and each distortion on top, their SSIM maps (valid region) in the
+    # middle, pixelmatch's diff images (mismatches in red over a faded copy) at the bottom.
+    xd = x.to(device)
     top = [_draw.to_rgb(x[0])] + [_draw.to_rgb(y[0]) for y in variants.values()]
     maps = [_draw.colormap(torch.ones(x.shape[2:]))]
+    diffs = [_draw.to_rgb(torchsim.pixelmatch(xd, xd, return_diff=True)[1][0].cpu())]
     for y in variants.values():
-        _, smap = torchsim.ssim(x.to(device), y.to(device), return_map=True)
-        m = smap[0].mean(0).cpu()
-        maps.append(_draw.colormap(m, lo=0.0, hi=1.0))  # valid region, centred on its image
-    picture = _draw.grid([top, maps])
+        yd = y.to(device)
+        _, smap = torchsim.ssim(xd, yd, return_map=True)
+        maps.append(_draw.colormap(smap[0].mean(0).cpu(), lo=0.0, hi=1.0))  # valid region, centred
+        diffs.append(_draw.to_rgb(torchsim.pixelmatch(xd, yd, return_diff=True)[1][0].cpu()))
+    picture = _draw.grid([top, maps, diffs])
     out = args.output
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     torchsim.io.write_png(picture, out)
-    print(f"wrote {out}: top row original, {', '.join(variants)}; bottom row their SSIM maps over the valid region (dark = 0, bright = 1)")
+    print(
+        f"wrote {out}: columns original, {', '.join(variants)}; rows: the images, their SSIM maps over "
+        f"the valid region (dark = 0, bright = 1), pixelmatch diffs (red = mismatched pixel)"
+    )
     return 0
