@@ -301,3 +301,10 @@ def test_histogram_similarity_bad_inputs():
         fn(x, x, value_range=(2, 1))
     with pytest.raises(ValueError, match=r"histogram_similarity: x must be 4-D"):
         fn(x[0], x[0])
+
+
+def test_channels_last_float_input_counts_the_same():
+    x = torch.rand(2, 3, 16, 16)
+    cl = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(torchsim.histogram(cl, bins=32), torchsim.histogram(x, bins=32))
+    assert torch.equal(torchsim.histogram_similarity(cl, cl.flip(-1)), torchsim.histogram_similarity(x, x.flip(-1)))

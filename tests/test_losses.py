@@ -263,9 +263,25 @@ def test_bad_constructor_arguments(make, match):
 
 def test_bad_forward_arguments_name_the_function():
     x, y = _pair(1, 1, 16, 16, dtype=torch.float32)
-    with pytest.raises(ValueError, match=r"ssim: kernel_size"):
-        torchsim.SSIMLoss(data_range=1.0, kernel_size=4)(x, y)
+    with pytest.raises(ValueError, match=r"SSIMLoss: kernel_size"):  # caught when the loss is built
+        torchsim.SSIMLoss(data_range=1.0, kernel_size=4)
     with pytest.raises(ValueError, match=r"ms_ssim: every spatial dimension must be at least 161"):
         torchsim.MSSSIMLoss(data_range=1.0)(x, y)
     with pytest.raises(ValueError, match=r"cosine_similarity: x and y must have the same shape"):
         torchsim.CosineSimilarityLoss()(x, y[..., :8])
+
+
+@pytest.mark.parametrize(
+    "build, error, text",
+    [
+        (lambda: torchsim.SSIMLoss(data_range=1.0, foo=3), TypeError, r"SSIMLoss: unexpected keyword argument 'foo'"),
+        (lambda: torchsim.SSIM(data_range=1.0, reduction="avg"), ValueError, r"SSIM: reduction"),
+        (lambda: torchsim.PSNR(data_range=float("nan")), ValueError, r"PSNR: data_range"),
+        (lambda: torchsim.NMILoss(bandwidth=0.0), ValueError, r"NMILoss: bandwidth"),
+        (lambda: torchsim.MILoss(bandwidth=0.0), ValueError, r"MILoss: bandwidth"),
+        (lambda: torchsim.MSSSIML1Loss(data_range=1.0, kernel_size=2), ValueError, r"MSSSIML1Loss: kernel_size"),
+    ],
+)
+def test_bad_options_fail_when_built(build, error, text):
+    with pytest.raises(error, match=text):
+        build()

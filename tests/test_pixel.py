@@ -269,3 +269,18 @@ def test_compile_fullgraph_equals_eager():
     # identical images under compile: +inf, not NaN
     psnr_c = torch.compile(torchsim.psnr, backend="aot_eager", fullgraph=True)
     assert psnr_c(x, x, data_range=1.0).item() == float("inf")
+
+
+def test_psnr_of_nan_is_nan_not_a_perfect_score():
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    y = x.clone()
+    y[0, 0, 0, 0] = float("nan")
+    v = torchsim.psnr(x, y, data_range=1.0, reduction="none")
+    assert torch.isnan(v[0]) and v[1] == float("inf")
+
+
+def test_ssim_promotes_mixed_float_dtypes():
+    x = torch.rand(1, 2, 24, 24)
+    expected = torchsim.ssim(x.double(), x.double().flip(-1), data_range=1.0)
+    got = torchsim.ssim(x, x.double().flip(-1), data_range=1.0)
+    assert got.dtype == torch.float64 and torch.allclose(got, expected)

@@ -28,6 +28,12 @@ def to_compute(x: torch.Tensor) -> torch.Tensor:
     return x.to(compute_dtype(x.dtype))
 
 
+def to_compute_pair(x: torch.Tensor, y: torch.Tensor):
+    """Both inputs in one compute dtype: float64 if either is float64, else float32."""
+    dtype = torch.promote_types(compute_dtype(x.dtype), compute_dtype(y.dtype))
+    return x.to(dtype), y.to(dtype)
+
+
 def no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
     """Disable autocast for the metric kernels on ``device``'s type."""
     dev = device.type

@@ -40,7 +40,7 @@ def check_image(
         raise TypeError(
             f"{fn}: {name} must have dtype float16, bfloat16, float32, float64 or uint8 "
             f"(uint8 is read as 0..255), got {x.dtype}; convert other integer images "
-            f"with x.float() and pass data_range"
+            f"with x.float() (and pass data_range where the metric takes one)"
         )
     if x.dim() not in ndims:
         layouts = " or ".join({4: "4-D (N, C, H, W)", 5: "5-D (N, C, D, H, W)"}.get(d, f"{d}-D") for d in ndims)
@@ -250,3 +250,29 @@ def check_value_range(fn: str, value_range: object) -> Union[None, str, Tuple[fl
     if lo >= hi:
         raise ValueError(f"{fn}: value_range must have lo < hi, got {tuple(value_range)!r}")
     return (lo, hi)
+
+
+def check_options(owner: str, fn, options: dict) -> None:
+    """Validate a module's or loss's stored keyword arguments for ``fn`` when it is built.
+
+    Names must be keyword arguments of ``fn``; ``reduction``, ``kernel_size`` / ``sigma`` and a
+    numeric ``data_range`` are checked now, so a typo fails at construction, not at the first
+    batch. (Checks that need the images run in ``fn`` itself.)
+    """
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    accepted = [p for p in params if p not in ("x", "y")]
+    for name in options:
+        if name not in accepted:
+            raise TypeError(
+                f"{owner}: unexpected keyword argument {name!r}; {fn.__name__}() accepts {', '.join(accepted)}"
+            )
+    if "reduction" in options:
+        check_reduction(owner, options["reduction"])
+    if "kernel_size" in options:
+        check_kernel(owner, options["kernel_size"], options.get("sigma", 1.0))
+    dr = options.get("data_range")
+    if dr is not None and not isinstance(dr, torch.Tensor):
+        if isinstance(dr, bool) or not isinstance(dr, (int, float)) or not math.isfinite(dr) or dr <= 0:
+            raise ValueError(f"{owner}: data_range must be a positive finite number or a tensor of shape (N,), got {dr!r}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 from typing import Union
 
 import torch
@@ -42,11 +44,41 @@ def read_image(path: PathLike, mode: str = "RGB") -> torch.Tensor:
         raise ImageReadError(f"{p}: empty file")
     try:
         data = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
-        img = decode_image(data, mode=getattr(ImageReadMode, mode))
+        with _native_stderr_silenced():
+            img = decode_image(data, mode=getattr(ImageReadMode, mode))
     except Exception as exc:  # torchvision raises RuntimeError with decoder-specific text
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ImageReadError(f"{p}: not a readable image ({reason})") from None
+        raise ImageReadError(f"{p}: not a readable image ({_reason(exc)})") from None
     return img
+
+
+def _reason(exc: Exception) -> str:
+    """The decoder's complaint without torchvision's source locations, on one line."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"\S*\.(?:cpp|cc|c|h):\d+,?\s*", "", text)  # "/__w/vision/.../decode_image.cpp:61, "
+    text = re.sub(r"^(?:operator\(\)|decode_\w+|\w+Exception),?\s*", "", text).strip(" ,:")
+    text = text.split(". ")[0].rstrip(".")  # the first sentence says it
+    return text[:160] or "corrupt or unsupported image data"
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Hide what C decoders (libpng's "libpng error: ...") print straight to file descriptor 2.
+
+    The failure is reported once, as an :class:`ImageReadError` naming the file.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable fd 2: nothing to hide
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def write_png(image: torch.Tensor, path: PathLike) -> None:

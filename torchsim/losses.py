@@ -13,6 +13,7 @@ from torch import nn
 
 from . import functional as F
 from ._common import reduce
+from ._validation import check_positive
 from .filters import gaussian_window, separable_filter
 
 
@@ -25,9 +26,11 @@ class _ComplementLoss(nn.Module):
 
     def __init__(self, *, reduction: str = "mean", **kwargs: Any) -> None:
         super().__init__()
-        from ._validation import check_reduction
+        from ._validation import check_options
 
-        check_reduction(type(self).__name__, reduction)
+        check_options(type(self).__name__, type(self)._fn, {**kwargs, "reduction": reduction})
+        if "bandwidth" in kwargs:  # the information losses need soft (differentiable) histograms
+            check_positive(type(self).__name__, "bandwidth", kwargs["bandwidth"])
         self.reduction = reduction
         self.kwargs: Dict[str, Any] = kwargs
 
@@ -97,9 +100,9 @@ class MSSSIML1Loss(nn.Module):
 
     def __init__(self, *, alpha: float = 0.84, l1_sigma: float = 8.0, data_range=None, reduction: str = "mean", **kwargs: Any) -> None:
         super().__init__()
-        from ._validation import check_positive, check_reduction
+        from ._validation import check_options
 
-        check_reduction("MSSSIML1Loss", reduction)
+        check_options("MSSSIML1Loss", F.ms_ssim, {**kwargs, "data_range": data_range, "reduction": reduction})
         check_positive("MSSSIML1Loss", "l1_sigma", l1_sigma)
         if not (0.0 <= float(alpha) <= 1.0):
             raise ValueError(f"MSSSIML1Loss: alpha must be in [0, 1], got {alpha!r}")

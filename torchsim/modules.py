@@ -29,6 +29,9 @@ class Metric(StreamingMixin, nn.Module):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
+        from ._validation import check_options
+
+        check_options(type(self).__name__, type(self)._fn, kwargs)
         self.kwargs: Dict[str, Any] = kwargs
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> Any:

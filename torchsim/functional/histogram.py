@@ -273,7 +273,7 @@ def _histograms(x: torch.Tensor, bins: int, value_range: ValueRange, bandwidth: 
         v = v.detach()
     lo, hi = _bounds(v, value_range, x.dtype == torch.uint8)
     if bandwidth == 0:
-        out = _count_rows(_bin_index(v, lo, hi, bins).view(r, -1), bins + 1, cdt)
+        out = _count_rows(_bin_index(v, lo, hi, bins).reshape(r, -1), bins + 1, cdt)
         return out[:, :bins].reshape(n, c, bins).to(v.dtype)
     u, inside = _positions(v, lo, hi, bins)
     u = torch.where(inside, u, torch.zeros_like(u))

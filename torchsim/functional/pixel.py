@@ -81,9 +81,9 @@ def psnr(
     with no_autocast(x.device):
         err = _mse_per_image(x, y)
         r = range_tensor(dr, err)
-        nonzero = err > 0
-        safe = torch.where(nonzero, err, torch.ones_like(err))
-        value = torch.where(nonzero, 10.0 * torch.log10(r * r / safe), torch.full_like(err, float("inf")))
+        identical = err == 0  # NaN errors stay NaN (a diverged output is not a perfect score)
+        safe = torch.where(identical, torch.ones_like(err), err)
+        value = torch.where(identical, torch.full_like(err, float("inf")), 10.0 * torch.log10(r * r / safe))
         return reduce(value, reduction)
 
 

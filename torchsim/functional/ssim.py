@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from .. import _validation as V
-from .._common import no_autocast, range_tensor, reduce, to_compute
+from .._common import no_autocast, range_tensor, reduce, to_compute_pair
 from ..filters import box_window, gaussian_window, matlab_downsample, matlab_round, separable_filter
 
 Scalar = Union[float, torch.Tensor]
@@ -458,7 +458,7 @@ def ssim(
     fn = "ssim"
     x, y, dr = _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction)
     with no_autocast(x.device):
-        xc, yc = to_compute(x), to_compute(y)
+        xc, yc = to_compute_pair(x, y)
         if downsample:
             f = max(1, matlab_round(min(xc.shape[2:]) / 256))
             xc, yc = matlab_downsample(xc, f), matlab_downsample(yc, f)
@@ -553,7 +553,7 @@ def ms_ssim(
             f"{tuple(x.shape[2:])}; use a smaller kernel_size, fewer weights, or ssim()"
         )
     with no_autocast(x.device):
-        xc, yc = to_compute(x), to_compute(y)
+        xc, yc = to_compute_pair(x, y)
         window = _window(kernel_size, sigma, True, xc)
         c1, c2 = _constants(dr, xc, k1, k2)
         terms = []
