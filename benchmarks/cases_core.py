@@ -16,12 +16,11 @@ torch inputs once, in the factory (scikit-image wants numpy arrays).
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable, Dict, List, Tuple
 
 import torch
 
-from benchmarks.harness import Case, Skip
+from benchmarks.harness import Case, Skip, import_backend
 
 SEED = 0
 NOISE = 0.05
@@ -34,12 +33,6 @@ MEMORY_SHAPE = (16, 3, 256, 256)
 Ops = Dict[str, Callable]
 
 
-def _lib(name: str):
-    """Import ``name`` or raise ImportError with a clear reason (-> skipped)."""
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise ImportError(f"{name} not installed ({exc})") from exc
 
 
 def _shape(shape: Tuple[int, ...]) -> str:
@@ -61,7 +54,7 @@ def _inputs(shape, device: str, requires_grad: bool = False):
 
 
 def _torchsim() -> Ops:
-    ts = _lib("torchsim")
+    ts = import_backend("torchsim")
     return {
         "ssim": lambda x, y: ts.ssim(x, y, data_range=DATA_RANGE),
         "ssim_loss": lambda x, y: 1 - ts.ssim(x, y, data_range=DATA_RANGE),
@@ -73,7 +66,7 @@ def _torchsim() -> Ops:
 
 def _pytorch_msssim() -> Ops:
     # Same convention as torchsim: separable float32 Gaussian, valid region, per-channel means.
-    pm = _lib("pytorch_msssim")
+    pm = import_backend("pytorch_msssim")
     kw = dict(data_range=DATA_RANGE, win_size=11, win_sigma=1.5, K=(0.01, 0.03))
     return {
         "ssim": lambda x, y: pm.ssim(x, y, **kw),
@@ -87,7 +80,7 @@ def _piq() -> Ops:
     # downsample=True would apply Wang's automatic downsampling (f = round(min(H, W) / 256),
     # i.e. a different image at 512 and 1024 px). piq checks on every call that inputs lie in
     # [0, data_range] (a host sync per call); psnr adds eps=1e-8 to the MSE.
-    piq = _lib("piq")
+    piq = import_backend("piq")
     kw = dict(kernel_size=11, kernel_sigma=1.5, data_range=DATA_RANGE, k1=0.01, k2=0.03)
     return {
         "ssim": lambda x, y: piq.ssim(x, y, downsample=False, **kw),
@@ -105,8 +98,8 @@ def _torchmetrics() -> Ops:
     # reflect-padded full-size mean (value differs ~1e-5), and it computes the full SSIM map at
     # every scale. PSNR with dim=(1, 2, 3): one value per image, then the mean (as torchsim);
     # the default dim=None would be the PSNR of the whole batch's MSE.
-    tmf = _lib("torchmetrics.functional")  # mean_squared_error
-    tmi = _lib("torchmetrics.functional.image")  # the image metrics (their non-deprecated home)
+    tmf = import_backend("torchmetrics.functional")  # mean_squared_error
+    tmi = import_backend("torchmetrics.functional.image")  # the image metrics (their non-deprecated home)
     kw = dict(gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=DATA_RANGE, k1=0.01, k2=0.03)
 
     def ssim(x, y):
@@ -128,7 +121,7 @@ def _kornia() -> Ops:
     # kornia.losses.ssim_loss = mean(clamp((1 - map) / 2, 0, 1)): half of 1 - ssim, same work.
     # kornia.metrics.psnr is the PSNR of the whole batch's MSE, not the mean of per-image PSNRs.
     # No MS-SSIM and no MSE function in kornia.
-    kornia = _lib("kornia")
+    kornia = import_backend("kornia")
     return {
         "ssim": lambda x, y: kornia.metrics.ssim(x, y, 11, max_val=DATA_RANGE, padding="valid").mean(),
         "ssim_loss": lambda x, y: kornia.losses.ssim_loss(x, y, 11, max_val=DATA_RANGE, padding="valid"),
@@ -139,7 +132,7 @@ def _kornia() -> Ops:
 def _monai() -> Ops:
     # Valid region, 2-D Gaussian conv with a sampled, normalised kernel (as torchsim). SSIMMetric
     # is a cumulative metric: each call appends to its buffer, so it is reset after each call.
-    monai = _lib("monai")
+    monai = import_backend("monai")
     kw = dict(spatial_dims=2, data_range=DATA_RANGE, kernel_type="gaussian", win_size=11, kernel_sigma=1.5, k1=0.01, k2=0.03)
     metric = monai.metrics.SSIMMetric(**kw)
     loss = monai.losses.SSIMLoss(**kw)
@@ -155,7 +148,7 @@ def _monai() -> Ops:
 def _skimage() -> Ops:
     # Reference convention (torchsim's default equals it); numpy, forward only, float32 in,
     # a Python loop over the batch. Inputs are converted to numpy once, in the factory.
-    skm = _lib("skimage.metrics")
+    skm = import_backend("skimage.metrics")
 
     def per_image(f, **kw):
         return lambda x, y: sum(f(a, b, **kw) for a, b in zip(x, y)) / len(x)

@@ -13,12 +13,11 @@ Run: ``python -m benchmarks.run hashing [--device cuda]``.
 
 from __future__ import annotations
 
-import importlib
 from typing import List
 
 import torch
 
-from benchmarks.harness import Case
+from benchmarks.harness import Case, import_backend
 
 SEED = 0
 N_IMAGES, SIDE = 256, 256
@@ -26,11 +25,6 @@ N_HASHES = 20_000
 NP_BLOCK = 1024
 
 
-def _lib(name: str):
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise ImportError(f"{name} not installed ({exc})") from exc
 
 
 def _images() -> torch.Tensor:
@@ -43,14 +37,14 @@ def _images() -> torch.Tensor:
 
 def _hash_case(name: str, ih_name: str, device: str) -> Case:
     def ours():
-        ts = _lib("torchsim")
+        ts = import_backend("torchsim")
         x = _images().to(device)
         fn = getattr(ts, name)
         return lambda: fn(x)
 
     def theirs():
-        ih = _lib("imagehash")
-        Image = _lib("PIL.Image")
+        ih = import_backend("imagehash")
+        Image = import_backend("PIL.Image")
         pil = [Image.fromarray(a.permute(1, 2, 0).numpy()) for a in _images()]
         fn = getattr(ih, ih_name)
         return lambda: [fn(im) for im in pil]
@@ -64,12 +58,12 @@ def _hashes() -> torch.Tensor:
 
 def _pairwise_case(device: str) -> Case:
     def ours():
-        ts = _lib("torchsim")
+        ts = import_backend("torchsim")
         h = _hashes().to(device)
         return lambda: ts.pairwise_hamming(h)
 
     def numpy_packed():
-        np = _lib("numpy")
+        np = import_backend("numpy")
         words = np.packbits(_hashes().numpy(), axis=1).view(">u8")[:, 0].astype(np.uint64)
 
         def run():

@@ -16,24 +16,18 @@ benchmark input.
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable, List
 
 import numpy as np
 import torch
 
-from benchmarks.harness import Case, Skip
+from benchmarks.harness import Case, Skip, import_backend
 
 SEED = 0
 NOISE = 0.05
 BINS = 256
 
 
-def _lib(name: str):
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise ImportError(f"{name} not installed ({exc})") from exc
 
 
 def _photo_crops(n: int, c: int, size: int) -> np.ndarray:
@@ -77,20 +71,20 @@ NMI_SHAPE = (4, 1, 256, 256)
 
 
 def _nmi_torchsim(device: str) -> Callable[[], object]:
-    ts = _lib("torchsim")
+    ts = import_backend("torchsim")
     x, y = _pair(NMI_SHAPE, device, uint8=True)
     return lambda: ts.normalized_mutual_information(x, y, bins=BINS)
 
 
 def _nmi_torchsim_studholme(device: str) -> Callable[[], object]:
-    ts = _lib("torchsim")
+    ts = import_backend("torchsim")
     x, y = _pair(NMI_SHAPE, device, uint8=True)
     return lambda: ts.normalized_mutual_information(x, y, bins=BINS, value_range="minmax", normalization="studholme")
 
 
 def _nmi_sklearn(device: str) -> Callable[[], object]:
     _cpu_only(device)
-    metrics = _lib("sklearn.metrics")
+    metrics = import_backend("sklearn.metrics")
     x, y = _pair(NMI_SHAPE, "cpu", uint8=True)
     a = [t.numpy().ravel() for t in x]
     b = [t.numpy().ravel() for t in y]
@@ -99,7 +93,7 @@ def _nmi_sklearn(device: str) -> Callable[[], object]:
 
 def _nmi_skimage(device: str) -> Callable[[], object]:
     _cpu_only(device)
-    metrics = _lib("skimage.metrics")
+    metrics = import_backend("skimage.metrics")
     x, y = _pair(NMI_SHAPE, "cpu", uint8=True)
     a = [t.numpy() for t in x]
     b = [t.numpy() for t in y]
@@ -112,14 +106,14 @@ HIST_SHAPE = (4, 3, 256, 256)
 
 
 def _hist_torchsim(device: str) -> Callable[[], object]:
-    ts = _lib("torchsim")
+    ts = import_backend("torchsim")
     x, y = _pair(HIST_SHAPE, device, uint8=True)
     return lambda: ts.histogram_similarity(x, y, bins=BINS, method="correlation")
 
 
 def _hist_opencv(device: str) -> Callable[[], object]:
     _cpu_only(device)
-    cv2 = _lib("cv2")
+    cv2 = import_backend("cv2")
     x, y = _pair(HIST_SHAPE, "cpu", uint8=True)
     a = [np.ascontiguousarray(t.permute(1, 2, 0).numpy()) for t in x]
     b = [np.ascontiguousarray(t.permute(1, 2, 0).numpy()) for t in y]
@@ -156,7 +150,7 @@ def _fwd_bwd(x: torch.Tensor, loss: Callable[[], torch.Tensor]) -> Callable[[], 
 
 def _soft_torchsim(shape, bins: int = BINS):
     def factory(device: str) -> Callable[[], object]:
-        ts = _lib("torchsim")
+        ts = import_backend("torchsim")
         x, y = _pair(shape, device, uint8=False, requires_grad=True)
         return _fwd_bwd(x, lambda: 1 - ts.normalized_mutual_information(x, y, bins=bins, bandwidth=1.0))
 
@@ -165,7 +159,7 @@ def _soft_torchsim(shape, bins: int = BINS):
 
 def _soft_monai(shape):
     def factory(device: str) -> Callable[[], object]:
-        losses = _lib("monai.losses")
+        losses = import_backend("monai.losses")
         loss_fn = losses.GlobalMutualInformationLoss(num_bins=23)  # Gaussian Parzen window, its default
         x, y = _pair(shape, device, uint8=False, requires_grad=True)
         return _fwd_bwd(x, lambda: loss_fn(x, y))
@@ -175,7 +169,7 @@ def _soft_monai(shape):
 
 def _soft_kornia(shape):
     def factory(device: str) -> Callable[[], object]:
-        kl = _lib("kornia.losses")
+        kl = import_backend("kornia.losses")
         fn = getattr(kl, "normalized_mutual_information_loss_2d", None)
         if fn is None:
             raise Skip("this kornia has no normalized_mutual_information_loss_2d")

@@ -31,6 +31,16 @@ class Skip(Exception):
 Factory = Callable[[], Callable[[], object]]
 
 
+def import_backend(name: str):
+    """Import a competing library, or raise ImportError with a clear reason (-> reported skipped)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ImportError(f"{name} not installed ({exc})") from exc
+
+
 @dataclasses.dataclass
 class Case:
     name: str

@@ -8,13 +8,14 @@ from typing import Tuple, Union
 import torch
 
 from ..io import ImageReadError, read_image
+from ._common import device_problem
 
 
 def load_pair(command: str, path_a: str, path_b: str, mode: str, device: str) -> Union[Tuple[torch.Tensor, torch.Tensor], int]:
     """Both images as ``(C, H, W)`` uint8, or the exit code after one clear line per problem.
 
     Exit code 1: a file is missing, unreadable or corrupt, or the sizes differ;
-    2: ``device`` asks for CUDA that is not available.
+    2: ``device`` is not cpu/cuda, or CUDA is not available.
     """
     images = []
     failed = False
@@ -34,7 +35,8 @@ def load_pair(command: str, path_a: str, path_b: str, mode: str, device: str) ->
             file=sys.stderr,
         )
         return 1
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"{command}: --device {device} requested but CUDA is not available", file=sys.stderr)
+    problem = device_problem(device)
+    if problem:
+        print(f"{command}: {problem}", file=sys.stderr)
         return 2
     return a, b

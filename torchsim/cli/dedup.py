@@ -41,8 +41,9 @@ import torch
 import torchsim
 from torchsim.io import ImageReadError, file_md5, read_image
 
+from ._common import device_problem, is_image_name
+
 PROG = "torchsim dedup"
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic")
 HASHES = ("phash", "ahash", "dhash")
 
 
@@ -84,11 +85,7 @@ def _check_args(args) -> Optional[str]:
         return f"--threshold must be >= 0, got {args.threshold}"
     if args.batch_size < 1:
         return f"--batch-size must be >= 1, got {args.batch_size}"
-    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
-        return f"--device must be cpu or cuda, got {args.device!r}"
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        return "--device cuda: no CUDA device is available"
-    return None
+    return device_problem(args.device)
 
 
 def list_images(folder: str, recursive: bool = False) -> List[str]:
@@ -97,7 +94,7 @@ def list_images(folder: str, recursive: bool = False) -> List[str]:
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         for name in sorted(files):
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+            if is_image_name(name):
                 found.append(os.path.join(root, name))
     return found
 

@@ -13,6 +13,7 @@ import torch
 import torchsim
 
 from . import _draw
+from ._common import device_problem
 from .report import Pair, build_report, format_table
 
 SAMPLE_NOTE = (
@@ -56,8 +57,9 @@ def distortions(x: torch.Tensor, seed: int = 0) -> Dict[str, torch.Tensor]:
 
 def run(args: argparse.Namespace) -> int:
     device = args.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        print("torchsim demo: --device cuda requested but CUDA is not available", file=sys.stderr)
+    problem = device_problem(device)
+    if problem:
+        print(f"torchsim demo: {problem}", file=sys.stderr)
         return 2
     x = load_sample()
     variants = distortions(x)

@@ -54,8 +54,9 @@ import torchsim
 from torchsim import streaming
 from torchsim.io import ImageReadError, read_image
 
+from ._common import device_problem, is_image_name
+
 PROG = "torchsim score"
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic")
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,7 +166,7 @@ def collate_by_size(items: List[Item]):
 def _image_files(folder: str) -> Dict[str, str]:
     out = {}
     for entry in os.scandir(folder):
-        if entry.name.startswith(".") or not entry.name.lower().endswith(IMAGE_EXTENSIONS):
+        if not is_image_name(entry.name):
             continue
         if entry.is_file():
             out[entry.name] = entry.path
@@ -344,11 +345,7 @@ def _check_args(args) -> Optional[str]:
         return f"--batch-size must be >= 1, got {args.batch_size}"
     if args.workers < 0:
         return f"--workers must be >= 0, got {args.workers}"
-    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
-        return f"--device must be cpu or cuda, got {args.device!r}"
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        return "--device cuda: no CUDA device is available"
-    return None
+    return device_problem(args.device)
 
 
 def _part(path: str, rank: int, world: int) -> str:
