@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.filter_layouts`` times one 11-tap separable Gaussian pass pair over the
 same number of pixels in several layouts on the current device, interleaved, and prints
-ms per megapixel. The SSIM kernel's geometry (``torchsim/functional/ssim.py``, ``_Tiles``)
+ms per megapixel. The SSIM kernel's geometry (``torchsim/ops/tiling.py``, ``RowTiles``)
 follows from it: on CPU (oneDNN) a depthwise convolution is fast only in channels_last with a
 multiple of 8 channels; a single-channel view and NCHW depthwise are several times slower.
 """
@@ -15,7 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from torchsim.filters import gaussian_window
+from torchsim.ops.filters import gaussian_window
 
 
 def _pair(x: torch.Tensor, w: torch.Tensor, channels: int) -> torch.Tensor:

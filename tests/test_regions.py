@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import torchsim
-from torchsim.functional.regions import _N4, _N8, _boxes, _label, _otsu
+from torchsim.ops import component_boxes, label_components, otsu_threshold
 
 
 def _flat_with_block(n=1, size=64):
@@ -61,8 +61,8 @@ def test_labelling_matches_scipy(p):
 
     rng = np.random.default_rng(int(p * 10))
     m = rng.random((2, 41, 53)) < p
-    for neighbours, structure in ((_N8, np.ones((3, 3))), (_N4, None)):
-        lab = _label(torch.from_numpy(m), neighbours).numpy()
+    for connectivity, structure in ((8, np.ones((3, 3))), (4, None)):
+        lab = label_components(torch.from_numpy(m), connectivity).numpy()
         for k in range(2):
             ref, nref = ndimage.label(m[k], structure=structure)
             pairs = set(zip(ref[m[k]].tolist(), lab[k][m[k]].tolist()))
@@ -75,7 +75,7 @@ def test_snake_component_converges():
     m[0, ::2, :] = True  # rows
     for r in range(1, 31, 2):
         m[0, r, 30 if r % 4 == 1 else 0] = True  # alternate ends: one long snake
-    lab = _label(m, _N8)
+    lab = label_components(m, 8)
     assert lab[m].unique().numel() == 1
 
 
@@ -86,14 +86,14 @@ def test_nested_region_is_dropped_and_border_region_kept():
     m[0, 6:8, 6:8] = True  # ... with a region inside it (RETR_EXTERNAL drops it)
     m[0, 15:20, 0:3] = True  # touches the image border
     m[0, 14, 14] = True  # a single pixel
-    boxes = _boxes(m, 0)[0].tolist()
+    boxes = component_boxes(m, 0)[0].tolist()
     assert boxes == [[2, 2, 12, 12], [14, 14, 15, 15], [0, 15, 3, 20]]
 
 
 def test_otsu_simple_bimodal():
     u = torch.cat([torch.full((100,), 50), torch.full((100,), 200)]).reshape(1, 10, 20)
-    assert _otsu(u).tolist() == [50]
-    assert _otsu(torch.full((1, 4, 4), 255)).tolist() == [0]
+    assert otsu_threshold(u).tolist() == [50]
+    assert otsu_threshold(torch.full((1, 4, 4), 255)).tolist() == [0]
 
 
 @pytest.mark.parametrize(

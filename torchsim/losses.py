@@ -14,7 +14,7 @@ from torch import nn
 from . import functional as F
 from ._common import reduce
 from ._validation import check_positive
-from .filters import gaussian_window, separable_filter
+from .ops.filters import gaussian_window, separable_filter
 
 
 class _ComplementLoss(nn.Module):

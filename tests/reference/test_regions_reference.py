@@ -20,7 +20,8 @@ from skimage import data
 from skimage.metrics import structural_similarity
 
 import torchsim
-from torchsim.functional.regions import _boxes, _gray, _otsu
+from torchsim.functional.regions import _gray
+from torchsim.ops import component_boxes, otsu_threshold
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -112,7 +113,7 @@ def test_otsu_equals_cv2():
             u = np.concatenate([rng.integers(0, 80, 900), rng.integers(150, 256, 1100)]).reshape(40, 50)
         u = u.astype(np.uint8)
         t, _ = cv2.threshold(u, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
-        assert _otsu(torch.from_numpy(u).long()[None]).item() == int(t)
+        assert otsu_threshold(torch.from_numpy(u).long()[None]).item() == int(t)
 
 
 def test_external_boxes_equal_find_contours_on_random_masks():
@@ -123,5 +124,5 @@ def test_external_boxes_equal_find_contours_on_random_masks():
             m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))  # rings with holes
         contours = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
         ref = sorted((x, y, x + w, y + h) for x, y, w, h in map(cv2.boundingRect, contours))
-        got = sorted(tuple(r) for r in _boxes(torch.from_numpy(m > 0)[None], 0)[0].tolist())
+        got = sorted(tuple(r) for r in component_boxes(torch.from_numpy(m > 0)[None], 0)[0].tolist())
         assert got == ref

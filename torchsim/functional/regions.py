@@ -3,9 +3,8 @@
 The recipe people use with scikit-image and OpenCV (SPEC, "Difference
 regions"), batched and on any device: the full-size SSIM map comes from the
 one SSIM kernel (:func:`torchsim.functional.ssim.ssim` on symmetrically padded
-images), Otsu's threshold is computed from a batched 256-bin histogram, and
-connected components are labelled by min-label propagation with hooking and
-pointer jumping (no OpenCV or scipy at run time).
+images); Otsu's threshold, connected components and boxes are the batched
+operators of :mod:`torchsim.ops.components` (no OpenCV or scipy at run time).
 """
 
 from __future__ import annotations
@@ -13,16 +12,11 @@ from __future__ import annotations
 from typing import List, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 
 from .. import _validation as V
-from ..filters import symmetric_pad
+from ..ops.components import component_boxes, otsu_threshold
+from ..ops.filters import symmetric_pad
 from .ssim import ssim
-
-_FLT_EPSILON = 1.1920928955078125e-07  # C's FLT_EPSILON, as cv2's Otsu uses it
-
-_N8 = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
-_N4 = [(-1, 0), (0, -1), (0, 1), (1, 0)]
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
@@ -40,104 +34,6 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
         return g.unsqueeze(1).to(torch.float64)
     v = x.to(torch.float64)
     return (v[:, 0] * 0.299 + v[:, 1] * 0.587 + v[:, 2] * 0.114).unsqueeze(1)
-
-
-def _otsu(u8: torch.Tensor) -> torch.Tensor:
-    """Otsu's threshold per image of an ``(N, H, W)`` int64 map with values 0..255, as ``cv2.threshold``.
-
-    Between-class variance ``q1 q2 (mu1 - mu2)^2`` for every split ``<= t | > t``,
-    bins where ``min(q1, q2) < FLT_EPSILON`` or ``max(q1, q2) > 1 - FLT_EPSILON``
-    skipped, the first maximum wins (0 when none is positive). Returns ``(N,)`` int64.
-    """
-    n = u8.shape[0]
-    offs = (torch.arange(n, device=u8.device) * 256).reshape(n, 1)
-    hist = torch.bincount((u8.reshape(n, -1) + offs).reshape(-1), minlength=256 * n).reshape(n, 256)
-    p = hist.to(torch.float64) / u8[0].numel()
-    i = torch.arange(256, dtype=torch.float64, device=u8.device)
-    mu = (p * i).sum(1, keepdim=True)
-    q1 = torch.cumsum(p, 1)
-    q2 = 1.0 - q1
-    mu1 = torch.cumsum(p * i, 1) / q1
-    mu2 = (mu - q1 * mu1) / q2
-    sigma = q1 * q2 * (mu2 - mu1) ** 2
-    ok = (torch.minimum(q1, q2) >= _FLT_EPSILON) & (torch.maximum(q1, q2) <= 1.0 - _FLT_EPSILON)
-    sigma = torch.where(ok, sigma, torch.zeros_like(sigma))
-    best = sigma.max(1, keepdim=True).values
-    first = torch.where((sigma == best) & (best > 0), i.to(torch.int64), torch.full_like(hist, 256)).min(1).values
-    return torch.where(first == 256, torch.zeros_like(first), first)
-
-
-def _label(mask: torch.Tensor, neighbours: List[Tuple[int, int]]) -> torch.Tensor:
-    """Connected components of an ``(N, H, W)`` bool mask; returns ``(N, H, W)`` int64 roots.
-
-    Each foreground pixel gets the flat index (over the batch) of the first
-    pixel of its component in raster order; background pixels get ``N*H*W``.
-    Every round takes the minimum label over the neighbourhood, hooks each
-    pixel's current root onto that minimum (``scatter_reduce amin``) and
-    compresses paths by pointer jumping, until nothing changes (one host sync
-    per round; rounds grow with the log of the component diameter in practice).
-    """
-    n, h, w = mask.shape
-    total = n * h * w
-    big = total
-    idx = torch.arange(total, device=mask.device).reshape(n, h, w)
-    lab = torch.where(mask, idx, torch.full_like(idx, big))
-    padded = lab.new_full((n, h + 2, w + 2), big)
-    while True:
-        padded[:, 1:-1, 1:-1] = lab
-        m = lab
-        for dy, dx in neighbours:
-            m = torch.minimum(m, padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w])
-        m = torch.where(mask, m, lab)
-        parent = torch.cat([m.reshape(-1), m.new_full((1,), big)])
-        parent.scatter_reduce_(0, lab.reshape(-1), m.reshape(-1), reduce="amin")
-        for _ in range(4):
-            parent = parent.index_select(0, parent)
-        new = parent[:total].reshape(n, h, w)
-        if torch.equal(new, lab):
-            return lab
-        lab = new
-
-
-def _boxes(fg: torch.Tensor, min_area: int) -> List[torch.Tensor]:
-    """One box per external 8-connected region of an ``(N, H, W)`` bool mask.
-
-    A region is external (kept, as ``cv2.findContours(RETR_EXTERNAL)`` keeps it)
-    when it touches the image border or is 4-adjacent to the background
-    4-connected to the border; regions inside a hole of another are dropped.
-    """
-    n, h, w = fg.shape
-    dev = fg.device
-    pf = F.pad(fg.to(torch.uint8), (1, 1, 1, 1), value=0).bool()  # a virtual background frame
-    hp, wp = h + 2, w + 2
-    total = n * hp * wp
-    lab = _label(pf, _N8)
-    bg = _label(~pf, _N4)
-    outer = (~pf) & (bg == bg[:, :1, :1])  # the frame's background component
-    po = F.pad(outer.to(torch.uint8), (1, 1, 1, 1), value=0).bool()
-    touch = torch.zeros_like(pf)
-    for dy, dx in _N4:
-        touch |= po[:, 1 + dy : 1 + dy + hp, 1 + dx : 1 + dx + wp]
-    touch &= pf
-    flat = lab.reshape(-1)
-    sel = pf.reshape(-1)
-    roots = flat[sel]
-    ys = torch.arange(hp, device=dev).reshape(1, hp, 1).expand(n, hp, wp).reshape(-1)[sel] - 1
-    xs = torch.arange(wp, device=dev).reshape(1, 1, wp).expand(n, hp, wp).reshape(-1)[sel] - 1
-    big = torch.iinfo(torch.int64).max
-    x0 = torch.full((total,), big, dtype=torch.int64, device=dev).scatter_reduce_(0, roots, xs, "amin")
-    y0 = torch.full((total,), big, dtype=torch.int64, device=dev).scatter_reduce_(0, roots, ys, "amin")
-    x1 = torch.full((total,), -1, dtype=torch.int64, device=dev).scatter_reduce_(0, roots, xs, "amax")
-    y1 = torch.full((total,), -1, dtype=torch.int64, device=dev).scatter_reduce_(0, roots, ys, "amax")
-    area = torch.zeros(total, dtype=torch.int64, device=dev).scatter_add_(0, roots, torch.ones_like(roots))
-    touching = touch.reshape(-1)[sel].to(torch.uint8)
-    ext = torch.zeros(total, dtype=torch.uint8, device=dev).scatter_reduce_(0, roots, touching, "amax").bool()
-    is_root = (flat == torch.arange(total, device=dev)) & sel & ext & (area >= max(min_area, 1))
-    ids = torch.nonzero(is_root).reshape(-1)  # data-dependent size: one host sync, by nature
-    boxes = torch.stack([x0[ids], y0[ids], x1[ids] + 1, y1[ids] + 1], dim=1)
-    image = ids // (hp * wp)
-    counts = torch.bincount(image, minlength=n).tolist()
-    return list(torch.split(boxes, counts))
 
 
 def diff_regions(
@@ -243,9 +139,9 @@ def diff_regions(
         )
         # numpy's float -> uint8 cast on x86: truncate toward zero, keep the low byte.
         u8 = torch.remainder(torch.trunc(smap[:, 0] * 255).to(torch.int64), 256)
-        t = _otsu(u8)
+        t = otsu_threshold(u8)
         mask = u8 <= t.reshape(-1, 1, 1)
-        boxes = _boxes(mask, min_area)
+        boxes = component_boxes(mask, min_area)
     if return_map:
         return boxes, smap
     return boxes

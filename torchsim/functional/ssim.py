@@ -5,7 +5,9 @@ call, forms the SSIM and contrast-structure maps elementwise, and returns
 their per-channel means. Its backward needs no autograd graph of the
 intermediates: with the upstream gradients folded into four valid-size maps,
 one "full" (adjoint) filter of those four maps and three multiply-adds give
-both input gradients. MS-SSIM calls the same kernel once per scale.
+both input gradients. MS-SSIM calls the same kernel once per scale. The work
+is cut into chunks of row tiles (:class:`torchsim.ops.tiling.RowTiles`) so that
+the depthwise filter runs in its fast layout and the maps stay in cache.
 """
 
 from __future__ import annotations
@@ -19,154 +21,12 @@ from torch.autograd.function import once_differentiable
 
 from .. import _validation as V
 from .._common import no_autocast, range_tensor, reduce, to_compute_pair
-from ..filters import box_window, gaussian_window, matlab_downsample, matlab_round, separable_filter
+from ..ops.filters import box_window, gaussian_window, matlab_downsample, matlab_round, separable_filter
+from ..ops.tiling import RowTiles
 
 Scalar = Union[float, torch.Tensor]
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-
-
-# ---------------------------------------------------------------------------------------------
-# Geometry. Every (image, channel) plane is independent, so the kernel works on "tiles": slabs
-# of a plane along its first spatial axis, each with the k - 1 extra rows its valid filter
-# needs, stacked as *channels* of one depthwise convolution. Measured on CPU (oneDNN, see
-# benchmarks/filter_layouts.py): depthwise convolution is fast only in channels_last with a
-# multiple of 8 channels (one channel is ~25x slower per pixel, 15 channels ~1.7x slower than
-# 16), and the elementwise SSIM terms are memory-bound, so chunks of 16 tiles whose maps stay
-# in cache run several times faster than whole-batch maps, with no page faults for fresh
-# >32 MiB temporaries. On CUDA a tile is a whole plane and one chunk holds every plane.
-# ---------------------------------------------------------------------------------------------
-
-_TILE_CHANNELS = 16  # tiles (depthwise channels) per chunk on CPU
-_TILE_BYTES = 2 << 20  # bytes of one moment map of one chunk on CPU (cache-sized)
-_TILE_MIN_ROWS = 48  # keeps the k - 1 halo rows of a tile a small overhead
-
-
-class _Tiles:
-    """Row tiling of ``P`` planes of shape ``(L0, *rest)`` for a window of ``k`` taps.
-
-    Valid output rows ``0 .. Lv-1`` (``Lv = L0 - k + 1``) of each plane are covered by ``S``
-    tiles of ``h`` output rows: tiles ``0 .. S-2`` start at ``s*h``, the last one at
-    ``Lv - h`` (so nothing is padded); the ``dup`` rows it shares with its neighbour are
-    masked out of the means and gradients. Tiles ``t = p*S + s`` are processed in chunks
-    of consecutive tiles; a chunk is a list of segments ``(plane, s_begin, s_end)``.
-    """
-
-    def __init__(self, x: torch.Tensor, k: int) -> None:
-        n, c, l0, *rest = x.shape
-        self.p, self.k, self.l0, self.rest = n * c, k, l0, tuple(rest)
-        self.lv = l0 - k + 1
-        self.rest_v = tuple(r - k + 1 for r in rest)
-        cpu = x.device.type == "cpu"
-        if cpu:
-            per_row = _TILE_CHANNELS * math.prod(rest) * x.element_size()
-            h = min(self.lv, max(k - 1, _TILE_MIN_ROWS, _TILE_BYTES // per_row - (k - 1)))
-            s = -(-self.lv // h)
-            if s > 1:  # balance the tiles; h >= k - 1 keeps the halos of neighbours apart
-                h = max(k - 1, -(-self.lv // s))
-                s = -(-self.lv // h)
-        else:
-            h, s = self.lv, 1
-        self.h, self.s, self.th = h, s, h + k - 1
-        self.dup = s * h - self.lv
-        total = self.p * s
-        size = _TILE_CHANNELS if cpu else total
-        self.chunks = []
-        for t0 in range(0, total, size):
-            t1 = min(t0 + size, total)
-            segs = []
-            for p in range(t0 // s, (t1 - 1) // s + 1):
-                segs.append((p, max(t0 - p * s, 0), min(t1 - p * s, s)))
-            self.chunks.append(segs)
-        self.layout = (torch.channels_last if x.dim() == 4 else torch.channels_last_3d) if cpu else torch.contiguous_format
-
-    def planes(self, t: torch.Tensor) -> torch.Tensor:
-        return t.reshape(self.p, self.l0, *self.rest)
-
-    @staticmethod
-    def width(segs) -> int:
-        return sum(b - a for _, a, b in segs)
-
-    def _regular(self, plane: torch.Tensor, a: int, b: int, size: int) -> torch.Tensor:
-        """Windows of ``size`` rows starting at rows ``a*h .. (b-1)*h`` of one plane: ``(b-a, size, *rest)``."""
-        return plane.narrow(0, a * self.h, (b - a - 1) * self.h + size).unfold(0, size, self.h).movedim(-1, 1)
-
-    def read(self, planes: torch.Tensor, out: torch.Tensor, segs) -> None:
-        """Copy the input tiles of a chunk from ``(P, L0, *rest)`` planes into ``out`` ``(T, th, *rest)``."""
-        o = 0
-        for p, a, b in segs:
-            reg = min(b, self.s - 1)
-            if reg > a:
-                out[o : o + reg - a].copy_(self._regular(planes[p], a, reg, self.th))
-            if b == self.s:
-                out[o + b - a - 1].copy_(planes[p].narrow(0, self.lv - self.h, self.th))
-            o += b - a
-
-    def write(self, tiles: torch.Tensor, planes: torch.Tensor, segs) -> None:
-        """Copy output tiles ``(T, h, *rest_v)`` of a chunk into their rows of ``(P, Lv, *rest_v)`` planes."""
-        o = 0
-        for p, a, b in segs:
-            reg = min(b, self.s - 1)
-            if reg > a:
-                planes[p].narrow(0, a * self.h, (reg - a) * self.h).unflatten(0, (reg - a, self.h)).copy_(tiles[o : o + reg - a])
-            if b == self.s:
-                planes[p].narrow(0, self.lv - self.h, self.h).copy_(tiles[o + b - a - 1])
-            o += b - a
-
-    def gather(self, planes: torch.Tensor, segs) -> torch.Tensor:
-        """The per-output-row tiles ``(T, h, *rest_v)`` of ``(P, Lv, *rest_v)`` planes (inverse of ``write``)."""
-        out = planes.new_empty((self.width(segs), self.h) + tuple(planes.shape[2:]))
-        o = 0
-        for p, a, b in segs:
-            reg = min(b, self.s - 1)
-            if reg > a:
-                out[o : o + reg - a].copy_(planes[p].narrow(0, a * self.h, (reg - a) * self.h).unflatten(0, (reg - a, self.h)))
-            if b == self.s:
-                out[o + b - a - 1].copy_(planes[p].narrow(0, self.lv - self.h, self.h))
-            o += b - a
-        return out
-
-    def fold(self, tiles: torch.Tensor, planes: torch.Tensor, segs) -> None:
-        """Add tile gradients ``(T, th, *rest)`` into their rows of ``(P, L0, *rest)`` planes."""
-        h, k = self.h, self.k
-        o = 0
-        for p, a, b in segs:
-            reg = min(b, self.s - 1)
-            if reg > a:
-                t = tiles[o : o + reg - a]
-                head = planes[p].narrow(0, a * h, (reg - a) * h).unflatten(0, (reg - a, h))
-                head += t[:, :h]
-                if k > 1:
-                    self._regular(planes[p][h:], a, reg, k - 1).add_(t[:, h:])
-            if b == self.s:
-                planes[p].narrow(0, self.lv - h, self.th).add_(tiles[o + b - a - 1])
-            o += b - a
-
-    def plane_index(self, segs, device) -> torch.Tensor:
-        """Plane of each tile of the chunk, ``(T,)`` int64 (built on the device: no host copy)."""
-        p0, a0, _ = segs[0]
-        t0 = p0 * self.s + a0
-        return torch.arange(t0, t0 + self.width(segs), device=device) // self.s
-
-    def row_mask(self, segs, like: torch.Tensor):
-        """``(T, h)`` weights: 0 on each last tile's duplicated rows, else 1 (None if none)."""
-        if self.dup == 0:
-            return None
-        lasts = []
-        o = 0
-        for p, a, b in segs:
-            if b == self.s:
-                lasts.append(o + b - a - 1)
-            o += b - a
-        if not lasts:
-            return None
-        m = torch.ones(o, self.h, dtype=like.dtype, device=like.device)
-        m[lasts, : self.dup] = 0
-        return m
-
-    def stack(self, n_maps: int, width: int, rows: int, rest, like: torch.Tensor) -> torch.Tensor:
-        """An empty ``(n_maps, width, rows, *rest)`` work tensor in the filter's layout."""
-        return torch.empty((n_maps, width, rows) + tuple(rest), dtype=like.dtype, device=like.device, memory_format=self.layout)
 
 
 def _terms(m: torch.Tensor, c1: Scalar, c2: Scalar, cov: float, off: torch.Tensor):
@@ -217,7 +77,7 @@ class _SSIMKernel(torch.autograd.Function):
     def forward(ctx, x, y, window, c1, c2, cov: float, want_map: bool, keep: bool):
         # keep: whether a backward will follow (then the filtered moments are saved for it).
         n, c = x.shape[:2]
-        geo = _Tiles(x, window.shape[0])
+        geo = RowTiles(x, window.shape[0])
         xp, yp = geo.planes(x), geo.planes(y)
         off_plane = _offsets(xp, yp)
         ssim_sum = x.new_zeros(geo.p)
@@ -283,7 +143,7 @@ class _SSIMKernel(torch.autograd.Function):
         if c2 is None:
             c2 = consts.pop(0)
         n = x.shape[0]
-        geo = _Tiles(x, window.shape[0])
+        geo = RowTiles(x, window.shape[0])
         xp, yp = geo.planes(x), geo.planes(y)
         count = geo.lv * math.prod(geo.rest_v)
         gs_plane = (g_ssim.to(x.dtype) / count).reshape(geo.p)

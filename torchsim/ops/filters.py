@@ -1,0 +1,226 @@
+"""Windows and separable filtering: the one place where images are convolved.
+
+A window is a 1-D tensor ``w`` of ``k`` taps. :func:`separable_filter` correlates
+every channel of a 4-D ``(B, C, H, W)`` or 5-D ``(B, C, D, H, W)`` tensor with one
+window per spatial axis (the same window on every axis, or a sequence of windows
+with ``None`` for an axis left alone)::
+
+    out[..., i, ...] = sum_j w[j] * x[..., i + j - c, ...],    c = (k - 1) // 2
+
+(correlation, as ``torch.nn.functional.conv2d`` and ``scipy.ndimage.correlate1d``;
+flip ``w`` for a convolution). The centre tap ``c`` is MATLAB's: for even ``k`` the
+window reaches one sample further right than left. Modes:
+
+* ``"valid"``: only positions where the window lies fully inside the image;
+  each filtered size shrinks by ``k - 1``.
+* ``"full"``: the adjoint of ``"valid"`` (zero padding of ``k - 1`` on both sides):
+  each filtered size grows by ``k - 1``. Hand-written backward passes use it.
+* same-size modes, padding ``c`` samples before and ``k - 1 - c`` after:
+
+  ===============  ==================  ===============================================
+  mode             padding of ``abcd``  also known as
+  ===============  ==================  ===============================================
+  ``"symmetric"``  ``ba|abcd|dc``       MATLAB ``'symmetric'``, numpy ``'symmetric'``,
+                                       scipy.ndimage ``'reflect'``
+  ``"reflect"``    ``cb|abcd|cb``       torch/numpy ``'reflect'``, scipy.ndimage ``'mirror'``
+  ``"zero"``       ``00|abcd|00``       scipy.ndimage ``'constant'`` (cval 0), MATLAB default
+  ``"replicate"``  ``aa|abcd|dd``       torch ``'replicate'``, scipy.ndimage ``'nearest'``
+  ===============  ==================  ===============================================
+
+  ``"symmetric"`` and ``"reflect"`` keep mirroring when the padding exceeds the size.
+
+Implementation note: every channel is filtered with the same window as a
+depthwise (grouped) convolution, one axis at a time, last axis first. On CPU the
+tensor is filtered in ``channels_last`` layout: oneDNN's depthwise kernels are
+several times slower on NCHW input and with a single channel, and fastest with a
+multiple of 8 channels (``python -m benchmarks.filter_layouts`` shows the numbers).
+The SSIM kernel arranges its work so (see :class:`torchsim.ops.tiling.RowTiles`).
+On CUDA the contiguous layout is kept.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from .. import _validation as V
+
+Window = Union[torch.Tensor, Sequence[Optional[torch.Tensor]]]
+
+PADDING_MODES = ("valid", "full", "symmetric", "reflect", "zero", "replicate")
+
+
+def gaussian_window(
+    kernel_size: int,
+    sigma: float,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: Optional[torch.device] = None,
+) -> torch.Tensor:
+    """Normalised 1-D Gaussian ``exp(-t^2 / (2 sigma^2))``, ``t = -(k-1)/2 .. (k-1)/2``.
+
+    Equals ``cv2.getGaussianKernel(k, sigma)`` and the taps of
+    ``scipy.ndimage.gaussian_filter(sigma=sigma, truncate=((k - 1) / 2) / sigma)``.
+    Built in float64 and then cast, so the float64 path is exact.
+    """
+    t = torch.arange(kernel_size, dtype=torch.float64, device=device) - (kernel_size - 1) / 2
+    w = torch.exp(-(t * t) / (2.0 * float(sigma) ** 2))
+    return (w / w.sum()).to(dtype=dtype)
+
+
+def box_window(
+    kernel_size: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: Optional[torch.device] = None,
+) -> torch.Tensor:
+    """Uniform 1-D window of ``kernel_size`` taps, each ``1 / kernel_size``."""
+    return torch.full((kernel_size,), 1.0 / kernel_size, dtype=dtype, device=device)
+
+
+def _pad_index(n: int, left: int, right: int, mode: str, device: torch.device) -> torch.Tensor:
+    """Source index of every sample of an axis of length ``n`` padded by ``left``/``right``."""
+    idx = torch.arange(-left, n + right, device=device)
+    if mode == "replicate" or (mode == "reflect" and n == 1):
+        return idx.clamp_(0, n - 1)
+    if mode == "reflect":  # edge sample not repeated: period 2n - 2
+        idx = torch.remainder(idx, 2 * n - 2)
+        return torch.where(idx >= n, 2 * n - 2 - idx, idx)
+    # symmetric, edge sample repeated: fold into [0, 2n) then mirror (pads larger than n too)
+    idx = torch.remainder(idx, 2 * n)
+    return torch.where(idx >= n, 2 * n - 1 - idx, idx)
+
+
+def _pad_axis(x: torch.Tensor, axis: int, left: int, right: int, mode: str) -> torch.Tensor:
+    """Pad one axis of ``x`` by ``left`` and ``right`` samples in a same-size mode."""
+    if left == 0 and right == 0:
+        return x
+    if mode == "zero":
+        pad = [0, 0] * (x.dim() - 1 - axis) + [left, right]
+        return F.pad(x, pad)
+    return x.index_select(axis, _pad_index(x.shape[axis], left, right, mode, x.device))
+
+
+def symmetric_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
+    """Symmetric (edge-inclusive mirror, ``ba|abcd|dc``) padding of every spatial axis of ``x``."""
+    for axis in range(2, x.dim()):
+        x = _pad_axis(x, axis, left, right, "symmetric")
+    return x
+
+
+def _windows(fn: str, window: Window, spatial: int) -> List[Optional[torch.Tensor]]:
+    """``window`` as one entry per spatial axis (``None``: that axis is not filtered)."""
+    if isinstance(window, torch.Tensor):
+        windows: List[Optional[torch.Tensor]] = [window] * spatial
+    else:
+        windows = list(window)
+        if len(windows) != spatial:
+            raise ValueError(
+                f"{fn}: window must be one 1-D tensor or a sequence of {spatial} (one per spatial axis), "
+                f"got a sequence of {len(windows)}"
+            )
+    for w in windows:
+        if w is not None and (not isinstance(w, torch.Tensor) or w.dim() != 1 or w.numel() == 0):
+            got = f"shape {tuple(w.shape)}" if isinstance(w, torch.Tensor) else repr(w)
+            raise ValueError(f"{fn}: each window must be a non-empty 1-D tensor or None, got {got}")
+    return windows
+
+
+def separable_filter(x: torch.Tensor, window: Window, mode: str = "valid") -> torch.Tensor:
+    """Correlate every channel of a 4-D or 5-D tensor with a 1-D window along each spatial axis.
+
+    ``out = w_0 ⋆_0 (w_1 ⋆_1 (... x))``: the 1-D correlation (see the module
+    docstring for the formula and the centre tap) along each spatial axis ``a``
+    with its window ``w_a``, the last axis first.
+
+    Convention:
+        Equals ``scipy.ndimage.correlate1d(x, w_a, axis=a, mode=m)`` applied per
+        axis, with ``m`` = ``'reflect'`` for ``"symmetric"``, ``'mirror'`` for
+        ``"reflect"``, ``'constant'`` for ``"zero"``, ``'nearest'`` for
+        ``"replicate"`` (and ``origin=-1`` for even-length windows; scipy centres
+        them one tap to the right). ``"valid"`` crops that result to the
+        positions that need no padding; ``"full"`` is its adjoint.
+
+    Args:
+        x: ``(B, C, H, W)`` or ``(B, C, D, H, W)``.
+        window: a 1-D tensor of ``k`` taps applied on every spatial axis, or a
+            sequence of one 1-D tensor or ``None`` (axis left alone) per spatial
+            axis, in axis order (``(w_H, w_W)`` or ``(w_D, w_H, w_W)``). Windows are
+            cast to ``x``'s dtype and device.
+        mode: ``"valid"``, ``"full"``, ``"symmetric"``, ``"reflect"``, ``"zero"``
+            or ``"replicate"`` (see the module docstring).
+
+    Returns:
+        ``(B, C, *spatial')``: each filtered size ``n`` becomes ``n - k + 1``
+        (``"valid"``), ``n + k - 1`` (``"full"``) or stays ``n`` (other modes).
+
+    Raises:
+        ValueError: ``x`` not 4-D or 5-D, a bad window or window count, an unknown mode.
+
+    Example:
+        >>> import torch
+        >>> from torchsim.ops import separable_filter
+        >>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
+        >>> w = torch.tensor([1.0, 0.0, -1.0])  # horizontal central difference (x[j-1] - x[j+1])
+        >>> separable_filter(x, (None, w), mode="replicate")[0, 0, 0]
+        tensor([-1., -2., -2., -1.])
+    """
+    spatial = x.dim() - 2
+    if spatial not in (2, 3):
+        raise ValueError(f"separable_filter: x must be 4-D or 5-D, got shape {tuple(x.shape)}")
+    if mode not in PADDING_MODES:
+        V.check_choice("separable_filter", "mode", mode, PADDING_MODES)
+    if isinstance(window, torch.Tensor) and window.dim() == 1 and window.dtype == x.dtype:
+        windows: List[Optional[torch.Tensor]] = [window] * spatial  # the hot path: no checks, no casts
+    else:
+        windows = [
+            None if w is None else w.to(dtype=x.dtype, device=x.device)
+            for w in _windows("separable_filter", window, spatial)
+        ]
+    c = x.shape[1]
+    conv = F.conv2d if spatial == 2 else F.conv3d
+    layout = None
+    if x.device.type == "cpu":
+        layout = torch.channels_last if spatial == 2 else torch.channels_last_3d
+        x = x.contiguous(memory_format=layout)
+    for axis in range(spatial - 1, -1, -1):
+        w = windows[axis]
+        if w is None:
+            continue
+        k = w.shape[0]
+        shape = [1] * spatial
+        shape[axis] = k
+        weight = w.reshape(1, 1, *shape).expand(c, 1, *shape)
+        padding = [0] * spatial
+        if mode == "full" or (mode == "zero" and k % 2 == 1):
+            padding[axis] = k - 1 if mode == "full" else (k - 1) // 2
+        elif mode != "valid":
+            x = _pad_axis(x, axis + 2, (k - 1) // 2, k // 2, mode)
+            if layout is not None:
+                x = x.contiguous(memory_format=layout)
+        x = conv(x, weight, padding=tuple(padding), groups=c)
+    return x
+
+
+def matlab_downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Wang's ``ssim.m`` downsampling by ``factor`` over every spatial axis.
+
+    ``imfilter(img, ones(f)/f^2, 'symmetric', 'same')`` followed by
+    ``img(1:f:end, 1:f:end)``: output sample ``j`` averages input samples
+    ``j*f - (f-1)//2 .. j*f + f//2`` with the edge-inclusive mirror boundary,
+    so each axis of length ``n`` becomes ``ceil(n / f)``.
+    """
+    if factor <= 1:
+        return x
+    x = symmetric_pad(x, (factor - 1) // 2, factor // 2)
+    if x.dim() == 4:
+        return F.avg_pool2d(x, factor, stride=factor)
+    return F.avg_pool3d(x, factor, stride=factor)
+
+
+def matlab_round(v: float) -> int:
+    """MATLAB ``round``: half away from zero (``round(2.5) == 3``)."""
+    return int(math.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
