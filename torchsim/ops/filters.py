@@ -13,8 +13,9 @@ window reaches one sample further right than left. Modes:
 
 * ``"valid"``: only positions where the window lies fully inside the image;
   each filtered size shrinks by ``k - 1``.
-* ``"full"``: the adjoint of ``"valid"`` (zero padding of ``k - 1`` on both sides):
-  each filtered size grows by ``k - 1``. Hand-written backward passes use it.
+* ``"full"``: zero padding of ``k - 1`` on both sides, so each filtered size grows
+  by ``k - 1``; with the window flipped (or a symmetric one) it is the adjoint of
+  ``"valid"``. Hand-written backward passes use it.
 * same-size modes, padding ``c`` samples before and ``k - 1 - c`` after:
 
   ===============  ==================  ===============================================

@@ -1,0 +1,241 @@
+"""torchsim.ops.filters on its own: separable filtering against scipy.ndimage, per padding mode and per axis.
+
+scipy's ``correlate1d`` is the reference: our modes map to scipy's as
+symmetric -> 'reflect', reflect -> 'mirror', zero -> 'constant', replicate -> 'nearest';
+scipy centres an even window one tap to the right of ours (MATLAB's centre), hence
+``origin=-1`` for even lengths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from torch.autograd import gradcheck
+
+from torchsim.ops import PADDING_MODES, box_window, gaussian_window, matlab_downsample, separable_filter, symmetric_pad
+
+SCIPY_MODE = {"symmetric": "reflect", "reflect": "mirror", "zero": "constant", "replicate": "nearest"}
+SAME_MODES = tuple(SCIPY_MODE)
+
+
+def _correlate(a: np.ndarray, windows, mode: str) -> np.ndarray:
+    """scipy reference: correlate1d along each spatial axis with its window (None: skip)."""
+    for axis, w in enumerate(windows, start=2):
+        if w is not None:
+            w = np.asarray(w, dtype=np.float64)
+            a = ndimage.correlate1d(a, w, axis=axis, mode=SCIPY_MODE[mode], origin=-1 if len(w) % 2 == 0 else 0)
+    return a
+
+
+@pytest.fixture(scope="module")
+def image4(photos):
+    """(2, 3, 37, 45) float64: two crops of real photographs (odd sizes)."""
+    a = photos["astronaut"][100:137, 200:245].transpose(2, 0, 1)
+    b = photos["coffee"][150:187, 300:345].transpose(2, 0, 1)
+    return np.ascontiguousarray(np.stack([a, b]))
+
+
+@pytest.fixture(scope="module")
+def volume5(photos):
+    """(1, 2, 9, 23, 31) float64: a volume whose slices are shifted crops of two photos."""
+    cam, cat = photos["camera"], photos["chelsea"][..., 1]
+    v = [[p[40 + 3 * d : 63 + 3 * d, 50 + 2 * d : 81 + 2 * d] for d in range(9)] for p in (cam, cat)]
+    return np.ascontiguousarray(np.array(v)[None])
+
+
+@pytest.mark.parametrize("mode", SAME_MODES)
+@pytest.mark.parametrize("k", [1, 4, 5, 11])
+def test_same_size_modes_match_scipy_4d(image4, mode, k, device):
+    w = np.random.default_rng(k).random(k)
+    got = separable_filter(torch.from_numpy(image4).to(device), torch.from_numpy(w).to(device), mode)
+    assert got.shape == image4.shape
+    np.testing.assert_allclose(got.cpu().numpy(), _correlate(image4, (w, w), mode), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", SAME_MODES)
+@pytest.mark.parametrize("k", [2, 7])
+def test_same_size_modes_match_scipy_5d(volume5, mode, k, device):
+    w = np.random.default_rng(k).random(k)
+    got = separable_filter(torch.from_numpy(volume5).to(device), torch.from_numpy(w).to(device), mode)
+    assert got.shape == volume5.shape
+    np.testing.assert_allclose(got.cpu().numpy(), _correlate(volume5, (w, w, w), mode), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["symmetric", "reflect"])
+def test_padding_wider_than_the_image_keeps_mirroring(mode):
+    """A 9-tap window on axes of 1..4 samples: the pad exceeds the size (scipy folds the same way)."""
+    rng = np.random.default_rng(3)
+    w = rng.random(9)
+    for h, wd in ((1, 4), (2, 3), (4, 1)):
+        a = rng.random((1, 2, h, wd))
+        got = separable_filter(torch.from_numpy(a), torch.from_numpy(w), mode).numpy()
+        np.testing.assert_allclose(got, _correlate(a, (w, w), mode), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [3, 4, 11])
+def test_valid_is_the_unpadded_part_of_scipy(image4, volume5, k):
+    w = np.random.default_rng(k).random(k)
+    c = (k - 1) // 2
+    for a in (image4, volume5) if k < 9 else (image4,):  # the volume is 9 deep
+        ref = _correlate(a, (w,) * (a.ndim - 2), "zero")
+        crop = (slice(None), slice(None)) + tuple(slice(c, n - (k - 1 - c)) for n in a.shape[2:])
+        got = separable_filter(torch.from_numpy(a), torch.from_numpy(w))  # "valid" is the default
+        np.testing.assert_allclose(got.numpy(), ref[crop], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [3, 4, 11])
+def test_full_matches_scipy_on_zero_padded_input(image4, volume5, k):
+    """full[i] = sum_j w[j] x[i + j - (k - 1)]: scipy on x zero-padded by k - 1, shifted by the centre."""
+    w = np.random.default_rng(k).random(k)
+    c = (k - 1) // 2
+    for a in (image4, volume5):
+        s = a.ndim - 2
+        padded = np.pad(a, [(0, 0), (0, 0)] + [(k - 1, k - 1)] * s)
+        ref = _correlate(padded, (w,) * s, "zero")
+        crop = (slice(None), slice(None)) + tuple(slice(c, c + n + k - 1) for n in a.shape[2:])
+        got = separable_filter(torch.from_numpy(a), torch.from_numpy(w), "full")
+        np.testing.assert_allclose(got.numpy(), ref[crop], rtol=0, atol=1e-12)
+
+
+def test_full_with_the_flipped_window_is_the_adjoint_of_valid(image4):
+    g = torch.Generator().manual_seed(0)
+    x = torch.from_numpy(image4)
+    w = torch.rand(5, generator=g, dtype=torch.float64)
+    v = separable_filter(x, w)
+    y = torch.rand(v.shape, generator=g, dtype=torch.float64)
+    lhs = (v * y).sum()
+    rhs = (x * separable_filter(y, w.flip(0), "full")).sum()
+    torch.testing.assert_close(lhs, rhs, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["symmetric", "zero"])
+def test_prewitt_and_sobel_per_axis_equal_scipy(photos, mode, device):
+    """Windows (smooth, [1, 0, -1]) give -scipy.ndimage.prewitt / 3 and -sobel / 4.
+
+    scipy correlates with the unnormalised [-1, 0, 1] derivative and [1, 1, 1] (prewitt) or
+    [1, 2, 1] (sobel) smoothing; our windows are the normalised smoothing and [1, 0, -1],
+    i.e. x[i-1] - x[i+1] under correlation: the sign flips and the scale is 1/3 or 1/4.
+    """
+    img = photos["camera"][100:160, 200:270]
+    x = torch.from_numpy(img)[None, None].to(device)
+    smooth_p = torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64) / 3
+    smooth_s = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64) / 4
+    diff = torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64)
+    sm = SCIPY_MODE[mode]
+    for axis, (pw, sw) in enumerate((((diff, smooth_p), (diff, smooth_s)), ((smooth_p, diff), (smooth_s, diff)))):
+        # axis 0: derivative along H (rows); axis 1: along W (columns).
+        prewitt = separable_filter(x, pw, mode)[0, 0].cpu().numpy()
+        sobel = separable_filter(x, sw, mode)[0, 0].cpu().numpy()
+        np.testing.assert_allclose(prewitt, -ndimage.prewitt(img, axis=axis, mode=sm) / 3, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(sobel, -ndimage.sobel(img, axis=axis, mode=sm) / 4, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", PADDING_MODES)
+def test_per_axis_windows_with_none_match_scipy(image4, volume5, mode):
+    rng = np.random.default_rng(5)
+    cases = [
+        (image4, (rng.random(3), None)),
+        (image4, (None, rng.random(4))),
+        (image4, (rng.random(5), rng.random(2))),
+        (volume5, (rng.random(3), None, rng.random(5))),
+        (volume5, (None, rng.random(4), None)),
+    ]
+    for a, windows in cases:
+        got = separable_filter(torch.from_numpy(a), [None if w is None else torch.from_numpy(w) for w in windows], mode)
+        if mode == "valid":
+            crop = [slice(None), slice(None)]
+            for n, w in zip(a.shape[2:], windows):
+                k = 1 if w is None else len(w)
+                crop.append(slice((k - 1) // 2, n - k // 2))
+            ref = _correlate(a, windows, "zero")[tuple(crop)]
+        elif mode == "full":
+            pads = [(0, 0), (0, 0)] + [(0, 0) if w is None else (len(w) - 1, len(w) - 1) for w in windows]
+            crop = [slice(None), slice(None)]
+            for n, w in zip(a.shape[2:], windows):
+                k = 1 if w is None else len(w)
+                crop.append(slice((k - 1) // 2, (k - 1) // 2 + n + k - 1))
+            ref = _correlate(np.pad(a, pads), windows, "zero")[tuple(crop)]
+        else:
+            ref = _correlate(a, windows, mode)
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got.numpy(), ref, rtol=0, atol=1e-12)
+
+
+def test_one_window_equals_the_same_window_per_axis_bit_for_bit(image4, volume5):
+    w = gaussian_window(7, 1.5, dtype=torch.float32)
+    for a in (image4, volume5):
+        x = torch.from_numpy(a).float()
+        for mode in PADDING_MODES:
+            assert torch.equal(separable_filter(x, w, mode), separable_filter(x, [w] * (a.ndim - 2), mode))
+
+
+def test_all_axes_none_is_the_identity(image4):
+    x = torch.from_numpy(image4)
+    assert torch.equal(separable_filter(x, (None, None), "symmetric"), x)
+
+
+def test_windows_are_cast_to_the_input_dtype(image4):
+    x = torch.from_numpy(image4)
+    w64 = gaussian_window(5, 1.0, dtype=torch.float64)
+    w32 = gaussian_window(5, 1.0, dtype=torch.float32)
+    got = separable_filter(x, w32, "reflect")
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, separable_filter(x, w64.float().double(), "reflect"), rtol=0, atol=0)
+
+
+def test_float32_cpu_output_is_channels_last_and_close_to_float64(image4):
+    """The fast path filters in channels_last on CPU (the layout the SSIM kernel relies on)."""
+    w = gaussian_window(11, 1.5)
+    x = torch.from_numpy(image4)
+    got = separable_filter(x.float(), w)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got.double(), separable_filter(x, w.double()), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", PADDING_MODES)
+def test_gradcheck_per_mode(mode):
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(1, 2, 5, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    wh = torch.rand(3, generator=g, dtype=torch.float64, requires_grad=True)
+    ww = torch.rand(4, generator=g, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda a, b, c: separable_filter(a, (b, c), mode), (x, wh, ww))
+    v = torch.rand(1, 1, 4, 5, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda a, b: separable_filter(a, (b, None, b), mode), (v, wh))
+
+
+def test_gaussian_window_equals_cv2():
+    import cv2
+
+    for k, s in ((11, 1.5), (7, 1.0), (49, 8.0)):
+        ref = cv2.getGaussianKernel(k, s, cv2.CV_64F)[:, 0]
+        np.testing.assert_allclose(gaussian_window(k, s, dtype=torch.float64).numpy(), ref, rtol=1e-14, atol=1e-17)
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_matlab_downsample_is_a_symmetric_box_filter_then_every_factor_th_sample(image4, factor):
+    x = torch.from_numpy(image4)
+    ref = separable_filter(x, box_window(factor, dtype=torch.float64), "symmetric")[:, :, ::factor, ::factor]
+    torch.testing.assert_close(matlab_downsample(x, factor), ref, rtol=0, atol=1e-12)
+
+
+def test_symmetric_pad_matches_numpy(image4):
+    got = symmetric_pad(torch.from_numpy(image4), 2, 5).numpy()
+    np.testing.assert_array_equal(got, np.pad(image4, [(0, 0), (0, 0), (2, 5), (2, 5)], mode="symmetric"))
+
+
+@pytest.mark.parametrize(
+    "x, window, mode, exc, text",
+    [
+        (torch.zeros(2, 8, 8), torch.ones(3), "valid", ValueError, r"separable_filter: x must be 4-D or 5-D, got shape \(2, 8, 8\)"),
+        (torch.zeros(1, 1, 8, 8), torch.ones(3), "same", ValueError, r"separable_filter: mode must be one of 'valid', .*got 'same'"),
+        (torch.zeros(1, 1, 8, 8), [torch.ones(3)] * 3, "valid", ValueError, r"separable_filter: window must be .* sequence of 2 .*got a sequence of 3"),
+        (torch.zeros(1, 1, 8, 8), torch.ones(3, 3), "valid", ValueError, r"separable_filter: each window must be a non-empty 1-D tensor or None, got shape \(3, 3\)"),
+        (torch.zeros(1, 1, 8, 8), (torch.ones(3), [1, 0, -1]), "valid", ValueError, r"separable_filter: each window .*got \[1, 0, -1\]"),
+        (torch.zeros(1, 1, 8, 8), (torch.ones(0), None), "zero", ValueError, r"separable_filter: each window .*got shape \(0,\)"),
+    ],
+)
+def test_errors(x, window, mode, exc, text):
+    with pytest.raises(exc, match=text):
+        separable_filter(x, window, mode)
