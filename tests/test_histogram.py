@@ -293,7 +293,7 @@ def test_histogram_similarity_bad_inputs():
         fn(x, x, reduction="avg")
     with pytest.raises(ValueError, match=r"histogram_similarity: x and y must have the same shape"):
         fn(x, x[:, :1])
-    with pytest.raises(TypeError, match=r"histogram_similarity: x and y must both be floating or both be uint8"):
+    with pytest.raises(TypeError, match=r"histogram_similarity: x and y must both be floating, both uint8 or both uint16"):
         fn(x, (x * 255).to(torch.uint8))
     with pytest.raises(ValueError, match=r"histogram_similarity: bins"):
         fn(x, x, bins=0)

@@ -309,7 +309,7 @@ def test_bad_inputs(fn_name):
         fn(x, x[:, :1])
     with pytest.raises(ValueError, match=rf"{fn_name}: x must be 4-D"):
         fn(x[0], x[0])
-    with pytest.raises(TypeError, match=rf"{fn_name}: x and y must both be floating or both be uint8"):
+    with pytest.raises(TypeError, match=rf"{fn_name}: x and y must both be floating, both uint8 or both uint16"):
         fn(x, x.to(torch.uint8))
     with pytest.raises(TypeError, match=rf"{fn_name}: y must be a torch.Tensor"):
         fn(x, x.numpy())

@@ -93,7 +93,7 @@ def test_shape_mismatch_is_never_broadcast(fn, shape_y):
 @pytest.mark.parametrize("fn", PAIR_FNS)
 def test_unsupported_dtypes(fn, dtype):
     x = (_img(*GOOD) * 100).to(dtype)
-    with pytest.raises(TypeError, match=rf"^{fn}: x must have dtype float16, bfloat16, float32, float64 or uint8.*got {dtype}"):
+    with pytest.raises(TypeError, match=rf"^{fn}: x must have dtype float16, bfloat16, float32, float64, uint8 or uint16.*got {dtype}"):
         _call(fn, x, x.clone())
     with pytest.raises(TypeError, match=rf"^{fn}: y must have dtype"):
         _call(fn, _img(*GOOD), x)
@@ -103,9 +103,9 @@ def test_unsupported_dtypes(fn, dtype):
 def test_mixed_uint8_and_float(fn):
     u = (_img(*GOOD) * 255).to(torch.uint8)
     f = _img(*GOOD)
-    with pytest.raises(TypeError, match=rf"^{fn}: x and y must both be floating or both be uint8, got torch\.uint8 and torch\.float32"):
+    with pytest.raises(TypeError, match=rf"^{fn}: x and y must both be floating, both uint8 or both uint16, got torch\.uint8 and torch\.float32"):
         _call(fn, u, f)
-    with pytest.raises(TypeError, match=rf"^{fn}: x and y must both be floating or both be uint8"):
+    with pytest.raises(TypeError, match=rf"^{fn}: x and y must both be floating, both uint8 or both uint16"):
         _call(fn, f, u)
 
 
@@ -250,7 +250,7 @@ def test_ms_ssim_minimum_size_is_accepted():
     torchsim.ms_ssim(_img(1, 1, 9, 9), _img(1, 1, 9, 9), data_range=1.0, **MS_SMALL)
 
 
-@pytest.mark.parametrize("weights, exc", [((), ValueError), (None, TypeError), (0.5, TypeError), (("a", 1.0), ValueError)])
+@pytest.mark.parametrize("weights, exc", [((), ValueError), (None, TypeError), (0.5, TypeError), (("a", 1.0), TypeError)])
 def test_ms_ssim_bad_weights(weights, exc):
     with pytest.raises(exc, match=r"^ms_ssim: weights|could not convert"):
         torchsim.ms_ssim(_img(1, 1, 40, 40), _img(1, 1, 40, 40), data_range=1.0, kernel_size=3, weights=weights)

@@ -10,6 +10,7 @@ tensor *values* (no host-device synchronisation) except where noted.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -18,13 +19,36 @@ Number = Union[int, float]
 DataRange = Union[Number, torch.Tensor, None]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+#: integer image dtypes and the value their full scale is read as (SPEC: uint8 0..255, uint16 0..65535)
+INTEGER_MAX = {torch.uint8: 255.0, torch.uint16: 65535.0}
 _REDUCTIONS = ("mean", "sum", "none")
+
+
+def is_real(v: object) -> bool:
+    """A real number: Python ``int``/``float`` or a NumPy scalar (``np.float32(1.0)``), never a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and type(v).__name__ != "bool_"
+
+
+def is_integer(v: object) -> bool:
+    """An integer: Python ``int`` or a NumPy integer scalar, never a bool."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and type(v).__name__ != "bool_"
 
 
 def _describe(x: object) -> str:
     if isinstance(x, torch.Tensor):
         return f"a tensor of shape {tuple(x.shape)}, dtype {x.dtype} on {x.device}"
-    return f"{type(x).__name__} {x!r}"
+    shape = getattr(x, "shape", None)
+    if shape is not None and hasattr(x, "dtype"):  # numpy arrays and the like: never their whole repr
+        return f"{type(x).__name__} of shape {tuple(shape)}, dtype {x.dtype}"
+    text = repr(x)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{type(x).__name__} {text}"
+
+
+def integer_max(dtype: torch.dtype) -> Optional[float]:
+    """The full-scale value of an integer image dtype (255 for uint8, 65535 for uint16), else None."""
+    return INTEGER_MAX.get(dtype)
 
 
 def check_image(
@@ -36,11 +60,11 @@ def check_image(
     """Check that ``x`` is a tensor of an accepted dtype and rank."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {_describe(x)}")
-    if x.dtype not in _FLOAT_DTYPES and x.dtype != torch.uint8:
+    if x.dtype not in _FLOAT_DTYPES and x.dtype not in INTEGER_MAX:
         raise TypeError(
-            f"{fn}: {name} must have dtype float16, bfloat16, float32, float64 or uint8 "
-            f"(uint8 is read as 0..255), got {x.dtype}; convert other integer images "
-            f"with x.float() (and pass data_range where the metric takes one)"
+            f"{fn}: {name} must have dtype float16, bfloat16, float32, float64, uint8 or uint16 "
+            f"(uint8 is read as 0..255, uint16 as 0..65535), got {x.dtype}; convert other integer "
+            f"images with x.float() (and pass data_range where the metric takes one)"
         )
     if x.dim() not in ndims:
         layouts = " or ".join({4: "4-D (N, C, H, W)", 5: "5-D (N, C, D, H, W)"}.get(d, f"{d}-D") for d in ndims)
@@ -65,9 +89,11 @@ def check_pair(
         )
     if x.device != y.device:
         raise ValueError(f"{fn}: x and y must be on the same device, got {x.device} and {y.device}")
-    if (x.dtype == torch.uint8) != (y.dtype == torch.uint8):
+    if x.is_floating_point() != y.is_floating_point() or (not x.is_floating_point() and x.dtype != y.dtype):
         raise TypeError(
-            f"{fn}: x and y must both be floating or both be uint8, got {x.dtype} and {y.dtype}"
+            f"{fn}: x and y must both be floating, both uint8 or both uint16, got {x.dtype} and "
+            f"{y.dtype}; convert one of them (a uint8 image reaches the 16-bit scale as "
+            f"x.to(torch.int32) * 257)"
         )
     return x, y
 
@@ -92,8 +118,9 @@ def check_data_range(fn: str, data_range: DataRange, x: torch.Tensor) -> Union[f
     of a tensor range is checked only on the CPU, where it costs no device sync.
     """
     if data_range is None:
-        if x.dtype == torch.uint8:
-            return 255.0
+        full = integer_max(x.dtype)
+        if full is not None:
+            return full
         raise TypeError(
             f"{fn}: data_range is required for floating inputs ({x.dtype}); it is the span "
             f"max - min of valid values, e.g. data_range=1.0 for images in [0, 1] or "
@@ -119,7 +146,7 @@ def check_data_range(fn: str, data_range: DataRange, x: torch.Tensor) -> Union[f
             if bool(bad.any()):
                 raise ValueError(f"{fn}: data_range must be positive and finite, got {data_range.tolist()}")
         return data_range
-    if not isinstance(data_range, (int, float)):
+    if not is_real(data_range):
         raise TypeError(
             f"{fn}: data_range must be a positive finite number or a tensor of shape (N,), got {_describe(data_range)}"
         )
@@ -128,13 +155,81 @@ def check_data_range(fn: str, data_range: DataRange, x: torch.Tensor) -> Union[f
     return float(data_range)
 
 
-def check_kernel(fn: str, kernel_size: object, sigma: Optional[object] = None) -> int:
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size <= 0 or kernel_size % 2 == 0:
+def check_kernel(fn: str, kernel_size: object, sigma: object = None, *, check_sigma: bool = False) -> int:
+    """An odd positive ``kernel_size`` (returned as ``int``) and, when given or ``check_sigma``, a usable ``sigma``.
+
+    ``sigma`` must be a positive finite number whose Gaussian window does not underflow
+    (``2 sigma^2`` must be a normal float: below about 1e-154 every tap but the centre is 0/0).
+    """
+    if not is_integer(kernel_size) or kernel_size <= 0 or kernel_size % 2 == 0:
         raise ValueError(f"{fn}: kernel_size must be an odd positive integer, got {kernel_size!r}")
-    if sigma is not None:
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma <= 0:
-            raise ValueError(f"{fn}: sigma must be a positive finite number, got {sigma!r}")
-    return kernel_size
+    if sigma is not None or check_sigma:
+        check_sigma_value(fn, "sigma", sigma)
+    return int(kernel_size)
+
+
+def check_sigma_value(fn: str, name: str, sigma: object) -> float:
+    """A Gaussian standard deviation: positive, finite, and large enough that ``2 sigma^2 > 0``."""
+    if not is_real(sigma) or not math.isfinite(sigma) or sigma <= 0:
+        raise ValueError(f"{fn}: {name} must be a positive finite number, got {_describe(sigma)}")
+    if 2.0 * float(sigma) ** 2 < 2.2250738585072014e-308:
+        raise ValueError(
+            f"{fn}: {name} must be at least 1e-150 (a smaller Gaussian underflows to 0/0), got {sigma!r}; "
+            f"for no smoothing use a kernel_size of 1"
+        )
+    return float(sigma)
+
+
+def check_bool(fn: str, name: str, value: object) -> bool:
+    """A flag: ``True`` or ``False`` (or a NumPy bool), never a string or number."""
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        raise TypeError(f"{fn}: {name} must be True or False, got {_describe(value)}")
+    return bool(value)
+
+
+def check_weights(fn: str, weights: object) -> Tuple[float, ...]:
+    """MS-SSIM scale weights: a 1-D sequence (or 1-D tensor / array) of finite numbers >= 0, not all 0."""
+    if isinstance(weights, (str, bytes)) or isinstance(weights, dict):
+        raise TypeError(f"{fn}: weights must be a sequence of numbers, got {_describe(weights)}")
+    if isinstance(weights, torch.Tensor) or hasattr(weights, "ndim"):
+        if getattr(weights, "ndim", 1) != 1:
+            raise ValueError(f"{fn}: weights must be 1-D (one weight per scale), got {_describe(weights)}")
+        values = [float(w) for w in weights.tolist()]  # type: ignore[union-attr]
+    else:
+        try:
+            items = list(weights)  # type: ignore[call-overload]
+        except TypeError:
+            raise TypeError(f"{fn}: weights must be a sequence of numbers, got {_describe(weights)}") from None
+        if not all(is_real(w) for w in items):
+            raise TypeError(f"{fn}: weights must be a sequence of numbers, got {_describe(weights)}")
+        values = [float(w) for w in items]
+    if not values:
+        raise ValueError(f"{fn}: weights must hold at least one scale weight, got {_describe(weights)}")
+    if not all(math.isfinite(w) and w >= 0 for w in values) or sum(values) <= 0:
+        raise ValueError(f"{fn}: weights must be finite numbers >= 0, not all zero, got {values!r}")
+    return tuple(values)
+
+
+def device_memory_bytes(device: torch.device) -> int:
+    """Total memory of ``device`` (physical RAM for the CPU), used to refuse hopeless allocations."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 40
+
+
+def check_allocation(fn: str, name: str, value: object, nbytes: float, device: torch.device) -> None:
+    """Refuse an option (``bins``, ``hash_size``, ...) whose buffers could never fit in ``device``'s memory."""
+    limit = device_memory_bytes(device)
+    if nbytes > limit:
+        raise ValueError(
+            f"{fn}: {name}={value!r} would need {nbytes / 2**30:.1f} GiB for one buffer, more than the "
+            f"{limit / 2**30:.1f} GiB of memory on {device}; use a smaller {name}"
+        )
 
 
 def check_window_fits(fn: str, shape: Sequence[int], kernel_size: int, what: str = "kernel_size") -> None:
@@ -148,8 +243,8 @@ def check_window_fits(fn: str, shape: Sequence[int], kernel_size: int, what: str
 
 
 def check_positive(fn: str, name: str, value: object, integer: bool = False, allow_zero: bool = False) -> None:
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    ok_type = is_integer(value) if integer else is_real(value)
+    if not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         kind = "integer" if integer else "number"
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{fn}: {name} must be a finite {kind} {bound}, got {value!r}")
@@ -163,9 +258,9 @@ def check_channels(fn: str, name: str, x: torch.Tensor, allowed: Sequence[int]) 
 
 def check_int_at_least(fn: str, name: str, value: object, minimum: int) -> int:
     """An integer option with a lower bound (e.g. ``hash_size >= 2``)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise ValueError(f"{fn}: {name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return int(value)
 
 
 def check_hashes(fn: str, name: str, h: object) -> torch.Tensor:
@@ -197,7 +292,7 @@ def check_hash_pair(fn: str, h1: object, h2: object) -> Tuple[torch.Tensor, torc
 
 def check_unit_interval(fn: str, name: str, value: object) -> float:
     """A finite number in ``[0, 1]`` (pixelmatch's ``threshold`` and ``alpha``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1:
+    if not is_real(value) or not math.isfinite(value) or not 0 <= value <= 1:
         raise ValueError(f"{fn}: {name} must be a number in [0, 1], got {value!r}")
     return float(value)
 
@@ -209,7 +304,7 @@ def check_rgb_color(fn: str, name: str, value: object) -> Tuple[int, int, int]:
     except TypeError:
         vals = ()
     if len(vals) != 3 or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v < 256 for v in vals
+        is_real(v) and math.isfinite(v) and 0 <= v < 256 for v in vals
     ):
         raise ValueError(f"{fn}: {name} must be three numbers (R, G, B) in 0..255, got {value!r}")
     return tuple(int(v) for v in vals)  # type: ignore[return-value]
@@ -239,7 +334,7 @@ def check_value_range(fn: str, value_range: object) -> Union[None, str, Tuple[fl
     if (
         not isinstance(value_range, (tuple, list))
         or len(value_range) != 2
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range)
+        or not all(is_real(v) for v in value_range)
     ):
         raise ValueError(
             f"{fn}: value_range must be None, 'minmax' or a (lo, hi) pair of numbers, got {_describe(value_range)}"
@@ -249,6 +344,10 @@ def check_value_range(fn: str, value_range: object) -> Union[None, str, Tuple[fl
         raise ValueError(f"{fn}: value_range must be finite, got {tuple(value_range)!r}")
     if lo >= hi:
         raise ValueError(f"{fn}: value_range must have lo < hi, got {tuple(value_range)!r}")
+    if not math.isfinite(hi - lo):
+        raise ValueError(
+            f"{fn}: value_range must have a finite width hi - lo (below about 1.8e308), got {tuple(value_range)!r}"
+        )
     return (lo, hi)
 
 
@@ -271,8 +370,26 @@ def check_options(owner: str, fn, options: dict) -> None:
     if "reduction" in options:
         check_reduction(owner, options["reduction"])
     if "kernel_size" in options:
-        check_kernel(owner, options["kernel_size"], options.get("sigma", 1.0))
+        check_kernel(owner, options["kernel_size"])
+    if "sigma" in options:
+        check_sigma_value(owner, "sigma", options["sigma"])
+    for flag in ("gaussian", "sample_covariance", "downsample", "return_map"):
+        if flag in options:
+            check_bool(owner, flag, options[flag])
+    for k in ("k1", "k2"):
+        if k in options:
+            check_positive(owner, k, options[k])
+    if "weights" in options:
+        check_weights(owner, options["weights"])
+    if "bins" in options:
+        check_bins(owner, options["bins"])
+    if "value_range" in options:
+        check_value_range(owner, options["value_range"])
+    if "bandwidth" in options:
+        check_positive(owner, "bandwidth", options["bandwidth"], allow_zero=True)
     dr = options.get("data_range")
     if dr is not None and not isinstance(dr, torch.Tensor):
-        if isinstance(dr, bool) or not isinstance(dr, (int, float)) or not math.isfinite(dr) or dr <= 0:
-            raise ValueError(f"{owner}: data_range must be a positive finite number or a tensor of shape (N,), got {dr!r}")
+        if not is_real(dr) or not math.isfinite(dr) or dr <= 0:
+            raise ValueError(
+                f"{owner}: data_range must be a positive finite number or a tensor of shape (N,), got {_describe(dr)}"
+            )

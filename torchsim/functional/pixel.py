@@ -10,9 +10,19 @@ from .. import _validation as V
 from .._common import no_autocast, range_tensor, reduce, to_compute
 
 
-def _mse_per_image(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _mse_per_image(x: torch.Tensor, y: torch.Tensor, scale=None) -> torch.Tensor:
+    """``mean(((x - y) / scale)²)`` per image; NaN for an image with a NaN or infinite pixel.
+
+    Dividing by ``scale`` (the data range) before squaring keeps float32 finite for any units
+    (1e30 or 1e-30 images give the numbers 1.0-range images give).
+    """
     d = to_compute(x) - to_compute(y)
-    return (d * d).flatten(1).mean(1)
+    if scale is not None:
+        d = d / range_tensor(scale, d)
+    d = d.flatten(1)
+    value = (d * d).mean(1)
+    finite = torch.isfinite(d).all(1)  # inf - inf, inf - 1 or NaN: never a plausible number
+    return torch.where(finite, value, torch.full_like(value, float("nan")))
 
 
 def mse(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
@@ -20,7 +30,8 @@ def mse(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean") -> torch.T
 
     Convention:
         Equals ``skimage.metrics.mean_squared_error(x, y)`` per image (values
-        are compared on their own scale; ``uint8`` as 0..255).
+        are compared on their own scale; ``uint8`` as 0..255, ``uint16`` as 0..65535).
+        An image with a NaN or infinite pixel gives NaN.
 
     Args:
         x, y: ``(N, C, H, W)`` images, same shape, dtype family and device.
@@ -56,13 +67,14 @@ def psnr(
 
     Convention:
         Equals ``skimage.metrics.peak_signal_noise_ratio(x, y, data_range=L)``
-        per image, and BasicSR's ``calculate_psnr`` with ``data_range=255`` (on the
+        per image (computed as ``-10 log10(mean(((x - y) / L)²))`` so the result does
+        not depend on the units; a NaN or infinite pixel gives NaN), and BasicSR's ``calculate_psnr`` with ``data_range=255`` (on the
         Y channel: ``psnr(rgb_to_y(x, 255), rgb_to_y(y, 255), data_range=255)``).
 
     Args:
         x, y: ``(N, C, H, W)`` images.
         data_range: ``L``, the span of valid values (a float or an ``(N,)`` tensor);
-            defaults to 255 for uint8, required for floating input.
+            defaults to 255 for uint8 and 65535 for uint16, required for floating input.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
     Returns:
@@ -79,19 +91,21 @@ def psnr(
     V.check_reduction(fn, reduction)
     dr = V.check_data_range(fn, data_range, x)
     with no_autocast(x.device):
-        err = _mse_per_image(x, y)
-        r = range_tensor(dr, err)
+        err = _mse_per_image(x, y, dr)  # in units of data_range: 1e30 and 1e-30 ranges stay finite
         identical = err == 0  # NaN errors stay NaN (a diverged output is not a perfect score)
         safe = torch.where(identical, torch.ones_like(err), err)
-        value = torch.where(identical, torch.full_like(err, float("inf")), 10.0 * torch.log10(r * r / safe))
+        value = torch.where(identical, torch.full_like(err, float("inf")), -10.0 * torch.log10(safe))
         return reduce(value, reduction)
 
 
 def cosine_similarity(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean", eps: float = 1e-12) -> torch.Tensor:
     r"""Cosine of the angle between the flattened images, per image.
 
-    ``cos = <x, y> / max(‖x‖ ‖y‖, eps)`` over all C·H·W values. An all-zero
-    image gives 0 (not NaN) and a finite gradient.
+    ``cos = <x, y> / max(‖x‖ ‖y‖, eps)`` over all C·H·W values, each image first
+    scaled by its largest magnitude (the cosine does not change), so float32 images of
+    1e30 or 1e-30 give the numbers 1.0-scale images give instead of overflowing or
+    underflowing. An all-zero image gives 0 (not NaN) and a finite gradient; an image
+    with a NaN or infinite value gives NaN.
 
     Convention:
         Equals ``numpy.dot(a, b) / (numpy.linalg.norm(a) * numpy.linalg.norm(b))`` on
@@ -100,7 +114,7 @@ def cosine_similarity(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mea
     Args:
         x, y: ``(N, C, H, W)`` images.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-        eps: lower bound on the product of the norms.
+        eps: lower bound on the product of the norms (of the scaled images).
 
     Returns:
         Cosine similarity in ``[-1, 1]``, scalar or ``(N,)``.
@@ -114,9 +128,20 @@ def cosine_similarity(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mea
     x, y = V.check_pair(fn, x, y, (4, 5))
     V.check_reduction(fn, reduction)
     with no_autocast(x.device):
-        a = to_compute(x).flatten(1)
-        b = to_compute(y).flatten(1)
+        a = _unit_scaled(to_compute(x).flatten(1))
+        b = _unit_scaled(to_compute(y).flatten(1))
         dot = (a * b).sum(1)
         nn = (a * a).sum(1) * (b * b).sum(1)
         value = dot / torch.sqrt(torch.clamp(nn, min=eps * eps))
         return reduce(value, reduction)
+
+
+def _unit_scaled(v: torch.Tensor) -> torch.Tensor:
+    """Rows of ``v`` divided by their largest magnitude (all-zero rows unchanged).
+
+    The scale is detached: the cosine is scale-invariant, so its gradient through the
+    scale is exactly zero. A NaN or infinite value makes the whole row NaN.
+    """
+    m = v.detach().abs().amax(1, keepdim=True)
+    m = torch.where(m == 0, torch.ones_like(m), m)
+    return v / m

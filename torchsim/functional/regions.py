@@ -119,6 +119,11 @@ def diff_regions(
     x, y = V.check_pair(fn, x, y)
     V.check_channels(fn, "x", x, (1, 3))
     V.check_kernel(fn, kernel_size)
+    if kernel_size < 3:
+        raise ValueError(
+            f"{fn}: kernel_size must be at least 3 (the SSIM map uses the sample covariance, "
+            f"which divides by n - 1), got {kernel_size}"
+        )
     V.check_window_fits(fn, x.shape, kernel_size)
     V.check_positive(fn, "min_area", min_area, integer=True, allow_zero=True)
     dr = V.check_data_range(fn, data_range, x)

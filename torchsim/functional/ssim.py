@@ -235,9 +235,23 @@ def _constants(data_range, like: torch.Tensor, k1: float, k2: float) -> Tuple[Sc
     return (k1 * r) ** 2, (k2 * r) ** 2
 
 
+def _to_unit_range(xc: torch.Tensor, yc: torch.Tensor, dr):
+    """Divide both images by ``data_range`` where their units could overflow or underflow float32.
+
+    Moments square the pixels (and ``C1 = (k1 L)^2``): float32 images of 1e30 overflow and of
+    1e-30 underflow. A per-image (tensor) range or a float range outside ``[2^-16, 2^16]``
+    is divided out first (SSIM is invariant to a common scale of x, y and L); the usual
+    ranges (1, 255, 65535) skip the extra pass.
+    """
+    if isinstance(dr, torch.Tensor) or not (2.0 ** -16 <= dr <= 2.0 ** 16):
+        r = range_tensor(dr, xc)
+        return xc / r, yc / r, 1.0
+    return xc, yc, dr
+
+
 def _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction):
     x, y = V.check_pair(fn, x, y, (4, 5))
-    V.check_kernel(fn, kernel_size, sigma)
+    V.check_kernel(fn, kernel_size, sigma, check_sigma=True)
     V.check_reduction(fn, reduction)
     V.check_positive(fn, "k1", k1)
     V.check_positive(fn, "k2", k2)
@@ -317,8 +331,17 @@ def ssim(
     """
     fn = "ssim"
     x, y, dr = _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction)
+    gaussian = V.check_bool(fn, "gaussian", gaussian)
+    sample_covariance = V.check_bool(fn, "sample_covariance", sample_covariance)
+    downsample = V.check_bool(fn, "downsample", downsample)
+    return_map = V.check_bool(fn, "return_map", return_map)
+    if sample_covariance and kernel_size < 2:
+        raise ValueError(
+            f"{fn}: kernel_size must be at least 3 with sample_covariance=True (the sample "
+            f"covariance of one pixel divides by n - 1 = 0), got {kernel_size}"
+        )
     with no_autocast(x.device):
-        xc, yc = to_compute_pair(x, y)
+        xc, yc, dr = _to_unit_range(*to_compute_pair(x, y), dr)
         if downsample:
             f = max(1, matlab_round(min(xc.shape[2:]) / 256))
             xc, yc = matlab_downsample(xc, f), matlab_downsample(yc, f)
@@ -342,9 +365,12 @@ def _ms_pool(t: torch.Tensor) -> torch.Tensor:
 
 
 def _safe_pow(v: torch.Tensor, w: float) -> torch.Tensor:
-    """``v ** w`` for ``v >= 0`` whose gradient is 0 (not NaN) where ``v == 0``."""
+    """``v ** w`` for ``v >= 0`` whose gradient is 0 (not NaN) where ``v == 0``; NaN stays NaN.
+
+    (``v * 0`` rather than a zero constant: an image with a NaN pixel must score NaN, never 0.)
+    """
     pos = v > 0
-    return torch.where(pos, torch.where(pos, v, torch.ones_like(v)) ** w, torch.zeros_like(v))
+    return torch.where(pos, torch.where(pos, v, torch.ones_like(v)) ** w, v * 0)
 
 
 def ms_ssim(
@@ -398,12 +424,7 @@ def ms_ssim(
     """
     fn = "ms_ssim"
     x, y, dr = _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction)
-    try:
-        w_list = [float(w) for w in weights]
-    except TypeError:
-        raise TypeError(f"{fn}: weights must be a sequence of numbers, got {weights!r}") from None
-    if len(w_list) < 1:
-        raise ValueError(f"{fn}: weights must hold at least one scale weight, got {weights!r}")
+    w_list = V.check_weights(fn, weights)
     levels = len(w_list)
     min_side = (kernel_size - 1) * 2 ** (levels - 1) + 1
     if min(x.shape[2:]) < min_side:
@@ -413,7 +434,7 @@ def ms_ssim(
             f"{tuple(x.shape[2:])}; use a smaller kernel_size, fewer weights, or ssim()"
         )
     with no_autocast(x.device):
-        xc, yc = to_compute_pair(x, y)
+        xc, yc, dr = _to_unit_range(*to_compute_pair(x, y), dr)
         window = _window(kernel_size, sigma, True, xc)
         c1, c2 = _constants(dr, xc, k1, k2)
         terms = []
