@@ -147,6 +147,25 @@ def check_window_fits(fn: str, shape: Sequence[int], kernel_size: int, what: str
         )
 
 
+def ms_ssim_min_side(kernel_size: int, scales: int) -> int:
+    """Smallest spatial side MS-SSIM accepts: the window still fits the coarsest of ``scales`` scales.
+
+    Each scale halves the side (rounding up), so ``(kernel_size - 1) * 2**(scales - 1) + 1``
+    (161 for the defaults). :mod:`torchsim.registry` gives it to callers as ``min_size``.
+    """
+    return (kernel_size - 1) * 2 ** (scales - 1) + 1
+
+
+def check_scales_fit(fn: str, shape: Sequence[int], kernel_size: int, scales: int) -> None:
+    min_side = ms_ssim_min_side(kernel_size, scales)
+    if min(shape[2:]) < min_side:
+        raise ValueError(
+            f"{fn}: every spatial dimension must be at least {min_side} for kernel_size={kernel_size} "
+            f"and {scales} scales ((kernel_size - 1) * 2**{scales - 1} + 1), got spatial size "
+            f"{tuple(shape[2:])}; use a smaller kernel_size, fewer weights, or ssim()"
+        )
+
+
 def check_positive(fn: str, name: str, value: object, integer: bool = False, allow_zero: bool = False) -> None:
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
