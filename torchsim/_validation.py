@@ -274,9 +274,9 @@ def check_value_range(fn: str, value_range: object) -> Union[None, str, Tuple[fl
 def check_options(owner: str, fn, options: dict) -> None:
     """Validate a module's or loss's stored keyword arguments for ``fn`` when it is built.
 
-    Names must be keyword arguments of ``fn``; ``reduction``, ``kernel_size`` / ``sigma`` and a
-    numeric ``data_range`` are checked now, so a typo fails at construction, not at the first
-    batch. (Checks that need the images run in ``fn`` itself.)
+    Names must be keyword arguments of ``fn``; ``reduction``, ``kernel_size`` / ``sigma``, a
+    numeric ``data_range``, ``alpha`` and ``l1_sigma`` are checked now, so a typo fails at
+    construction, not at the first batch. (Checks that need the images run in ``fn`` itself.)
     """
     import inspect
 
@@ -291,6 +291,10 @@ def check_options(owner: str, fn, options: dict) -> None:
         check_reduction(owner, options["reduction"])
     if "kernel_size" in options:
         check_kernel(owner, options["kernel_size"], options.get("sigma", 1.0))
+    if "alpha" in options:
+        check_unit_interval(owner, "alpha", options["alpha"])
+    if "l1_sigma" in options:
+        check_positive(owner, "l1_sigma", options["l1_sigma"])
     dr = options.get("data_range")
     if dr is not None and not isinstance(dr, torch.Tensor):
         if isinstance(dr, bool) or not isinstance(dr, (int, float)) or not math.isfinite(dr) or dr <= 0:

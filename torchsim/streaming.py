@@ -41,13 +41,12 @@ _COUNT = "_stream_count"
 
 
 class StreamingMixin:
-    """``update`` / ``compute`` / ``reset`` for modules that score with ``type(self)._fn``.
+    """``update`` / ``compute`` / ``reset`` for a module that scores pairs of images.
 
-    The host class stores the function's keyword arguments in ``self.kwargs``
-    and the function in the class attribute ``_fn``; ``update`` calls it with
-    those arguments but ``reduction="none"`` (and ``return_map=False`` where the
-    function has that option: only the value is accumulated; a tuple result
-    contributes its first element).
+    The host class provides ``_values(x, y)``: the per-image values ``(N,)`` of a
+    batch (:class:`torchsim.modules.Metric` calls its function with the stored
+    options but ``reduction="none"``, and without the map where the function can
+    return one: only the value is accumulated).
 
     State: a float64 sum and an int64 count, non-persistent buffers (not in
     ``state_dict``), moved by ``.to(device)``, never cast by ``.half()`` & co.
@@ -97,17 +96,11 @@ class StreamingMixin:
     def update(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Score a batch and add it to the state; returns the per-image values ``(N,)``.
 
-        Same checks and arguments as ``forward`` (the stored keyword arguments),
-        with ``reduction="none"``. No host-device synchronisation (the values are added on the device; only when
+        Same checks and options as ``forward``, with ``reduction="none"``. No
+        host-device synchronisation (the values are added on the device; only when
         the data is on another device than the state is the state moved there, once).
         """
-        kwargs = dict(self.kwargs, reduction="none")
-        if kwargs.get("return_map"):
-            kwargs["return_map"] = False
-        values = type(self)._fn(x, y, **kwargs)
-        if isinstance(values, (tuple, list)):
-            values = values[0]
-        values = values.detach()
+        values = self._values(x, y).detach()
         total, count = self._buffers[_SUM], self._buffers[_COUNT]
         if total.device != values.device:  # the state follows the data
             total, count = total.to(values.device), count.to(values.device)
