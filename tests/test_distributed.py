@@ -30,8 +30,8 @@ def _free_port() -> int:
 
 
 def _modules():
-    # Every metric module whose defaults work on 32x32 float images in [0, 1]
-    # (plus MS-SSIM on 161x161, below).
+    # Every metric module, on 32x32 float images in [0, 1] (larger where its record's
+    # min_size asks for more: MS-SSIM).
     out = {}
     todo = list(Metric.__subclasses__())
     while todo:
@@ -62,7 +62,7 @@ def _worker(rank, port, out_dir):
         results = {}
         lo, hi = SHARDS[rank]
         for name, (cls, kwargs) in sorted(_modules().items()):
-            x, y = _data(161 if name == "MSSSIM" else 32)
+            x, y = _data(max(32, cls.record.min_size(**kwargs)))
             metric = cls(**kwargs)
             try:
                 for xb, yb in zip(x[lo:hi].split(BATCHES[rank]), y[lo:hi].split(BATCHES[rank])):
@@ -95,7 +95,7 @@ def test_compute_all_reduces_uneven_shards(tmp_path):
     per_rank = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     expected = {}
     for name, (cls, kwargs) in _modules().items():
-        x, y = _data(161 if name == "MSSSIM" else 32)
+        x, y = _data(max(32, cls.record.min_size(**kwargs)))
         try:
             expected[name] = _value(cls(**kwargs)(x, y)).double()
         except ValueError:

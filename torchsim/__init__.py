@@ -5,7 +5,7 @@ allows, equal to the reference implementations (scikit-image, OpenCV,
 scikit-learn, imagehash, pixelmatch, pytorch-msssim) to the digit.
 """
 
-from . import functional, io
+from . import functional, io, registry
 from .functional import *  # noqa: F401,F403  (re-exported; see __all__)
 from .functional import __all__ as _functional_all
 from .losses import *  # noqa: F401,F403
@@ -15,4 +15,4 @@ from .modules import __all__ as _modules_all
 
 __version__ = "0.1.0"
 
-__all__ = [*_functional_all, *_modules_all, *_losses_all, "functional", "__version__"]
+__all__ = [*_functional_all, *_modules_all, *_losses_all, "functional", "registry", "__version__"]

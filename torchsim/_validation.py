@@ -242,6 +242,25 @@ def check_window_fits(fn: str, shape: Sequence[int], kernel_size: int, what: str
         )
 
 
+def ms_ssim_min_side(kernel_size: int, scales: int) -> int:
+    """Smallest spatial side MS-SSIM accepts: the window still fits the coarsest of ``scales`` scales.
+
+    Each scale halves the side (rounding up), so ``(kernel_size - 1) * 2**(scales - 1) + 1``
+    (161 for the defaults). :mod:`torchsim.registry` gives it to callers as ``min_size``.
+    """
+    return (kernel_size - 1) * 2 ** (scales - 1) + 1
+
+
+def check_scales_fit(fn: str, shape: Sequence[int], kernel_size: int, scales: int) -> None:
+    min_side = ms_ssim_min_side(kernel_size, scales)
+    if min(shape[2:]) < min_side:
+        raise ValueError(
+            f"{fn}: every spatial dimension must be at least {min_side} for kernel_size={kernel_size} "
+            f"and {scales} scales ((kernel_size - 1) * 2**{scales - 1} + 1), got spatial size "
+            f"{tuple(shape[2:])}; use a smaller kernel_size, fewer weights, or ssim()"
+        )
+
+
 def check_positive(fn: str, name: str, value: object, integer: bool = False, allow_zero: bool = False) -> None:
     ok_type = is_integer(value) if integer else is_real(value)
     if not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
@@ -354,9 +373,9 @@ def check_value_range(fn: str, value_range: object) -> Union[None, str, Tuple[fl
 def check_options(owner: str, fn, options: dict) -> None:
     """Validate a module's or loss's stored keyword arguments for ``fn`` when it is built.
 
-    Names must be keyword arguments of ``fn``; ``reduction``, ``kernel_size`` / ``sigma`` and a
-    numeric ``data_range`` are checked now, so a typo fails at construction, not at the first
-    batch. (Checks that need the images run in ``fn`` itself.)
+    Names must be keyword arguments of ``fn``; ``reduction``, ``kernel_size`` / ``sigma``, a
+    numeric ``data_range``, ``alpha`` and ``l1_sigma`` are checked now, so a typo fails at
+    construction, not at the first batch. (Checks that need the images run in ``fn`` itself.)
     """
     import inspect
 
@@ -387,6 +406,10 @@ def check_options(owner: str, fn, options: dict) -> None:
         check_value_range(owner, options["value_range"])
     if "bandwidth" in options:
         check_positive(owner, "bandwidth", options["bandwidth"], allow_zero=True)
+    if "alpha" in options:
+        check_unit_interval(owner, "alpha", options["alpha"])
+    if "l1_sigma" in options:
+        check_sigma_value(owner, "l1_sigma", options["l1_sigma"])
     dr = options.get("data_range")
     if dr is not None and not isinstance(dr, torch.Tensor):
         if not is_real(dr) or not math.isfinite(dr) or dr <= 0:

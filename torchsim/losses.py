@@ -1,48 +1,66 @@
-"""Losses: ``1 - f`` or ``-f`` over the functional core.
+"""Losses: ``1 - f``, ``-f`` or ``f`` over the functional core, as the registry record says.
 
-Every loss is differentiable, reduces with ``reduction="mean"`` by default and
-keeps the same keyword arguments as the function it wraps.
+Every registry record that names a ``loss_name`` has a class here, built from the
+record: its constructor takes exactly the function's keyword options with the same
+defaults — except the record's ``grad_options`` (soft histograms: ``bandwidth=1.0``),
+which make the function differentiable — checked when the loss is built. Every loss is
+differentiable and reduces with ``reduction="mean"`` by default. Nothing here does
+arithmetic on pixels.
+
+As in :mod:`torchsim.modules`, the classes are written out for readers and type checkers;
+a record that names a loss without a class statement here gets one generated.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict
+from typing import Any, Dict
 
 import torch
-from torch import nn
 
-from . import functional as F
+from ._base import FunctionModule, export_classes
 from ._common import reduce
 from ._validation import check_positive
-from .ops.filters import gaussian_window, separable_filter
+from .registry import MetricRecord
+
+_FORMS = {
+    "1 - f": lambda v: 1.0 - v,
+    "-f": lambda v: -v,
+    "f": lambda v: v,
+}
 
 
-class _ComplementLoss(nn.Module):
-    """``loss = offset + sign * fn(x, y, reduction="none")``, then reduced."""
+class Loss(FunctionModule):
+    """Base of the losses: ``forward(x, y) = reduce(form(fn(x, y, reduction="none")))``.
 
-    _fn: Callable[..., torch.Tensor]
-    _offset: float = 1.0
-    _sign: float = -1.0
+    ``form`` is the record's ``loss_form`` (``1 - f`` for similarities in [0, 1], ``-f``
+    for unbounded ones, ``f`` for a function that is a loss already); the per-image
+    losses are reduced with the ``reduction`` option.
+    """
 
-    def __init__(self, *, reduction: str = "mean", **kwargs: Any) -> None:
-        super().__init__()
-        from ._validation import check_options
+    @classmethod
+    def _defaults(cls, record: MetricRecord) -> Dict[str, Any]:
+        return {**record.options, **record.grad_options}
 
-        check_options(type(self).__name__, type(self)._fn, {**kwargs, "reduction": reduction})
-        if "bandwidth" in kwargs:  # the information losses need soft (differentiable) histograms
-            check_positive(type(self).__name__, "bandwidth", kwargs["bandwidth"])
-        self.reduction = reduction
-        self.kwargs: Dict[str, Any] = kwargs
+    @classmethod
+    def _summary(cls, record: MetricRecord) -> str:
+        value = record.loss_form.replace("f", f"{record.name}(x, y)")
+        changed = ", ".join(f"``{k}={v!r}``" for k, v in record.grad_options.items())
+        text = f"``{value}`` per image, reduced (mean by default); see :func:`torchsim.{record.name}`."
+        if changed:
+            text += f" Defaults as the function's, but {changed} (differentiable)."
+        return text
+
+    def _check_options(self, options: Dict[str, Any]) -> None:
+        super()._check_options(options)
+        if "bandwidth" in options:  # histogram metrics have gradients only with soft histograms
+            check_positive(type(self).__name__, "bandwidth", options["bandwidth"])
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        value = type(self)._fn(x, y, reduction="none", **self.kwargs)
-        return reduce(self._offset + self._sign * value, self.reduction)
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in {**self.kwargs, "reduction": self.reduction}.items())
+        value = self.record.function(x, y, **dict(self.options, reduction="none"))
+        return reduce(_FORMS[self.record.loss_form](value), self.options["reduction"])
 
 
-class SSIMLoss(_ComplementLoss):
+class SSIMLoss(Loss, metric="ssim"):
     r"""``1 - SSIM(x, y)`` per image, reduced (mean by default).
 
     Takes the keyword arguments of :func:`torchsim.ssim` (``data_range`` is
@@ -56,41 +74,26 @@ class SSIMLoss(_ComplementLoss):
         >>> loss.backward()
     """
 
-    _fn = staticmethod(F.ssim)
 
-
-class MSSSIMLoss(_ComplementLoss):
+class MSSSIMLoss(Loss, metric="ms_ssim"):
     r"""``1 - MS-SSIM(x, y)`` per image, reduced. Keyword arguments of :func:`torchsim.ms_ssim`."""
 
-    _fn = staticmethod(F.ms_ssim)
 
-
-class CosineSimilarityLoss(_ComplementLoss):
+class CosineSimilarityLoss(Loss, metric="cosine_similarity"):
     r"""``1 - cos(x, y)`` per image (flattened images), reduced."""
 
-    _fn = staticmethod(F.cosine_similarity)
 
-
-class MSSSIML1Loss(nn.Module):
+class MSSSIML1Loss(Loss, metric="ms_ssim_l1"):
     r"""MS-SSIM + Gaussian-weighted L1 mix of Zhao et al. (2017), :math:`\alpha = 0.84`.
 
-    .. math::
+    :func:`torchsim.ms_ssim_l1` per image, reduced: ``alpha (1 - MS-SSIM(x, y)) +
+    (1 - alpha) mean(G_l1_sigma * |x - y|) / data_range``.
 
-        \mathcal{L} = \alpha\,(1 - \mathrm{MS\text{-}SSIM}(x, y))
-                    + (1 - \alpha)\,\operatorname{mean}\big(G_{\sigma_M} * |x - y|\big) / L
-
-    The L1 term is the absolute error blurred with the Gaussian of the
-    coarsest MS-SSIM scale (``l1_sigma = 8``, the paper's
-    :math:`\sigma_G^M`; symmetric boundary, same size), averaged over pixels
-    and channels and divided by ``L = data_range`` so both terms lie on the
-    same [0, 1] scale whatever the image range.
-
-    Args:
-        alpha: weight of the MS-SSIM term (0.84 in the paper).
-        l1_sigma: standard deviation of the L1 weighting Gaussian.
-        data_range: as in :func:`torchsim.ms_ssim` (required for floating input).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one value per image).
-        **kwargs: other keyword arguments of :func:`torchsim.ms_ssim`.
+    Example:
+        >>> import torch, torchsim
+        >>> loss_fn = torchsim.MSSSIML1Loss(data_range=1.0, kernel_size=3, weights=(0.5, 0.5))
+        >>> pred = torch.rand(2, 3, 16, 16, requires_grad=True)
+        >>> loss_fn(pred, torch.rand(2, 3, 16, 16)).backward()
 
     References:
         H. Zhao, O. Gallo, I. Frosio, J. Kautz, "Loss Functions for Image
@@ -98,35 +101,8 @@ class MSSSIML1Loss(nn.Module):
         doi:10.1109/TCI.2016.2644865
     """
 
-    def __init__(self, *, alpha: float = 0.84, l1_sigma: float = 8.0, data_range=None, reduction: str = "mean", **kwargs: Any) -> None:
-        super().__init__()
-        from ._validation import check_options
 
-        check_options("MSSSIML1Loss", F.ms_ssim, {**kwargs, "data_range": data_range, "reduction": reduction})
-        check_positive("MSSSIML1Loss", "l1_sigma", l1_sigma)
-        if not (0.0 <= float(alpha) <= 1.0):
-            raise ValueError(f"MSSSIML1Loss: alpha must be in [0, 1], got {alpha!r}")
-        self.alpha = float(alpha)
-        self.l1_sigma = float(l1_sigma)
-        self.data_range = data_range
-        self.reduction = reduction
-        self.kwargs = kwargs
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        from ._common import range_tensor, to_compute
-        from ._validation import check_data_range
-
-        ms = F.ms_ssim(x, y, data_range=self.data_range, reduction="none", **self.kwargs)
-        dr = check_data_range("MSSSIML1Loss", self.data_range, x)
-        err = (to_compute(x) - to_compute(y)).abs()
-        k = 2 * int(round(3 * self.l1_sigma)) + 1
-        window = gaussian_window(k, self.l1_sigma, dtype=err.dtype, device=err.device)
-        l1 = separable_filter(err, window, mode="symmetric").flatten(1).mean(1)
-        l1 = l1 / range_tensor(dr, l1)
-        return reduce(self.alpha * (1.0 - ms) + (1.0 - self.alpha) * l1, self.reduction)
-
-
-class NMILoss(_ComplementLoss):
+class NMILoss(Loss, metric="normalized_mutual_information"):
     r"""``1 - NMI(x, y)`` per image, reduced; soft histograms by default (``bandwidth=1.0``).
 
     Takes the keyword arguments of :func:`torchsim.normalized_mutual_information`.
@@ -151,33 +127,12 @@ class NMILoss(_ComplementLoss):
         >>> loss.backward()
     """
 
-    _fn = staticmethod(F.normalized_mutual_information)
 
-    def __init__(
-        self,
-        *,
-        bins: int = 256,
-        value_range=None,
-        normalization: str = "arithmetic",
-        bandwidth: float = 1.0,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__(
-            bins=bins, value_range=value_range, normalization=normalization, bandwidth=bandwidth, reduction=reduction,
-        )
-
-
-class MILoss(_ComplementLoss):
+class MILoss(Loss, metric="mutual_information"):
     r"""``-MI(x, y)`` (nats) per image, reduced; soft histograms by default (``bandwidth=1.0``).
 
     Takes the keyword arguments of :func:`torchsim.mutual_information`.
     """
 
-    _fn = staticmethod(F.mutual_information)
-    _offset = 0.0
 
-    def __init__(self, *, bins: int = 256, value_range=None, bandwidth: float = 1.0, reduction: str = "mean") -> None:
-        super().__init__(bins=bins, value_range=value_range, bandwidth=bandwidth, reduction=reduction)
-
-
-__all__ = ["SSIMLoss", "MSSSIMLoss", "CosineSimilarityLoss", "MSSSIML1Loss", "NMILoss", "MILoss"]
+__all__ = ["Loss", *export_classes(Loss, "loss_name", globals())]

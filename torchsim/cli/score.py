@@ -51,7 +51,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 import torchsim
-from torchsim import streaming
+from torchsim import _distributed as streaming  # process groups (old name kept for the CLI restructure)
 from torchsim.io import ImageReadError, read_image
 
 from ._common import device_problem, is_image_name

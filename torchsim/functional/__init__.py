@@ -8,7 +8,7 @@ from .information import mutual_information, normalized_mutual_information
 from .pixel import cosine_similarity, mse, psnr
 from .pixelmatch import pixelmatch
 from .regions import diff_regions
-from .ssim import MS_SSIM_WEIGHTS, ms_ssim, ssim
+from .ssim import MS_SSIM_WEIGHTS, ms_ssim, ms_ssim_l1, ssim
 
 __all__ = [
     # full-reference pixel and structural metrics
@@ -18,6 +18,8 @@ __all__ = [
     "ms_ssim",
     "MS_SSIM_WEIGHTS",
     "cosine_similarity",
+    # training losses that are not "1 - metric"
+    "ms_ssim_l1",
     # colour
     "rgb_to_y",
     "pil_luma",
