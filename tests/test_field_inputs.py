@@ -196,3 +196,29 @@ def test_numpy_array_named_by_type_and_shape_not_repr():
     msg = str(info.value)
     assert "ndarray of shape (1, 3, 300, 300), dtype float32" in msg
     assert len(msg) < 200
+
+
+# --------------------------------------------------------------------------- autocast (item 5)
+
+
+def test_ms_ssim_l1_loss_under_cpu_autocast_runs_in_float32():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 161, 161, generator=g).bfloat16()
+    y = (x.float() + 0.05 * torch.randn(1, 3, 161, 161, generator=g)).clamp(0, 1).bfloat16()
+    loss = torchsim.MSSSIML1Loss(data_range=1.0)
+    expected = loss(x.float(), y.float())
+    xg = x.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = loss(xg, y)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    got.backward()
+    assert torch.isfinite(xg.grad.float()).all()
+
+
+def test_huge_l1_sigma_is_refused_with_the_size_it_needs():
+    x = torch.rand(1, 1, 161, 161)
+    with pytest.raises(ValueError, match=r"^ms_ssim_l1: l1_sigma=10000000.0 would need [0-9.]+ GiB"):
+        torchsim.ms_ssim_l1(x, x, data_range=1.0, l1_sigma=1e7)
+    with pytest.raises(ValueError, match=r"^MSSSIML1Loss: l1_sigma must be a positive finite number"):
+        torchsim.MSSSIML1Loss(data_range=1.0, l1_sigma=float("nan"))

@@ -514,14 +514,17 @@ def ms_ssim_l1(
     fn = "ms_ssim_l1"
     x, y, dr = _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction)
     alpha = V.check_unit_interval(fn, "alpha", alpha)
-    V.check_positive(fn, "l1_sigma", l1_sigma)
+    l1_sigma = V.check_sigma_value(fn, "l1_sigma", l1_sigma)
+    radius = int(round(3 * l1_sigma))
+    padded = x.shape[0] * x.shape[1] * math.prod(s + 2 * radius for s in x.shape[2:])
+    V.check_allocation(fn, "l1_sigma", l1_sigma, padded * 8.0, x.device)
     ms = ms_ssim(
         x, y, data_range=data_range, kernel_size=kernel_size, sigma=sigma, weights=weights, k1=k1, k2=k2, reduction="none"
     )
     with no_autocast(x.device):
         xc, yc = to_compute_pair(x, y)
         err = (xc - yc).abs()
-        window = gaussian_window(2 * int(round(3 * l1_sigma)) + 1, l1_sigma, dtype=err.dtype, device=err.device)
+        window = gaussian_window(2 * radius + 1, l1_sigma, dtype=err.dtype, device=err.device)
         l1 = separable_filter(err, window, mode="symmetric").flatten(1).mean(1)
         l1 = l1 / range_tensor(dr, l1)
         return reduce(alpha * (1.0 - ms) + (1.0 - alpha) * l1, reduction)
