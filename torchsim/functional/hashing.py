@@ -1,7 +1,7 @@
 """Perceptual hashes (ahash, dhash, phash) equal to imagehash's, and Hamming distances.
 
 Pipeline (SPEC, "Hashes"): Pillow's 8-bit luma ``convert("L")``
-(:func:`torchsim.color.pil_luma`) -> Pillow's Lanczos resize of that 8-bit image
+(:func:`torchsim.ops.pil_luma`) -> Pillow's Lanczos resize of that 8-bit image
 (``_pil_lanczos``: Pillow's own coefficients in 22-bit fixed point, horizontal pass
 then vertical pass — or the reverse where Pillow >= 13 reverses them — each rounded and
 clipped to 0..255) -> the bit rule of each hash.
@@ -23,7 +23,7 @@ import torch
 
 from .. import _validation as V
 from .._common import no_autocast
-from ..color import _pil_luma
+from ..ops.color import pil_luma
 
 # --------------------------------------------------------------------------- Pillow's Lanczos resize
 
@@ -122,7 +122,7 @@ def _thumbnail(fn: str, x: torch.Tensor, width: int, height: int) -> torch.Tenso
     # The result is per image, so grouping changes nothing but speed. On GPU: one batch.
     per_image = x[0].numel()
     group = x.shape[0] if x.device.type != "cpu" else max(1, (2 << 20) // max(1, per_image))
-    thumbs = [_pil_lanczos(_pil_luma(part)[:, 0].to(torch.float64), width, height) for part in x.split(group)]
+    thumbs = [_pil_lanczos(pil_luma(part)[:, 0].to(torch.float64), width, height) for part in x.split(group)]
     return thumbs[0] if len(thumbs) == 1 else torch.cat(thumbs)
 
 

@@ -1,0 +1,11 @@
+"""Image operators: the building blocks every metric draws from, each written once.
+
+Pure tensor math without argument checks (the public functions in
+:mod:`torchsim.functional` validate, then call these), public inside the package
+and tested on their own against the reference each one reproduces:
+
+- :mod:`~torchsim.ops.color`: colour conversions and 8-bit rules (BT.601 / MATLAB Y,
+  Pillow luma, OpenCV grey, pixelmatch's YIQ, quantisation).
+"""
+
+from .color import blend_white, matlab_y, opencv_gray, pil_luma, quantize_u8, yiq, yiq_distance, yiq_y
