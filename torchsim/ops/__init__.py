@@ -5,7 +5,9 @@ Pure tensor math without argument checks (the public functions in
 and tested on their own against the reference each one reproduces:
 
 - :mod:`~torchsim.ops.color`: colour conversions and 8-bit rules (BT.601 / MATLAB Y,
-  Pillow luma, OpenCV grey, pixelmatch's YIQ, quantisation).
+  Pillow luma, OpenCV grey, pixelmatch's YIQ, quantisation);
+- :mod:`~torchsim.ops.resize`: Pillow-exact Lanczos and box resizing of 8-bit images.
 """
 
 from .color import blend_white, matlab_y, opencv_gray, pil_luma, quantize_u8, yiq, yiq_distance, yiq_y
+from .resize import clip8, pil_matrix, pil_resize, pil_resize_u8
