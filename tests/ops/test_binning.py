@@ -24,7 +24,6 @@ from torchsim.ops import (
     level_bins,
     soft_taps,
 )
-from torchsim.ops.binning import _edges_as
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "camera"]
 # bounds that are float32 numbers, as OpenCV's ranges are (it takes them as float)
@@ -84,13 +83,14 @@ def test_float32_edges_differ_from_numpys_float32_edges():
     assert np.argmax(np.histogram(v, bins, (lo, hi))[0]) == k  # NumPy, float32 edges
 
 
-def test_edges_as_rounds_up():
-    e64 = bin_edges(0.2, 0.8, 37, torch.zeros(1))
-    assert e64.dtype == torch.float64
-    e32 = _edges_as(e64, torch.float32)
-    assert bool((e32.double() >= e64).all())
-    below = torch.nextafter(e32, torch.full_like(e32, -1.0))
-    assert bool((below.double() < e64).all())  # the next float32 down is below the edge
+def test_float32_values_binned_as_their_float64_values():
+    """Comparisons stay in float32 (edges rounded up to float32) yet give the float64 answer."""
+    for bins, (lo, hi) in [(37, (0.2, 0.8)), (1000, (-3.0, 7.0)), (99, (0.1, 0.3))]:
+        v = _edge_neighbours(lo, hi, bins)
+        t = torch.from_numpy(v)[None]
+        assert torch.equal(bin_index(t, lo, hi, bins), bin_index(t.double(), lo, hi, bins))
+    e = bin_edges(0.2, 0.8, 37, torch.zeros(1))
+    assert e.dtype == torch.float64 and e[-1].item() == 0.8
 
 
 def test_last_bin_closed_and_outside_not_counted():
