@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import torchsim
-from torchsim.functional.hashing import _lanczos_matrix_cpu, _resize_uint8
+from torchsim.ops import pil_matrix, pil_resize_u8
 
 HASHES = {"ahash": torchsim.ahash, "dhash": torchsim.dhash, "phash": torchsim.phash}
 
@@ -74,14 +74,14 @@ def test_pil_luma_formula():
 
 def test_lanczos_rows_sum_to_one_and_identity_skip():
     for n_in, n_out in [(100, 8), (33, 9), (8, 32), (512, 32), (7, 7)]:
-        m = _lanczos_matrix_cpu(n_in, n_out)
+        m = pil_matrix(n_in, n_out)
         assert m.shape == (n_out, n_in)
         # fixed-point coefficients of each output pixel sum to 2**22 up to rounding
         assert (m.sum(1) - 2**22).abs().max() <= m.shape[1]
     img = torch.randint(0, 256, (2, 10, 12), dtype=torch.uint8)
-    assert torch.equal(_resize_uint8(img, 12, 10), img)  # no pass at all for an unchanged size
+    assert torch.equal(pil_resize_u8(img, 12, 10), img)  # no pass at all for an unchanged size
     flat = torch.full((1, 30, 40), 77, dtype=torch.uint8)
-    assert bool((_resize_uint8(flat, 8, 9) == 77).all())  # a constant stays constant
+    assert bool((pil_resize_u8(flat, 8, 9) == 77).all())  # a constant stays constant
 
 
 # ----------------------------------------------------------------------------------- distances

@@ -47,6 +47,17 @@ def test_uint8_256_bins_counts_each_level_like_uint8_over_255():
     torch.testing.assert_close(torchsim.histogram(x.double() / 255).float(), h, rtol=0, atol=0)
 
 
+def test_uint8_batch_with_fewer_bins():
+    """Regression: a uint8 batch of several RGB images with bins != 256 crashed
+    ("expanded size (6) must match (3)") while moving level counts to bins."""
+    x = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    h = torchsim.histogram(x, bins=32)
+    assert h.shape == (2, 3, 32)
+    for n in range(2):
+        for c in range(3):
+            np.testing.assert_array_equal(h[n, c].numpy(), np.histogram(x[n, c].numpy(), 32, (0, 255))[0])
+
+
 def test_last_bin_closed_and_outside_values_not_counted():
     x = torch.tensor([-0.1, 0.0, 0.25, 0.5, 1.0, 1.2, float("nan"), float("inf")]).view(1, 1, 2, 4)
     h = torchsim.histogram(x, bins=4)

@@ -230,11 +230,11 @@ def test_finite_gradients_on_identical_and_constant_images(normalization, value_
 
 def test_soft_memory_is_linear_in_pixels():
     """The soft joint histogram keeps O(K) numbers per pixel, never pixels x bins or bins^2 per pixel."""
-    from torchsim.functional.histogram import _joint_histogram
+    from torchsim.ops import joint_histogram
 
     x = _rand((1, 1, 64, 64)).requires_grad_()
     y = _rand((1, 1, 64, 64), seed=1)
-    out = _joint_histogram(x, y, 256, None, 1.0)
+    out = joint_histogram(x, y, 256, None, 1.0)
     saved = [t.numel() for t in out.grad_fn.saved_tensors]
     assert sum(saved) <= 16 * x.numel()  # index + 4 tap arrays of K=3 values per pixel
 

@@ -370,6 +370,16 @@ def check_value_range(fn: str, value_range: object) -> Union[None, str, Tuple[fl
     return (lo, hi)
 
 
+def check_histogram_args(
+    fn: str, bins: object, value_range: object, bandwidth: object
+) -> Tuple[int, Union[None, str, Tuple[float, float]], float]:
+    """The binning options shared by the histogram, MI and NMI functions: ``(bins, value_range, bandwidth)``."""
+    b = check_bins(fn, bins)
+    vr = check_value_range(fn, value_range)
+    check_positive(fn, "bandwidth", bandwidth, allow_zero=True)
+    return b, vr, float(bandwidth)  # type: ignore[arg-type]
+
+
 def check_options(owner: str, fn, options: dict) -> None:
     """Validate a module's or loss's stored keyword arguments for ``fn`` when it is built.
 

@@ -1,7 +1,7 @@
 """Pure tensor functions: validate, call one kernel, reduce."""
 
-from ..color import pil_luma, rgb_to_y
 from ..io import file_md5
+from .color import pil_luma, rgb_to_y
 from .hashing import ahash, dhash, hamming_distance, hash_to_hex, hex_to_hash, pairwise_hamming, phash
 from .histogram import histogram, histogram_similarity
 from .information import mutual_information, normalized_mutual_information

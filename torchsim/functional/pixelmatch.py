@@ -25,24 +25,14 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 
 from .. import _validation as V
+from ..ops import color as C
 
 Color = Sequence[Union[int, float]]
 
-# YIQ coefficients (Kotsarenko & Ramos), exactly as pixelmatch writes them.
-_Y = (0.29889531, 0.58662247, 0.11448223)
-_I = (0.59597799, 0.27417610, 0.32180189)  # r*i0 - g*i1 - b*i2
-_Q = (0.21147017, 0.52261711, 0.31114694)  # r*q0 - g*q1 + b*q2
 _MAX_YIQ_DELTA = 35215  # the largest possible YIQ delta
 
 # The 8 neighbours in the reference's visiting order (x outer, y inner): (dx, dy).
 _OFFSETS: List[Tuple[int, int]] = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
-
-
-def _to_u8(x: torch.Tensor) -> torch.Tensor:
-    """Floating input in [0, 1] -> uint8 ``round(clamp(v, 0, 1) * 255)``; uint8 unchanged."""
-    if x.dtype == torch.uint8:
-        return x
-    return torch.round(x.detach().to(torch.float64).clamp(0.0, 1.0) * 255.0).to(torch.uint8)
 
 
 def _to_rgba_u8(x: torch.Tensor) -> torch.Tensor:
@@ -66,22 +56,16 @@ def _yiq(v: Sequence[torch.Tensor], y_only: bool = False):
     """
     r, g, b, a = v
     if a is not None:  # None: known opaque (RGB or gray input), where blending is the identity
-        a = a / 255
-        r, g, b = (255 + (c - 255) * a for c in (r, g, b))
-    y = r * _Y[0] + g * _Y[1] + b * _Y[2]
-    if y_only:
-        return y
-    i = r * _I[0] - g * _I[1] - b * _I[2]
-    q = r * _Q[0] - g * _Q[1] + b * _Q[2]
-    return y, i, q
+        r, g, b = C.blend_white((r, g, b), a)
+    return C.yiq_y(r, g, b) if y_only else C.yiq(r, g, b)
 
 
 def _yiq_delta(va: Sequence[torch.Tensor], vb: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(delta, y1 - y2)``: the squared YIQ distance and the brightness difference."""
     ya, ia, qa = _yiq(va)
     yb, ib, qb = _yiq(vb)
-    dy, di, dq = ya - yb, ia - ib, qa - qb
-    return (0.5053 * dy) * dy + (0.299 * di) * di + (0.1957 * dq) * dq, dy
+    dy = ya - yb
+    return C.yiq_distance(dy, ia - ib, qa - qb), dy
 
 
 def _pad1(t: torch.Tensor, fill) -> torch.Tensor:
@@ -223,11 +207,10 @@ def _masks_sparse(a: torch.Tensor, b: torch.Tensor, max_delta: float, include_aa
 def _pillow_gray(rgba: torch.Tensor, alpha: float) -> torch.Tensor:
     """pixelmatch-py's PIL fast path for identical images: Pillow ``L`` composited on white.
 
-    ``L = (19595 R + 38470 G + 7471 B + 32768) >> 16`` (Pillow's luma), mask
-    ``m = int(A * alpha)``, ``out = DIV255(255 (255 - m) + L m)`` (Pillow's paste).
+    ``L`` = Pillow's luma (:func:`torchsim.ops.pil_luma`), mask ``m = int(A * alpha)``,
+    ``out = DIV255(255 (255 - m) + L m)`` (Pillow's paste; every intermediate fits in int32).
     """
-    v = rgba.to(torch.int32)  # (N, H, W, 4); every intermediate below fits in int32
-    lum = (v[..., 0] * 19595 + v[..., 1] * 38470 + v[..., 2] * 7471 + 0x8000) >> 16
+    lum = C.pil_luma(rgba.permute(0, 3, 1, 2))[:, 0].to(torch.int32)
     # Pillow's point(lambda a: int(a * alpha)): the same float64 product, truncated.
     m = torch.trunc(rgba[..., 3].to(torch.float64) * alpha).to(torch.int32)
     t = 255 * (255 - m) + lum * m + 128
@@ -247,7 +230,7 @@ def _kernel(
 ):
     n, _, h, w = x.shape
     dev = x.device
-    x, y = _to_u8(x), _to_u8(y)
+    x, y = C.quantize_u8(x), C.quantize_u8(y)
     a, b = _to_rgba_u8(x), _to_rgba_u8(y)  # (N, H, W, 4)
     if sparse is None:
         sparse = dev.type == "cpu"
@@ -271,8 +254,7 @@ def _kernel(
         index = torch.full((n, h, w), 256, dtype=torch.int32, device=dev)
     else:
         # draw_gray_pixel: the raw (unblended) luma of x blended with white by alpha * A / 255.
-        planes = [x[:, min(k, x.shape[1] - 1)].to(torch.float64) for k in range(3)]  # contiguous planes
-        lum = planes[0].mul_(_Y[0]).add_(planes[1].mul_(_Y[1])).add_(planes[2].mul_(_Y[2]))
+        lum = C.yiq_y(*(x[:, min(k, x.shape[1] - 1)].to(torch.float64) for k in range(3)))
         weight = alpha * x[:, 3].to(torch.float64) / 255 if x.shape[1] == 4 else alpha * 255 / 255
         index = lum.sub_(255).mul_(weight).add_(255).trunc_().to(torch.int32)
         index = torch.where(aa, 257, index)
