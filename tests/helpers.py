@@ -41,3 +41,14 @@ def jpeg(img: np.ndarray, quality: int = 20) -> np.ndarray:
 
 
 DISTORTIONS = {"noise": noise, "blur": blur, "jpeg": jpeg}
+
+
+def planted_hashes(n: int, bits: int, seed: int, flips: int = 6) -> np.ndarray:
+    """``(n, bits)`` random bool hashes, the first third copies of later ones with 0..flips bits flipped."""
+    g = np.random.default_rng(seed)
+    h = g.random((n, bits)) > 0.5
+    k = n // 3
+    h[:k] = h[g.integers(k, n, k)]
+    for t in range(k):
+        h[t, g.integers(0, bits, g.integers(0, flips + 1))] ^= True
+    return h

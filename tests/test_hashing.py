@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import torchsim
+from tests.helpers import blur, jpeg, noise, planted_hashes
 from torchsim.ops import pil_matrix, pil_resize_u8
 
 HASHES = {"ahash": torchsim.ahash, "dhash": torchsim.dhash, "phash": torchsim.phash}
@@ -102,17 +103,17 @@ def test_pairwise_hamming_naive():
     h = torch.rand(97, 64, generator=torch.Generator().manual_seed(2)) > 0.5
     naive = (h[:, None, :] != h[None, :, :]).sum(-1)
     d = torchsim.pairwise_hamming(h)
-    assert d.dtype == torch.int64 and d.shape == (97, 97)
-    assert torch.equal(d, naive)
-    assert torch.equal(torchsim.pairwise_hamming(h, block_size=10), naive)
-    assert torch.equal(torchsim.pairwise_hamming(h[:5], other=h), naive[:5])
+    assert d.dtype == torch.uint8 and d.shape == (97, 97)  # the smallest dtype holding 0..64
+    assert torch.equal(d.long(), naive)
+    assert torch.equal(torchsim.pairwise_hamming(h, block_size=10).long(), naive)
+    assert torch.equal(torchsim.pairwise_hamming(h[:5], other=h).long(), naive[:5])
 
 
 def test_pairwise_hamming_blockwise_large():
     h = torch.rand(3000, 64, generator=torch.Generator().manual_seed(3)) > 0.5
     d = torchsim.pairwise_hamming(h, block_size=512)  # 6 blocks, the last one partial
     for s in (0, 1500, 2999):  # naive rows, each against all 3000
-        assert torch.equal(d[s], (h[s] != h).sum(-1))
+        assert torch.equal(d[s].long(), (h[s] != h).sum(-1))
     assert torch.equal(d, d.T)
     assert d.diagonal().eq(0).all()
     assert torch.equal(torchsim.pairwise_hamming(h[:700]), d[:700, :700])
@@ -120,7 +121,99 @@ def test_pairwise_hamming_blockwise_large():
 
 def test_pairwise_hamming_other_bits():
     h = torch.rand(20, 256, generator=torch.Generator().manual_seed(4)) > 0.5  # 16x16 hashes
-    assert torch.equal(torchsim.pairwise_hamming(h), (h[:, None] != h[None]).sum(-1))
+    d = torchsim.pairwise_hamming(h)
+    assert d.dtype == torch.int16  # 256 does not fit in uint8
+    assert torch.equal(d.long(), (h[:, None] != h[None]).sum(-1))
+
+
+@pytest.mark.parametrize("bits, dtype", [(1, torch.uint8), (255, torch.uint8), (256, torch.int16), (32767, torch.int16), (32768, torch.int32)])
+def test_pairwise_hamming_smallest_dtype(bits, dtype):
+    h = torch.zeros(2, bits, dtype=torch.bool)
+    h[1] = True  # the largest distance there is: every bit differs
+    d = torchsim.pairwise_hamming(h)
+    assert d.dtype == dtype and d.tolist() == [[0, bits], [bits, 0]]
+
+
+# ----------------------------------------------------------------------------------- hamming_pairs
+
+
+def _naive_pairs(h: np.ndarray, radius: int):
+    """Brute-force numpy reference: (i, j) with i < j and distance <= radius, row-major order."""
+    d = (h[:, None, :] != h[None, :, :]).sum(-1)
+    i, j = np.nonzero(np.triu(d <= radius, 1))
+    return np.stack([i, j], axis=1), d[i, j]
+
+
+@pytest.mark.parametrize("bits", [16, 64, 100, 256])
+@pytest.mark.parametrize("n", [2, 40, 500])
+def test_hamming_pairs_naive(bits, n):
+    h = planted_hashes(n, bits, seed=bits + n)
+    for radius in (0, 1, 2, 4, 7, 10, bits // 2, bits - 1, bits, bits + 5):
+        pairs, d = torchsim.hamming_pairs(torch.from_numpy(h), radius)
+        ref_pairs, ref_d = _naive_pairs(h, radius)
+        assert pairs.dtype == torch.int64 and pairs.shape == (len(ref_pairs), 2)
+        assert d.dtype == (torch.uint8 if bits <= 255 else torch.int16)
+        assert np.array_equal(pairs.numpy(), ref_pairs) and np.array_equal(d.numpy(), ref_d), radius
+
+
+def test_hamming_pairs_equals_pairwise_hamming_on_photo_hashes():
+    """phash of real photographs and their distortions: pairs within 12 bits == the matrix's."""
+    from skimage import data
+
+
+    rows = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        a = getattr(data, name)()[:256, :256] / 255.0
+        for v in (a, a[:, ::-1], a * 0.8, a[4:, 4:], jpeg(a, 40), blur(a, 1.0), noise(a, 0.02)):
+            u8 = torch.from_numpy(np.round(np.clip(v, 0, 1) * 255).astype(np.uint8).copy())
+            rows.append(torchsim.phash(u8.permute(2, 0, 1)[None]))
+    h = torch.cat(rows)
+    full = torchsim.pairwise_hamming(h).long()
+    pairs, d = torchsim.hamming_pairs(h, 12)
+    i, j = torch.nonzero(torch.triu(full <= 12, 1), as_tuple=True)
+    assert torch.equal(pairs, torch.stack([i, j], 1)) and torch.equal(d.long(), full[i, j])
+    assert len(pairs) > 8  # the near duplicates are found, not only exact ones
+
+
+def test_hamming_pairs_edge_cases():
+    one = torch.ones(1, 64, dtype=torch.bool)
+    pairs, d = torchsim.hamming_pairs(one, 64)
+    assert pairs.shape == (0, 2) and d.shape == (0,) and d.dtype == torch.uint8
+    pairs, _ = torchsim.hamming_pairs(torch.zeros(0, 64, dtype=torch.bool), 3)
+    assert pairs.shape == (0, 2)
+    same = torch.zeros(5, 64, dtype=torch.bool)  # five identical hashes: all 10 pairs at distance 0
+    pairs, d = torchsim.hamming_pairs(same, 0)
+    assert pairs.tolist() == [[i, j] for i in range(5) for j in range(i + 1, 5)] and d.eq(0).all()
+    h = torch.from_numpy(planted_hashes(30, 64, seed=7))
+    everything, d = torchsim.hamming_pairs(h, 64)  # radius >= bits: every pair
+    assert len(everything) == 30 * 29 // 2
+    assert torch.equal(torchsim.hamming_pairs(h, 1000)[0], everything)
+
+
+def test_hamming_pairs_bad_input():
+    h = torch.zeros(3, 64, dtype=torch.bool)
+    with pytest.raises(ValueError, match="hamming_pairs: radius must be an integer >= 0, got -1"):
+        torchsim.hamming_pairs(h, -1)
+    with pytest.raises(ValueError, match="hamming_pairs: radius must be an integer >= 0, got 2.5"):
+        torchsim.hamming_pairs(h, 2.5)
+    with pytest.raises(TypeError, match="hamming_pairs: hashes must be a bool tensor of hash bits"):
+        torchsim.hamming_pairs(h.long(), 2)
+    with pytest.raises(ValueError, match=r"hamming_pairs: hashes must be 2-D \(N, bits\)"):
+        torchsim.hamming_pairs(h[0], 2)
+
+
+def test_hamming_pairs_equals_faiss():
+    faiss = pytest.importorskip("faiss", reason="faiss-cpu is a bench extra")
+    h = planted_hashes(3000, 64, seed=11, flips=12)
+    packed = np.packbits(h, axis=1)
+    index = faiss.IndexBinaryFlat(64)
+    index.add(packed)
+    for radius in (0, 4, 10):
+        lims, _, ids = index.range_search(packed, radius + 1)  # faiss keeps distances < radius + 1
+        rows = np.repeat(np.arange(len(h)), np.diff(lims).astype(np.int64))
+        theirs = {(int(a), int(b)) for a, b in zip(rows, ids) if a < b}
+        pairs, _ = torchsim.hamming_pairs(torch.from_numpy(h), radius)
+        assert {tuple(p) for p in pairs.tolist()} == theirs and len(pairs) == len(theirs)
 
 
 # ----------------------------------------------------------------------------------- hex
@@ -218,3 +311,14 @@ def test_cuda_equals_cpu(name):
     assert torch.equal(fn(r.cuda()).cpu(), fn(r))
     h = fn(r)
     assert torch.equal(torchsim.pairwise_hamming(h.cuda()).cpu(), torchsim.pairwise_hamming(h))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("bits", [64, 256])
+def test_cuda_hamming_pairs(bits):
+    h = torch.from_numpy(planted_hashes(4000, bits, seed=3, flips=12))
+    for radius in (0, 3, 10, bits):
+        pairs, d = torchsim.hamming_pairs(h.cuda(), radius)
+        assert pairs.is_cuda and d.is_cuda
+        cpu_pairs, cpu_d = torchsim.hamming_pairs(h, radius)
+        assert torch.equal(pairs.cpu(), cpu_pairs) and torch.equal(d.cpu(), cpu_d)

@@ -2,7 +2,7 @@
 
 from ..io import file_md5
 from .color import pil_luma, rgb_to_y
-from .hashing import ahash, dhash, hamming_distance, hash_to_hex, hex_to_hash, pairwise_hamming, phash
+from .hashing import ahash, dhash, hamming_distance, hamming_pairs, hash_to_hex, hex_to_hash, pairwise_hamming, phash
 from .histogram import histogram, histogram_similarity
 from .information import mutual_information, normalized_mutual_information
 from .pixel import cosine_similarity, mse, psnr
@@ -34,6 +34,7 @@ __all__ = [
     "phash",
     "hamming_distance",
     "pairwise_hamming",
+    "hamming_pairs",
     "hash_to_hex",
     "hex_to_hash",
     "file_md5",

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from .. import _validation as V
 from .._common import no_autocast
+from ..ops.bits import distance_dtype, pack_bits, pairs_within
 from ..ops.color import pil_luma
 from ..ops.resize import pil_resize
 
@@ -233,7 +234,9 @@ def pairwise_hamming(
 
     Convention:
         ``D[i, j] == hamming_distance(h[i:i+1], other[j:j+1])``; equals
-        ``scipy.spatial.distance.cdist(h, other, "hamming") * bits``.
+        ``scipy.spatial.distance.cdist(h, other, "hamming") * bits``. The dtype is the
+        smallest that holds the distances (SPEC's int64 was changed by issue 13: the
+        matrix is what limits N).
 
     Args:
         h: ``(N, bits)`` bool hashes.
@@ -242,8 +245,11 @@ def pairwise_hamming(
             block at 2**24 elements.
 
     Returns:
-        ``(N, M)`` int64 on h's device (symmetric with a zero diagonal when ``other`` is
-        omitted).
+        ``(N, M)`` on h's device (symmetric with a zero diagonal when ``other`` is
+        omitted), in the smallest integer dtype that holds every distance: ``uint8`` for
+        hashes of up to 255 bits (64-bit hashes: 1 byte per pair, 10 GB for 100 000
+        hashes instead of 80 GB), ``int16`` up to 32 767 bits, else ``int32``. For the
+        pairs within a distance without the matrix, use :func:`hamming_pairs`.
 
     Raises:
         TypeError / ValueError: h or other not a 2-D bool tensor, different bit counts or
@@ -270,13 +276,70 @@ def pairwise_hamming(
         V.check_int_at_least(fn, "block_size", block_size, 1)
     n, m = h.shape[0], other.shape[0]
     rows = block_size if block_size is not None else max(1, _BLOCK_ELEMENTS // max(m, 1))
-    out = torch.empty((n, m), dtype=torch.int64, device=h.device)
+    out = torch.empty((n, m), dtype=distance_dtype(h.shape[1]), device=h.device)
     with no_autocast(h.device):
         a = _hamming_operand(h, left=True)
         bt = _hamming_operand(other, left=False).T.contiguous()
         for i in range(0, n, rows):
-            out[i : i + rows] = torch.matmul(a[i : i + rows], bt)  # exact integers -> int64
+            out[i : i + rows] = torch.matmul(a[i : i + rows], bt)  # exact integers, each <= bits
     return out
+
+
+def hamming_pairs(hashes: torch.Tensor, radius: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    r"""Every pair of hashes within a Hamming radius, ``{(i, j) : i < j, D[i, j] <= radius}``, without an N × N matrix.
+
+    Exact. Sub-quadratic where the radius allows, by multi-index hashing: the bits are
+    split into ``m`` blocks with thresholds ``t_b`` summing to ``radius - m + 1``; two
+    hashes within the radius differ in at most ``t_b`` bits of some block ``b`` (the
+    generalised pigeonhole principle), so the candidates are the pairs whose block
+    values are equal (runs of the hashes sorted by that block) or differ by a mask of at
+    most ``t_b`` bits (looked up among the distinct block values); each candidate is
+    verified with a popcount of the XOR of the packed 64-bit words. Where no split pays
+    (a radius near the bit count, a few thousand hashes) it compares every pair in
+    blocks of rows, still on packed words. The plan is chosen by an estimate of its cost
+    for N, the bit count, the radius and the device (the result does not depend on it).
+    On CUDA the candidates are verified in large batches. Memory grows with N, the
+    candidates of one batch and the result, never with ``N²``.
+
+    Convention:
+        The pairs where ``pairwise_hamming(hashes)[i, j] <= radius`` and ``i < j``,
+        ordered by ``i`` then ``j``; the same pairs as faiss's ``IndexBinaryFlat`` range
+        search with radius ``radius + 1`` (faiss keeps distances strictly below it),
+        each once. The result is data-dependent in size, so the search synchronises with
+        the device.
+
+    Args:
+        hashes: ``(N, bits)`` bool hashes (as :func:`phash` returns).
+        radius: the largest Hamming distance kept, an integer ``>= 0`` (``radius >= bits``
+            keeps every pair).
+
+    Returns:
+        ``(pairs, distances)`` on hashes' device: ``pairs`` ``(P, 2)`` int64 with
+        ``pairs[:, 0] < pairs[:, 1]``; ``distances`` ``(P,)`` in the dtype of
+        :func:`pairwise_hamming` (``uint8`` up to 255 bits).
+
+    Raises:
+        TypeError / ValueError: hashes not a 2-D bool tensor; radius not an integer ``>= 0``.
+
+    Example:
+        >>> import torch, torchsim
+        >>> h = torch.tensor([[0, 0, 0, 0], [0, 0, 0, 1], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=torch.bool)
+        >>> pairs, d = torchsim.hamming_pairs(h, 1)
+        >>> pairs.tolist(), d.tolist()
+        ([[0, 1], [0, 3], [1, 3]], [1, 0, 1])
+
+    References:
+        M. Norouzi, A. Punjani, D. J. Fleet, "Fast Exact Search in Hamming Space with
+        Multi-Index Hashing", IEEE TPAMI 36(6), 2014, doi:10.1109/TPAMI.2013.231;
+        J. Qin, C. Xiao et al., "Generalizing the Pigeonhole Principle for Similarity
+        Search in Hamming Space", IEEE TKDE 33(2), 2021, doi:10.1109/TKDE.2019.2899597.
+    """
+    fn = "hamming_pairs"
+    hashes = V.check_hashes(fn, "hashes", hashes)
+    radius = V.check_int_at_least(fn, "radius", radius, 0)
+    bits = hashes.shape[1]
+    i, j, d = pairs_within(pack_bits(hashes), min(radius, bits), bits)
+    return torch.stack([i, j], dim=1), d.to(distance_dtype(bits))
 
 
 def _hamming_operand(h: torch.Tensor, left: bool) -> torch.Tensor:
@@ -428,4 +491,4 @@ def hex_to_hash(strings: Union[str, Sequence[str]], *, hash_size: Optional[int] 
     return torch.from_numpy(out)
 
 
-__all__ = ["ahash", "dhash", "phash", "hamming_distance", "pairwise_hamming", "hash_to_hex", "hex_to_hash"]
+__all__ = ["ahash", "dhash", "phash", "hamming_distance", "pairwise_hamming", "hamming_pairs", "hash_to_hex", "hex_to_hash"]

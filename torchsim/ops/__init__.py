@@ -14,6 +14,8 @@ reference it reproduces in ``tests/ops/``.
 * :mod:`~torchsim.ops.resize`: Pillow-exact Lanczos and box resizing of 8-bit images.
 * :mod:`~torchsim.ops.binning`: bin edges and indices, exact and soft (differentiable)
   histograms and joint histograms.
+* :mod:`~torchsim.ops.bits`: packed hash words, popcount, and the pairs of hashes within a
+  Hamming radius (multi-index hashing or blocked brute force).
 """
 
 from .binning import (
@@ -33,6 +35,7 @@ from .binning import (
     safe_sqrt,
     soft_taps,
 )
+from .bits import Plan, block_keys, distance_dtype, make_plan, pack_bits, pairs_within, popcount
 from .color import blend_white, matlab_y, opencv_gray, pil_luma, quantize_u8, yiq, yiq_distance, yiq_y
 from .components import component_boxes, label_components, otsu_threshold
 from .filters import (
@@ -64,6 +67,14 @@ __all__ = [
     "precise",
     "safe_sqrt",
     "soft_taps",
+    # bits
+    "Plan",
+    "block_keys",
+    "distance_dtype",
+    "make_plan",
+    "pack_bits",
+    "pairs_within",
+    "popcount",
     # color
     "blend_white",
     "matlab_y",
