@@ -19,8 +19,7 @@ Number = Union[int, float]
 DataRange = Union[Number, torch.Tensor, None]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-#: integer image dtypes and the value their full scale is read as (SPEC: uint8 0..255, uint16 0..65535)
-INTEGER_MAX = {torch.uint8: 255.0, torch.uint16: 65535.0}
+from ._common import INTEGER_MAX
 _REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -222,12 +221,15 @@ def device_memory_bytes(device: torch.device) -> int:
         return 1 << 40
 
 
-def check_allocation(fn: str, name: str, value: object, nbytes: float, device: torch.device) -> None:
-    """Refuse an option (``bins``, ``hash_size``, ...) whose buffers could never fit in ``device``'s memory."""
+def check_allocation(fn: str, name: str, what: str, nbytes: float, device: torch.device) -> None:
+    """Refuse an option (``bins``, ``hash_size``, ...) whose buffers could never fit in ``device``'s memory.
+
+    ``what`` describes the request (``"l1_sigma=1e7"``); the message gives the size it would need.
+    """
     limit = device_memory_bytes(device)
     if nbytes > limit:
         raise ValueError(
-            f"{fn}: {name}={value!r} would need {nbytes / 2**30:.1f} GiB for one buffer, more than the "
+            f"{fn}: {what} would need {nbytes / 2**30:.1f} GiB for one buffer, more than the "
             f"{limit / 2**30:.1f} GiB of memory on {device}; use a smaller {name}"
         )
 
