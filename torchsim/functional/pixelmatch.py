@@ -107,8 +107,8 @@ def _backdrop(kind: Optional[str], idx: Optional[torch.Tensor] = None):
     from the pixel's byte offset ``k = 4·idx``: ``48 + 159·(k mod 2)`` for red
     (always 48: ``k`` is even), ``48 + 159·(⌊k/φ⌋ mod 2)`` for green and
     ``48 + 159·(⌊k/φ²⌋ mod 2)`` for blue, with JavaScript's ``| 0`` (a wrap to
-    int32) and ``%`` (the sign of the dividend) so that even images past 2³¹
-    bytes get v7's colours.
+    int32) and ``%`` (the sign of the dividend), so that images past 2³¹·φ bytes
+    (868 M pixels), where ``| 0`` wraps, get v7's colours too.
     """
     if kind is None:
         return None
@@ -488,22 +488,28 @@ def pixelmatch(
         pixels still reads them as they are; and a pair that differs only
         inside the mask is identical (pixelmatch-py's Pillow drawing).
 
-        Other pixel diffs count differently on the same pair, by design:
-        odiff (``odiff-bin``) does not exclude anti-aliasing unless asked
-        (``--antialiasing``; its default counts like ``include_aa=True``);
-        computes Δ in 12-bit fixed point, truncated, and compares it with
-        ``35215·threshold²`` truncated likewise, so pixels near the threshold
-        fall either side; blends each colour with white as pixelmatch 5
-        (no checkerboard); scans the 3×3 neighbours row by row rather than
-        column by column (another darkest/brightest neighbour on ties); and
-        calls a pixel anti-aliased when the darkest *or* brightest neighbour
-        has many siblings in the first image and the darkest or brightest
-        does in the second, where pixelmatch asks one of the two to have them
-        in both. BlazeDiff (``blazediff``) follows v7 (checkerboard, the same
-        detector rule) but computes Δ of opaque pairs in float32 against a
-        float32 threshold, so pixels within float32 rounding of it can flip,
-        and also scans the neighbours row by row. Both compare images of
-        different sizes (odiff counts the extra area as different).
+        Other pixel diffs count differently on the same pair, by design. On a
+        1200×900 page whose text moved by one pixel, pixelmatch counts 11736,
+        odiff (``odiff-bin`` 4.5) 11640 and BlazeDiff (``blazediff`` 6.0) 11918
+        with ``--antialiasing``, 19292 and 19293 without it. Why:
+
+        * both count anti-aliased pixels unless given ``--antialiasing``
+          (``antialiasing=True``): their default is ``include_aa=True``;
+        * odiff computes Δ in 12-bit fixed point, truncating, against
+          ``35215·threshold²`` truncated likewise, so pixels just above the
+          threshold (Δ = 352.17 against 352.15) fall below it; blends each
+          colour with white (pixelmatch 5, no checkerboard); visits the 3×3
+          neighbours row by row (pixelmatch: column by column), which picks
+          another darkest or brightest neighbour on ties; and calls a pixel
+          anti-aliased when the darkest *or* brightest neighbour has three equal
+          siblings in the first image and the darkest or brightest in the
+          second, where pixelmatch asks it of one neighbour in both images;
+        * BlazeDiff follows v7 (checkerboard, the same rule) but visits the
+          neighbours row by row, and computes Δ of opaque pairs in float32.
+
+        odiff also compares images of different sizes (the extra area counts as
+        different, unless ``--fail-on-layout``); BlazeDiff refuses them, as
+        torchsim does.
 
         Gray input is read as Pillow's ``L -> RGBA`` (replicated, opaque).
         Not differentiable (a count); runs under ``torch.no_grad()``. On CUDA the
