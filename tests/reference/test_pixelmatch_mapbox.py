@@ -122,14 +122,15 @@ def mapbox(tmp_path_factory) -> Mapbox:
             return False
 
     if not installed():
-        cmd = [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "--no-package-lock", f"pixelmatch@{VERSION}"]
+        cmd = [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "--no-package-lock"]
+        cmd += ["--fetch-retries=1", "--fetch-retry-maxtimeout=10000", f"pixelmatch@{VERSION}"]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         except subprocess.TimeoutExpired:
             pytest.skip(f"npm install pixelmatch@{VERSION} timed out (is the npm registry reachable?)")
         if done.returncode != 0 or not installed():
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            pytest.skip(f"npm could not install pixelmatch@{VERSION} (is the npm registry reachable?): {' | '.join(tail)}")
+            said = [line for line in (done.stderr + done.stdout).splitlines() if line.strip() not in ("", "npm error")]
+            pytest.skip(f"npm could not install pixelmatch@{VERSION} (is the npm registry reachable?): {' | '.join(said[:4])}")
     return Mapbox(node, package / "index.js", tmp_path_factory.mktemp("pixelmatch_v7"))
 
 
