@@ -309,3 +309,14 @@ def test_hopeless_sizes_are_refused_with_the_size_they_need():
         torchsim.pairwise_hamming(torch.zeros(10**6, 64, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"^pairwise_hamming: hashes must have fewer than 8388608 bits"):
         torchsim.pairwise_hamming(torch.zeros(2, 1 << 23, dtype=torch.bool))
+
+
+def test_uint16_pixelmatch_reads_the_high_byte(photos):
+    a16 = _u16(photos["astronaut"][:96, :96])
+    b16 = _u16(noise(photos["astronaut"][:96, :96], 0.05))
+    x16, y16 = to_nchw(a16), to_nchw(b16)
+    x8, y8 = to_nchw((a16 >> 8).astype(np.uint8)), to_nchw((b16 >> 8).astype(np.uint8))
+    c16, d16 = torchsim.pixelmatch(x16, y16, return_diff=True)
+    c8, d8 = torchsim.pixelmatch(x8, y8, return_diff=True)
+    assert c16.item() == c8.item() > 0
+    assert torch.equal(d16, d8)
