@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from importlib import resources
-from typing import Dict, List
+from typing import TYPE_CHECKING, Dict, List
 
-import torch
+import torchsim  # the metrics (and torch) load on first use
 
-import torchsim
+from ._errors import check_device
+from ._sinks import format_table
 
-from . import _draw
-from ._common import device_problem
-from .report import Pair, build_report, format_table
+if TYPE_CHECKING:
+    import torch
 
 SAMPLE_NOTE = (
     "sample: astronaut Eileen Collins (NASA photograph, public domain; "
@@ -45,6 +44,7 @@ def load_sample() -> torch.Tensor:
 
 def distortions(x: torch.Tensor, seed: int = 0) -> Dict[str, torch.Tensor]:
     """Noisy (Gaussian, sigma 12 levels), blurred (Gaussian 7x7, sigma 2) and JPEG (quality 15) copies of uint8 ``x``."""
+    import torch
     from torchvision.io import decode_jpeg, encode_jpeg
     from torchvision.transforms.v2.functional import gaussian_blur
 
@@ -56,11 +56,13 @@ def distortions(x: torch.Tensor, seed: int = 0) -> Dict[str, torch.Tensor]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import _draw
+    from .report import Pair, build_report
+
     device = args.device
-    problem = device_problem(device)
-    if problem:
-        print(f"torchsim demo: {problem}", file=sys.stderr)
-        return 2
+    check_device(device)
     x = load_sample()
     variants = distortions(x)
     columns: Dict[str, Dict[str, str]] = {}
