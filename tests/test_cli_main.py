@@ -82,6 +82,9 @@ def code(argv):
 
 codes = [code(argv) for argv in json.loads(sys.argv[1])]
 loaded = sorted(m for m in ("torch", "torchvision") if m in sys.modules)
+if sys.argv[2:]:
+    codes.append(code(["compare", *sys.argv[2:]]))
+    loaded.append("after compare: " + ",".join(m for m in ("torchvision",) if m in sys.modules))
 print(json.dumps({"codes": codes, "loaded": loaded}))
 """
 
@@ -104,13 +107,17 @@ def test_help_and_argument_errors_do_not_import_torch(tmp_path):
         ["dedup", folder, "--threshold", "-1"],
         ["dedup", folder, "--device", "tpu"],
     ]
+    x = torch.randint(0, 256, (3, 40, 48), dtype=torch.uint8)
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    write_png(x, a)
+    write_png(x.flip(-1).contiguous(), b)
     env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.run([sys.executable, "-c", _STARTUP, json.dumps(argvs)],
+    proc = subprocess.run([sys.executable, "-c", _STARTUP, json.dumps(argvs), str(a), str(b)],
                           capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["codes"] == [0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]
-    assert result["loaded"] == []
+    assert result["codes"] == [0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0]
+    assert result["loaded"] == ["after compare: "]  # no torch before compare; compare decodes PNG without torchvision
 
 
 def test_import_torchsim_is_lazy_and_complete():

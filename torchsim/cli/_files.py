@@ -100,15 +100,53 @@ def load_pair(path_a: str, path_b: str, mode: str, device: str) -> Tuple["torch.
 
 # ---- decoding -------------------------------------------------------------------------------
 
+# Pillow imports in ~15 ms, torchvision.io in 1.3-1.8 s (it imports torch._dynamo). Pillow's
+# RGB equals torchvision.io's bit for bit on 8-bit PNG, JPEG, WebP and single-frame GIF
+# (tests/test_cli_files.py); everything else -- GRAY and RGBA, 16-bit PNG, animations, other
+# formats, unreadable files -- is read by torchsim.io.read_image, with its results and messages.
+_PILLOW_FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
+_PILLOW_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK")  # 8 bits per sample
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def decode(path: str, mode: str = "RGB") -> "torch.Tensor":
     """Decode an image file to a ``(C, H, W)`` uint8 tensor (``mode``: ``"RGB"``, ``"GRAY"``, ``"RGBA"``).
 
     Raises:
         ImageReadError: the file is missing, unreadable or not a decodable image (one line naming it).
     """
+    if mode == "RGB":
+        image = _pillow_rgb(path)
+        if image is not None:
+            return image
     from torchsim.io import read_image
 
     return read_image(path, mode=mode)
+
+
+def _pillow_rgb(path: str) -> Optional["torch.Tensor"]:
+    """``(3, H, W)`` uint8 from Pillow, or None where Pillow's result or message could differ."""
+    import io
+    import warnings
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        if raw[:8] == _PNG_SIGNATURE and len(raw) > 24 and raw[24] > 8:  # IHDR bit depth
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as im:
+                if im.format not in _PILLOW_FORMATS or im.mode not in _PILLOW_MODES or getattr(im, "n_frames", 1) != 1:
+                    return None
+                rgb = im.convert("RGB")
+    except Exception:  # missing, unreadable, corrupt: read_image says why
+        return None
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(rgb).transpose(2, 0, 1)))  # HWC -> CHW, one copy
 
 
 # ---- batching -------------------------------------------------------------------------------
