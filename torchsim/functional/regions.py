@@ -94,6 +94,7 @@ def diff_regions(
     mask: Union[None, torch.Tensor, List[Tuple[int, int, int, int]]] = None,
     return_map: bool = False,
     return_stats: bool = False,
+    return_mask: bool = False,
 ):
     r"""Bounding boxes of the regions where two images differ (SSIM + Otsu + connected components).
 
@@ -162,6 +163,7 @@ def diff_regions(
             every image — as :func:`torchsim.pixelmatch` takes them.
         return_map: also return the full-size SSIM map.
         return_stats: also return, per region, its pixel count and mean SSIM.
+        return_mask: also return the pixels of the regions (the differing pixels).
 
     Returns:
         ``boxes``: a list of ``N`` int64 tensors of shape ``(K_n, 4)``, boxes ``x0, y0,
@@ -170,7 +172,9 @@ def diff_regions(
         ``(N, 1, H, W)`` float64; with ``return_stats`` a tuple ``(boxes, stats)`` (or
         ``(boxes, map, stats)`` with both), ``stats`` a list of ``N`` tuples ``(pixels,
         mean_ssim)``: int64 ``(K_n,)`` pixel counts of the regions (their pixels, not their
-        boxes) and float64 ``(K_n,)`` mean SSIM over them. The number of boxes is
+        boxes) and float64 ``(K_n,)`` mean SSIM over them. ``return_mask`` adds the ``(N,
+        1, H, W)`` bool mask of the regions' pixels last: with several flags, the tuple is
+        ``boxes`` then ``map``, ``stats``, ``mask`` for those asked, in this order. The number of boxes is
         data-dependent, so this function synchronises with the device (a few times per
         labelling round).
 
@@ -219,6 +223,7 @@ def diff_regions(
     dr = V.check_data_range(fn, data_range, x)
     return_map = V.check_bool(fn, "return_map", return_map)
     return_stats = V.check_bool(fn, "return_stats", return_stats)
+    return_mask = V.check_bool(fn, "return_mask", return_mask)
     with torch.no_grad():
         gx, gy = _gray(torch.cat([x.detach(), y.detach()])).chunk(2)
         if ignore is not None:
@@ -239,11 +244,15 @@ def diff_regions(
             diff &= smap[:, 0] < min_ssim
         if valid is not None:
             diff &= valid
-        found = component_regions(diff, min_area, smap[:, 0] if return_stats else None)
+        found = component_regions(diff, min_area, smap[:, 0] if return_stats else None, return_mask=return_mask)
+        if return_mask:
+            found, region_mask = found
     boxes = [b for b, _, _ in found]
     out: tuple = (boxes,)
     if return_map:
         out += (smap,)
     if return_stats:
         out += ([(pixels, means) for _, pixels, means in found],)
+    if return_mask:
+        out += (region_mask[:, None],)
     return out if len(out) > 1 else boxes

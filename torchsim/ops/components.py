@@ -242,8 +242,8 @@ def _external(rows: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, n: i
 
 
 def component_regions(
-    mask: torch.Tensor, min_area: int = 0, values: Optional[torch.Tensor] = None
-) -> List[Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]]:
+    mask: torch.Tensor, min_area: int = 0, values: Optional[torch.Tensor] = None, *, return_mask: bool = False
+):
     """Box, pixel count and mean value of every external 8-connected region of each ``(H, W)`` mask.
 
     A region is external (kept) when it touches the image border or is 4-adjacent
@@ -271,12 +271,14 @@ def component_regions(
         mask: ``(N, H, W)`` bool.
         min_area: drop regions of fewer pixels than this.
         values: ``(N, H, W)`` floating map whose mean over each region is returned, or None.
+        return_mask: also return the ``(N, H, W)`` bool mask of the returned regions' pixels
+            (``mask`` without the nested and the small regions).
 
     Returns:
         A list of ``N`` tuples ``(boxes, areas, means)``: int64 ``(K, 4)`` boxes ``x0, y0,
         x1, y1`` (``x1``, ``y1`` exclusive), int64 ``(K,)`` pixel counts and ``(K,)`` means
         in ``values``' dtype (None without ``values``), in raster order of each region's
-        first pixel.
+        first pixel. With ``return_mask``, a tuple ``(that list, mask of the regions)``.
 
     Example:
         >>> import torch
@@ -313,7 +315,22 @@ def component_regions(
         pixels = values.reshape(-1).index_select(0, rows[run_of] * w + starts[run_of] + offset)
         sums = torch.zeros(r, dtype=values.dtype, device=dev).index_add_(0, root[run_of], pixels)
         means = list(torch.split(sums[ids] / area[ids].to(values.dtype), counts))
-    return list(zip(torch.split(boxes, counts), torch.split(area[ids], counts), means))
+    found = list(zip(torch.split(boxes, counts), torch.split(area[ids], counts), means))
+    if not return_mask:
+        return found
+    if ids.numel() == root.numel() or r == 0:  # every run is its own kept region, or none: nothing dropped
+        return found, mask.clone()
+    kept = torch.zeros(r, dtype=torch.bool, device=dev)
+    kept[ids] = True
+    kept = kept[root]
+    if bool(kept.all()):
+        return found, mask.clone()
+    k_rows, k_starts, k_lengths = rows[kept], starts[kept], lengths[kept]
+    run_of = torch.repeat_interleave(torch.arange(k_rows.numel(), device=dev), k_lengths)
+    offset = torch.arange(run_of.numel(), device=dev) - (torch.cumsum(k_lengths, 0) - k_lengths)[run_of]
+    painted = torch.zeros(n * h * w, dtype=torch.bool, device=dev)
+    painted[k_rows[run_of] * w + k_starts[run_of] + offset] = True
+    return found, painted.reshape(n, h, w)
 
 
 def component_boxes(mask: torch.Tensor, min_area: int = 0) -> List[torch.Tensor]:
