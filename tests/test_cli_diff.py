@@ -292,3 +292,19 @@ def test_png_encoder_round_trips_through_pillow_and_torchvision(channels, size):
     with Image.open(io.BytesIO(data)) as im:
         got = np.asarray(im)
     assert np.array_equal(got if channels > 1 else got[..., None], img.permute(1, 2, 0).numpy())
+
+
+def test_semi_transparent_files_are_compared_as_rgba(tmp_path, capsys):
+    """A change of transparency only: mapbox v7 sees it over its checkerboard; an opaque RGBA file
+    counts as its RGB copy does."""
+    rgb = photo_u8("astronaut", size=(64, 48))
+    a = np.concatenate([rgb, np.full((48, 64, 1), 255, np.uint8)], -1)
+    b = a.copy()
+    b[10:20, 10:30, 3] = 60  # the same colours, now translucent
+    for name, img in (("a.png", a), ("b.png", b), ("a_rgb.png", rgb)):
+        Image.fromarray(img).save(tmp_path / name)
+    expected = int(torchsim.pixelmatch(torch.from_numpy(a).permute(2, 0, 1)[None], torch.from_numpy(b).permute(2, 0, 1)[None]))
+    assert expected > 0
+    assert main(["diff", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--method", "pixelmatch", "--json"]) == 1
+    assert _json(capsys)["count"] == expected
+    assert main(["diff", str(tmp_path / "a.png"), str(tmp_path / "a_rgb.png"), "--method", "pixelmatch"]) == 0

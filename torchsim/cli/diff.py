@@ -159,6 +159,18 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _has_alpha(path: str) -> bool:
+    """Whether an image file may hold transparency (from its header; True when it cannot be read,
+    so that decoding reports why). Opaque files are decoded as RGB, without torchvision."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    except Exception:
+        return True
+
+
 def _ignored(args: argparse.Namespace, height: int, width: int, device: str) -> Optional["torch.Tensor"]:
     """The ``(1, 1, H, W)`` bool mask of ``--ignore`` rectangles and ``--mask`` pixels, or None."""
     import torch
@@ -203,14 +215,18 @@ def _faded(a: "torch.Tensor") -> "torch.Tensor":
 
 
 def _draw_boxes(img: "torch.Tensor", boxes: "torch.Tensor") -> "torch.Tensor":
+    """``img`` ``(3, H, W)`` with the outline of every box ``(x0, y0, x1, y1)`` (exclusive ends) in red,
+    ``min(H, W) // 128 + 1`` pixels wide, inside the box."""
     import torch
-    from torchvision.utils import draw_bounding_boxes
 
-    if not len(boxes):
-        return img
-    inclusive = (boxes - torch.tensor([0, 0, 1, 1])).clamp(min=0)  # draw_bounding_boxes takes inclusive corners
-    width = max(1, min(img.shape[1:]) // 128 + 1)
-    return draw_bounding_boxes(img.contiguous(), inclusive, colors=[_BOX_COLOR] * len(boxes), width=width)
+    out = img.clone()
+    color = torch.tensor(_BOX_COLOR, dtype=torch.uint8).reshape(3, 1, 1)
+    t = max(1, min(img.shape[1:]) // 128 + 1)
+    for x0, y0, x1, y1 in boxes.tolist():
+        for ys, xs in ((slice(y0, min(y1, y0 + t)), slice(x0, x1)), (slice(max(y0, y1 - t), y1), slice(x0, x1)),
+                       (slice(y0, y1), slice(x0, min(x1, x0 + t))), (slice(y0, y1), slice(max(x0, x1 - t), x1))):
+            out[:, ys, xs] = color
+    return out
 
 
 def _ssim(args, a, b, ignore) -> Dict[str, Any]:
@@ -298,7 +314,10 @@ def _run(args: argparse.Namespace) -> int:
     mode = args.output_mode or _DEFAULT_MODE[args.method]
     from ._files import load_pair
 
-    a, b = load_pair(args.a, args.b, "RGBA" if args.method == "pixelmatch" else "RGB", args.device)
+    rgba = args.method == "pixelmatch" and (_has_alpha(args.a) or _has_alpha(args.b))
+    a, b = load_pair(args.a, args.b, "RGBA" if rgba else "RGB", args.device)
+    if a.shape[0] == 4 and bool((a[3] == 255).all()) and bool((b[3] == 255).all()):
+        a, b = a[:3], b[:3]  # opaque: pixelmatch counts the same on RGB, and the diff is cheaper to draw
     height, width = a.shape[1:]
     total = height * width
     ignore = _ignored(args, height, width, args.device)
