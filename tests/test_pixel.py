@@ -98,6 +98,20 @@ def test_psnr_identical_is_inf_with_zero_finite_gradient(dtype):
     assert torchsim.psnr(x, y, data_range=1.0).item() == float("inf")
 
 
+def _degenerate(case, n):
+    """``n`` pairs of 3x8x9 float64 images of a degenerate kind (identical, constant, all-zero)."""
+    r = _rand(n, 3, 8, 9)
+    zeros = torch.zeros(n, 3, 8, 9, dtype=torch.float64)
+    return {
+        "identical": (r, r.clone()),
+        "const-half": (torch.full_like(r, 0.5), torch.full_like(r, 0.5)),
+        "const-zero": (zeros, zeros.clone()),
+        "zero-vs-random": (zeros, r),
+        "random-vs-zero": (r, zeros),
+        "one-identical": (r, torch.cat([r[:1], zeros[1:]])),
+    }[case]
+
+
 @pytest.mark.parametrize("name", sorted(PAIR))
 @pytest.mark.parametrize(
     "case",
@@ -105,15 +119,7 @@ def test_psnr_identical_is_inf_with_zero_finite_gradient(dtype):
 )
 def test_finite_gradients_on_degenerate_images(name, case):
     fn, kw = PAIR[name]
-    r = _rand(1, 3, 8, 9)
-    zeros = torch.zeros(1, 3, 8, 9, dtype=torch.float64)
-    x, y = {
-        "identical": (r, r.clone()),
-        "const-half": (torch.full_like(r, 0.5), torch.full_like(r, 0.5)),
-        "const-zero": (zeros, zeros.clone()),
-        "zero-vs-random": (zeros, r),
-        "random-vs-zero": (r, zeros),
-    }[case]
+    x, y = _degenerate(case, n=1)
     out, g = _grad_x(fn, x, y, **kw)
     assert torch.isfinite(g).all(), (name, case)
     if name != "psnr" or case not in ("identical", "const-half", "const-zero"):
@@ -284,3 +290,60 @@ def test_ssim_promotes_mixed_float_dtypes():
     expected = torchsim.ssim(x.double(), x.double().flip(-1), data_range=1.0)
     got = torchsim.ssim(x, x.double().flip(-1), data_range=1.0)
     assert got.dtype == torch.float64 and torch.allclose(got, expected)
+
+
+# --------------------------------------------------------------------------- psnr_pooled
+
+
+def test_psnr_pooled_gradcheck():
+    x, y = _pair(3, 2, 4, 5)
+    x.requires_grad_(True)
+    y.requires_grad_(True)
+    assert gradcheck(lambda a, b: torchsim.psnr_pooled(a, b, data_range=1.0), (x, y))
+    dr = torch.tensor([1.0, 2.0, 255.0], dtype=torch.float64)
+    assert gradcheck(lambda a, b: torchsim.psnr_pooled(a, b, data_range=dr), (x, y))
+
+
+@pytest.mark.parametrize("case", ["identical", "const-half", "const-zero", "zero-vs-random", "one-identical"])
+def test_psnr_pooled_finite_gradients_on_degenerate_images(case):
+    x, y = _degenerate(case, n=2)
+    out, g = _grad_x(torchsim.psnr_pooled, x, y, data_range=1.0)
+    assert out.dim() == 0 and torch.isfinite(g).all()
+    if case in ("identical", "const-half", "const-zero"):
+        assert out.item() == math.inf and (g == 0).all()
+    else:  # one identical image does not make a pooled PSNR infinite
+        assert math.isfinite(out.item())
+
+
+def test_psnr_pooled_values_dtypes_and_units():
+    x, y = _pair(3, 3, 8, 9)
+    mse = torchsim.mse(x, y, reduction="none")
+    expected = -10 * torch.log10(mse.mean())  # one image size: the pooled MSE is the mean MSE
+    torch.testing.assert_close(torchsim.psnr_pooled(x, y, data_range=1.0), expected, rtol=1e-12, atol=0)
+    torch.testing.assert_close(torchsim.psnr_pooled(x[:1], y[:1], data_range=1.0), torchsim.psnr(x[:1], y[:1], data_range=1.0))
+    assert torchsim.psnr_pooled(x.float(), y.float(), data_range=1.0).dtype == torch.float32
+    for low in (torch.float16, torch.bfloat16):
+        out = torchsim.psnr_pooled(x.to(low), y.to(low), data_range=1.0)
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out, torchsim.psnr_pooled(x.to(low).float(), y.to(low).float(), data_range=1.0))
+    xu, yu = (x * 255).round().to(torch.uint8), (y * 255).round().to(torch.uint8)
+    torch.testing.assert_close(torchsim.psnr_pooled(xu, yu), torchsim.psnr_pooled(xu.float(), yu.float(), data_range=255.0))
+    for scale in (1e30, 1e-30):  # errors in units of data_range: float32 stays finite
+        got = torchsim.psnr_pooled((x * scale).float(), (y * scale).float(), data_range=scale)
+        torch.testing.assert_close(got, torchsim.psnr_pooled(x.float(), y.float(), data_range=1.0), rtol=1e-5, atol=0)
+    y_nan = y.clone()
+    y_nan[1, 0, 0, 0] = float("nan")
+    assert torchsim.psnr_pooled(x, y_nan, data_range=1.0).isnan()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(torchsim.psnr_pooled(x.float(), y.float(), data_range=1.0),
+                                   torchsim.psnr_pooled(x.float(), y.float(), data_range=1.0))
+
+
+def test_psnr_pooled_errors_name_it():
+    x, y = _pair(2, 3, 8, 9, dtype=torch.float32)
+    with pytest.raises(TypeError, match=r"psnr_pooled: data_range is required .*data_range=1\.0"):
+        torchsim.psnr_pooled(x, y)
+    with pytest.raises(ValueError, match=r"psnr_pooled: .*shape"):
+        torchsim.psnr_pooled(x, y[:, :, :4], data_range=1.0)
+    with pytest.raises(TypeError, match=r"psnr_pooled\(\) got an unexpected keyword argument 'reduction'"):
+        torchsim.psnr_pooled(x, y, data_range=1.0, reduction="mean")
