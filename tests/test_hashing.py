@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import torchsim
+from tests.helpers import photo_u8, to_nchw
 from torchsim.ops import pil_matrix, pil_resize_u8
 
 HASHES = {"ahash": torchsim.ahash, "dhash": torchsim.dhash, "phash": torchsim.phash}
@@ -201,20 +202,17 @@ def test_bad_hex():
         torchsim.hex_to_hash([1, 2])
 
 
-# ----------------------------------------------------------------------------------- CUDA
+# ----------------------------------------------------------------------------------- every device
 
 
-@pytest.mark.cuda
 @pytest.mark.parametrize("name", sorted(HASHES))
-def test_cuda_equals_cpu(name):
-    from skimage import data
-
+def test_device_equals_cpu(name, device):
     fn = HASHES[name]
-    photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].contiguous()
+    photo = to_nchw(photo_u8("astronaut"))
     x = torch.cat([photo, photo.flip(-1), (photo.float() * 0.7).to(torch.uint8)])
     for hash_size in (8, 16):
-        assert torch.equal(fn(x.cuda(), hash_size=hash_size).cpu(), fn(x, hash_size=hash_size))
+        assert torch.equal(fn(x.to(device), hash_size=hash_size).cpu(), fn(x, hash_size=hash_size))
     r = _images(n=8, seed=9)
-    assert torch.equal(fn(r.cuda()).cpu(), fn(r))
+    assert torch.equal(fn(r.to(device)).cpu(), fn(r))
     h = fn(r)
-    assert torch.equal(torchsim.pairwise_hamming(h.cuda()).cpu(), torchsim.pairwise_hamming(h))
+    assert torch.equal(torchsim.pairwise_hamming(h.to(device)).cpu(), torchsim.pairwise_hamming(h))

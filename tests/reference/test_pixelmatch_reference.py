@@ -10,16 +10,15 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 from pixelmatch.contrib.PIL import pixelmatch as pm_ref
-from skimage import data
 
 import torchsim
+from tests.helpers import photo_u8, to_nchw
 
 SIZE = 128
 
 
 def _t(img: Image.Image) -> torch.Tensor:
-    a = np.asarray(img)
-    return torch.from_numpy(a.copy()).permute(2, 0, 1)[None].contiguous()
+    return to_nchw(np.asarray(img))
 
 
 def _reference(i1, i2, **kw):
@@ -47,7 +46,7 @@ def _check(i1, i2, **kw):
 
 
 def _photo(name):
-    return Image.fromarray(getattr(data, name)()).convert("RGB").resize((SIZE, SIZE), Image.BILINEAR)
+    return Image.fromarray(photo_u8(name, size=(SIZE, SIZE), rgb=True))
 
 
 def _edited(img):
