@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from importlib import resources
-from typing import Dict, List, Tuple
+from typing import TYPE_CHECKING, Dict, List, Tuple
 
-import torch
+import torchsim  # the metrics (and torch) load on first use
 
-import torchsim
+from ._errors import check_device
+from ._sinks import format_table
 
-from . import _figure
-from ._common import device_problem
-from .report import Pair, build_report, format_table
+if TYPE_CHECKING:
+    import torch
 
 SAMPLE_NOTE = (
     "sample: astronaut Eileen Collins (NASA photograph, public domain; "
@@ -45,6 +44,7 @@ def load_sample() -> torch.Tensor:
 
 def distortions(x: torch.Tensor, seed: int = 0) -> Dict[str, torch.Tensor]:
     """Noisy (Gaussian, sigma 12 levels), blurred (Gaussian 7x7, sigma 2) and JPEG (quality 15) copies of uint8 ``x``."""
+    import torch
     from torchvision.io import decode_jpeg, encode_jpeg
     from torchvision.transforms.v2.functional import gaussian_blur
 
@@ -66,6 +66,8 @@ DISTORTION_NOTES = {
 def report_table(x: torch.Tensor, variants: Dict[str, torch.Tensor], device: str = "cpu") -> Tuple[Dict[str, Dict[str, str]], List[Tuple[str, ...]]]:
     """The report of ``x`` against each variant: ``table[metric][variant]`` (the printed strings)
     and the printed rows ``(metric, *values, note)``."""
+    from .report import Pair, build_report
+
     table: Dict[str, Dict[str, str]] = {}
     notes: Dict[str, str] = {}
     for name, y in variants.items():
@@ -77,11 +79,10 @@ def report_table(x: torch.Tensor, variants: Dict[str, torch.Tensor], device: str
 
 
 def run(args: argparse.Namespace) -> int:
+    from . import _figure
+
     device = args.device
-    problem = device_problem(device)
-    if problem:
-        print(f"torchsim demo: {problem}", file=sys.stderr)
-        return 2
+    check_device(device)
     x = load_sample()
     variants = distortions(x)
     table, rows = report_table(x, variants, device)
