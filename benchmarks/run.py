@@ -10,7 +10,9 @@ the suites work, not a measurement.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import multiprocessing
 import pkgutil
 
 import benchmarks
@@ -35,6 +37,28 @@ def registries(suites, device: str, quick: bool, name_filter=None):
     return out
 
 
+def _spin() -> None:  # pragma: no cover - runs in the competing process
+    x = 0
+    while True:
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+
+
+@contextlib.contextmanager
+def busy(cores: int):
+    """A machine kept busy: ``cores`` competing processes spinning on pure-Python arithmetic
+    for the duration (what a shared CI runner or a data loader does to a benchmark)."""
+    procs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(cores)]
+    for p in procs:
+        p.start()
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("suites", nargs="*", help=f"suites to run (default: all of {available_suites()})")
@@ -43,12 +67,15 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds per case")
     ap.add_argument("--filter", default=None, help="only cases whose name contains this text")
     ap.add_argument("--quick", action="store_true", help="small inputs, one round, one call per block")
+    ap.add_argument("--busy", type=int, nargs="?", const=1, default=0, metavar="K",
+                    help="keep K cores (default 1) busy with competing processes during the run")
     args = ap.parse_args(argv)
     found = registries(args.suites or available_suites(), args.device, args.quick, args.filter)
-    if args.quick:
-        run_cases(found, args.device, json_path=args.json, rounds=1, min_block_s=0.0)
-    else:
-        run_cases(found, args.device, json_path=args.json, rounds=args.rounds)
+    with busy(args.busy):
+        if args.quick:
+            run_cases(found, args.device, json_path=args.json, rounds=1, min_block_s=0.0)
+        else:
+            run_cases(found, args.device, json_path=args.json, rounds=args.rounds)
 
 
 if __name__ == "__main__":

@@ -330,3 +330,24 @@ def test_metric_not_applicable_is_na_and_left_out_of_the_mean(messy_dirs, tmp_pa
     assert "ms_ssim: n/a for 2 image(s) smaller than 161 px" in err
     mean_line = [line for line in out.splitlines() if line.startswith("mean (2 images)")][0]
     assert mean_line.split()[-1] == "n/a"
+
+
+def test_any_registry_score_is_scorable_without_touching_the_cli(tmp_path):
+    """GMSD is added to the library by its function, one registry record and its test: `score` takes it."""
+    import json
+
+    from PIL import Image
+
+    ref, test = tmp_path / "ref", tmp_path / "test"
+    ref.mkdir()
+    test.mkdir()
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(a).save(ref / "a.png")
+    Image.fromarray(b).save(test / "a.png")
+    out = tmp_path / "r.json"
+    assert main(["score", str(ref), str(test), "--metrics", "gmsd", "--json", str(out), "--no-progress", "--workers", "0"]) == 0
+    value = json.loads(out.read_text())["images"][0]["gmsd"]
+    expected = torchsim.gmsd(torch.from_numpy(b).permute(2, 0, 1)[None], torch.from_numpy(a).permute(2, 0, 1)[None])
+    assert value == pytest.approx(expected.item(), rel=1e-5)

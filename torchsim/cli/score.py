@@ -120,6 +120,8 @@ SSIM_CONVENTIONS: Dict[str, Dict[str, Any]] = {
 
 
 def available_metrics() -> List[str]:
+    """The names ``--help`` lists (no torch import); every other per-image score with a module in
+    :mod:`torchsim.registry` (such as ``gmsd``) is accepted too (:func:`_registry_metric`)."""
     return list(METRICS)
 
 
@@ -151,7 +153,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="crop both images to multiples of S (bottom and right rows go, as BasicSR's mod_crop) "
                         "before comparing their sizes; the SR scale, e.g. 4")
     p.add_argument("--metrics", default=DEFAULT_METRICS,
-                   help=f"comma-separated metrics (default {DEFAULT_METRICS}); available: {', '.join(available_metrics())}")
+                   help=f"comma-separated metrics (default {DEFAULT_METRICS}); available: {', '.join(available_metrics())}, "
+                        f"or any other per-image score of torchsim.registry (e.g. gmsd)")
     p.add_argument("--y-channel", action="store_true",
                    help="score the BT.601 luma Y (MATLAB rgb2ycbcr, as BasicSR's test_y_channel) on 0..255")
     p.add_argument("--crop-border", "--shave", type=int, default=0, metavar="N",
@@ -188,10 +191,25 @@ def _parse_metrics(text: str) -> List[MetricSpec]:
     names = [n.strip().lower().replace("-", "_") for n in text.split(",") if n.strip()]
     if not names:
         raise CliError(2, "--metrics must name at least one metric")
-    unknown = [n for n in names if n not in METRICS]
+    specs = [METRICS.get(n) or _registry_metric(n) for n in dict.fromkeys(names)]
+    unknown = [n for n, spec in zip(dict.fromkeys(names), specs) if spec is None]
     if unknown:
         raise CliError(2, f"--metrics: unknown metric {', '.join(unknown)}; available: {', '.join(available_metrics())}")
-    return [METRICS[n] for n in dict.fromkeys(names)]
+    return specs
+
+
+def _registry_metric(name: str):
+    """Any other per-image score of :mod:`torchsim.registry` with a metric module (e.g. ``gmsd``),
+    titled by its record's label: a metric added to the library is scorable without touching the CLI."""
+    from torchsim import registry
+
+    try:
+        record = registry.get(name)
+    except ValueError:
+        return None
+    if record.kind != "score" or not record.module_name:
+        return None
+    return MetricSpec(name, name, record.label)
 
 
 def _check_args(args) -> List[MetricSpec]:
