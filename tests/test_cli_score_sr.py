@@ -329,6 +329,17 @@ def test_worst_k_report(sr_dirs, tmp_path, capsys):
                         "--worst", 1, "--worst-by", "mse", "--json", tmp_path / "m.json", "--no-progress")
     doc = json.loads((tmp_path / "m.json").read_text())
     assert doc["worst"]["names"] == [max(doc["images"], key=lambda r: r["mse"])["name"]]
+    # any per-image score of the registry ranks too, in its own direction
+    code, out, err = _run(capsys, hr, sr, "--suffix", "_x4_SR", "--modcrop", 4, "--metrics", "psnr,gmsd",
+                          "--worst", 1, "--json", tmp_path / "g.json", "--no-progress")
+    assert code == 0, err
+    doc = json.loads((tmp_path / "g.json").read_text())
+    pick = max if torchsim.registry.get("gmsd").higher_is_better is False else min
+    assert doc["worst"] == {"by": "psnr", "names": [min(doc["images"], key=lambda r: r["psnr"])["name"]]}
+    code, out, err = _run(capsys, hr, sr, "--suffix", "_x4_SR", "--modcrop", 4, "--metrics", "psnr,gmsd",
+                          "--worst", 1, "--worst-by", "gmsd", "--json", tmp_path / "g.json", "--no-progress")
+    doc = json.loads((tmp_path / "g.json").read_text())
+    assert doc["worst"]["names"] == [pick(doc["images"], key=lambda r: r["gmsd"])["name"]]
 
 
 def test_contact_sheet(sr_dirs, tmp_path, capsys):

@@ -383,7 +383,8 @@ def _score(args, specs: List[MetricSpec]) -> int:
     all_failures = [f for _, fs in gathered for f in fs]
     for spec in specs:
         counts[spec.name] = sum(1 for r in all_rows if r.get(spec.name) is not None)
-    worst = _worst_rows(all_rows, METRICS[args.worst_by], args.worst) if args.worst else []
+    by_spec = next(s for s in specs if s.name == args.worst_by) if args.worst else None
+    worst = _worst_rows(all_rows, by_spec, args.worst) if args.worst else []
     summary = {
         "failures": _failure_dicts(all_failures),
         "means": {k: json_value(v) for k, v in means.items()},
@@ -421,10 +422,10 @@ def _score(args, specs: List[MetricSpec]) -> int:
         for name, k in skipped.items():
             print(f"{name}: n/a for {k} image(s) smaller than {metrics[name].min_size} px", file=sys.stderr)
         if args.worst:
-            print("\n".join(_worst_lines(worst, specs, args.worst_by, table)))
+            print("\n".join(_worst_lines(worst, specs, by_spec)))
     sys.stdout.flush()
     if args.sheet and worst:
-        _write_sheet(args, worst, {index: files for index, _, files in pairs}, specs, device)
+        _write_sheet(args, worst, {index: files for index, _, files in pairs}, specs, by_spec, device)
     _distributed.barrier()
     _remove_parts(args, rank, world)
     if all_failures and not json_stdout:
@@ -461,9 +462,8 @@ def _worst_rows(rows: List[Dict[str, Any]], spec: MetricSpec, k: int) -> List[Di
     return sorted(scored, key=badness)[:k]
 
 
-def _worst_lines(worst: List[Dict[str, Any]], specs: List[MetricSpec], by: str, table: Table) -> List[str]:
-    title = METRICS[by].title
-    lines = [f"worst {len(worst)} by {title}:"]
+def _worst_lines(worst: List[Dict[str, Any]], specs: List[MetricSpec], by: MetricSpec) -> List[str]:
+    lines = [f"worst {len(worst)} by {by.title}:"]
     width = max(len(r["name"]) for r in worst) if worst else 0
     for k, r in enumerate(worst, 1):
         values = "  ".join(f"{s.title} {_fmt(r[s.name], s.digits)}" for s in specs)
@@ -475,7 +475,7 @@ def _fmt(v: Optional[float], digits: int) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def _write_sheet(args, worst, files, specs: List[MetricSpec], device) -> None:
+def _write_sheet(args, worst, files, specs: List[MetricSpec], by: MetricSpec, device) -> None:
     """The contact sheet of the worst pairs: decoded again, prepared as scored, with their SSIM maps."""
     from . import _sheet
     from ._files import FileDataset
@@ -499,12 +499,11 @@ def _write_sheet(args, worst, files, specs: List[MetricSpec], device) -> None:
         rows.append(_sheet.SheetRow(r["name"], shown_test[0], shown_ref[0], ssim_map[0].mean(0), values))
     if not rows:
         return
-    by = METRICS[args.worst_by].title
     caption = (f"{os.path.abspath(args.test_dir)} against {os.path.abspath(args.ref_dir)}; SSIM map: "
                f"{args.ssim_convention} convention" + (", Y channel" if args.y_channel else "")
                + (f", border {args.crop_border} px cropped" if args.crop_border else "")
                + (f", modcrop {args.modcrop}" if args.modcrop else "") + ".")
-    write_png(_sheet.contact_sheet(rows, f"torchsim score: the {len(rows)} worst pairs by {by}", caption), args.sheet)
+    write_png(_sheet.contact_sheet(rows, f"torchsim score: the {len(rows)} worst pairs by {by.title}", caption), args.sheet)
 
 
 def _failure_dicts(failures) -> List[Dict[str, str]]:
