@@ -68,7 +68,9 @@ class StreamingMixin:
     Distributed: when ``torch.distributed`` is initialised, ``compute()`` is a
     collective — every rank must call it — that all-reduces the state over
     ``process_group`` (the default group when ``None``); ranks that saw no
-    images take part with an empty state. Each rank checkpoints its own state.
+    images take part with an empty state. Each rank checkpoints its own state. Keep a
+    metric outside a ``DistributedDataParallel``-wrapped model: DDP broadcasts rank 0's
+    buffers (this state among them) to every rank at each forward.
 
     Example:
         >>> import io, torch, torchsim
