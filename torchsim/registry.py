@@ -19,7 +19,8 @@ API::
     rec.needs_data_range                # True: floating input without data_range is a TypeError
     rec.differentiable, rec.grad_options  # True, {}: gradients with these options (soft histograms: bandwidth=1.0)
     rec.higher_is_better                # True (None for hashes and regions)
-    rec.kind                            # "score" | "count" | "hash" | "regions" (see KINDS)
+    rec.kind                            # "score" | "count" | "hash" | "regions" | "pooled" (see KINDS)
+    rec.pooling                         # a "pooled" record's Pooling (psnr_pooled: torchmetrics' PSNR), else None
     rec.label, rec.reference            # "MS-SSIM", "pytorch_msssim.ms_ssim(...)"
 
     registry.names()                    # every name, in registration order
@@ -47,7 +48,7 @@ from typing import Any, Callable, Iterable, List, Mapping, Optional, Union
 from . import functional as F
 from ._validation import ms_ssim_min_side
 
-__all__ = ["MetricRecord", "KINDS", "REGISTRY", "get", "names", "records"]
+__all__ = ["MetricRecord", "Pooling", "KINDS", "REGISTRY", "get", "names", "records"]
 
 #: What a record's function returns, per kind.
 KINDS = MappingProxyType(
@@ -56,6 +57,7 @@ KINDS = MappingProxyType(
         "count": "one int64 count per image pair, (N,)",
         "hash": "one bool hash per image, (N, bits); compare two with torchsim.hamming_distance",
         "regions": "a list of N int64 (K, 4) boxes x0, y0, x1, y1 per image pair",
+        "pooled": "one float for the whole batch: a per-image statistic pooled over every value (see Pooling)",
     }
 )
 
@@ -81,6 +83,21 @@ def _scales_fit(*, kernel_size: int, weights: Any, **options: Any) -> int:
 
 
 @dataclass(frozen=True)
+class Pooling:
+    """How a ``"pooled"`` metric is built from per-image terms, and streamed.
+
+    ``terms(x, y, **options)`` returns a per-image mean ``stat`` ``(N,)`` and the number
+    ``n`` of values each image averages over (validating as the function does); the
+    metric is ``finish(Σ n·stat / Σ n)`` over every image of the batch — or, in its
+    module's streaming state, of every batch seen: the state is the float64 sum
+    ``Σ n·stat`` and the count ``Σ n``. ``finish(stat)`` is each image's own value.
+    """
+
+    terms: Callable[..., Any]
+    finish: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
 class MetricRecord:
     """Everything a caller needs to know about one metric (frozen; see the module docstring).
 
@@ -102,6 +119,8 @@ class MetricRecord:
             ``"-f"`` or ``"f"`` (the function is a loss already).
         min_size_rule: smallest spatial side from the function's options (all passed,
             by keyword); call :meth:`min_size` instead.
+        pooling: for kind ``"pooled"`` (and only then), its :class:`Pooling`: the module
+            streams the pooled sums instead of the mean of per-image values.
     """
 
     name: str
@@ -117,10 +136,13 @@ class MetricRecord:
     loss_name: Optional[str] = None
     loss_form: str = "1 - f"
     min_size_rule: Callable[..., int] = _any_size
+    pooling: Optional[Pooling] = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"MetricRecord {self.name!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if (self.kind == "pooled") != (self.pooling is not None):
+            raise ValueError(f"MetricRecord {self.name!r}: pooling is required for kind 'pooled' and only for it")
         if self.loss_form not in LOSS_FORMS:
             raise ValueError(f"MetricRecord {self.name!r}: loss_form must be one of {LOSS_FORMS}, got {self.loss_form!r}")
         unknown = set(self.grad_options) - set(self.options)
@@ -241,6 +263,12 @@ _RECORDS = (
         ),
         differentiable=True, grad_options={"bandwidth": 1.0}, higher_is_better=True,
         module_name="NMI", loss_name="NMILoss",
+    ),
+    MetricRecord(
+        name="psnr_pooled", function=F.psnr_pooled, kind="pooled", label="PSNR pooled",
+        reference="torchmetrics.image.PeakSignalNoiseRatio(data_range=L) (PSNR of the MSE over every pixel of every image)",
+        needs_data_range=True, differentiable=True, higher_is_better=True, module_name="PSNRPooled",
+        pooling=Pooling(terms=F.pixel.psnr_pooled_terms, finish=F.pixel.psnr_from_mse),
     ),
     MetricRecord(
         name="pixelmatch", function=F.pixelmatch, kind="count", label="pixelmatch",
