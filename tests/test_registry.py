@@ -308,3 +308,17 @@ def _blurred_l1(a, b, sigma=8.0):
     err = (a - b).abs().detach().numpy()
     radius = int(round(3 * sigma))
     return float(gaussian_filter(err, sigma=(0, sigma, sigma), mode="reflect", truncate=radius / sigma).mean())
+
+
+@pytest.mark.parametrize("record", registry.records(), ids=lambda r: r.name)
+def test_grad_options_are_options_of_the_function(record):
+    assert set(record.grad_options) <= set(record.options)
+
+
+def test_importing_the_registry_imports_no_torch():
+    """The command line reads names and kinds from the registry for --help and argument errors."""
+    import subprocess
+    import sys
+
+    code = "import sys, torchsim.registry as r; r.get('gmsd').kind; r.names(kind='score'); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
