@@ -15,7 +15,7 @@ import torchsim  # the metrics (and torch) load on first use
 
 from ._errors import CliError
 from ._files import load_pair
-from ._sinks import write_png
+from ._sinks import check_output, write_png
 
 if TYPE_CHECKING:
     import torch
@@ -63,6 +63,7 @@ def _ssim_picture(a: torch.Tensor, b: torch.Tensor, min_area: int, device: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.output)  # before decoding and computing
     a, b = load_pair(args.a, args.b, "RGBA" if args.method == "pixelmatch" else "RGB", args.device)
     try:
         if args.method == "pixelmatch":

@@ -49,7 +49,7 @@ import torchsim  # the metrics (and torch) load on first use
 from . import _metrics
 from ._errors import CliError, check_at_least, check_device, check_folder, warn
 from ._files import batches, pair_files
-from ._sinks import Column, CsvSink, JsonSink, Table, json_value, open_output
+from ._sinks import Column, CsvSink, JsonSink, Table, check_output, json_value, open_output
 
 COMMAND = "score"
 PROG = f"torchsim {COMMAND}"
@@ -158,6 +158,9 @@ def _check_args(args) -> List[MetricSpec]:
     check_at_least("--batch-size", args.batch_size, 1)
     check_at_least("--workers", args.workers, 0)
     check_device(args.device)
+    for path in (args.csv, args.json if args.json != "-" else None):
+        if path:
+            check_output(path)  # before any scoring: a missing folder, a folder, no permission
     return _parse_metrics(args.metrics)
 
 
@@ -237,6 +240,7 @@ def _score(args, specs: List[MetricSpec]) -> int:
     if live_table:
         for line in table.header():
             tqdm.write(line, file=sys.stdout)
+        sys.stdout.flush()  # a full disk or closed stdout shows now, not after the scoring
     complete = False
     try:
         for groups, errors in loader:
