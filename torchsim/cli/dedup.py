@@ -39,7 +39,7 @@ import torchsim  # the metrics (and torch) load on first use
 
 from . import _metrics
 from ._errors import CliError, check_at_least, check_device, check_folder, warn
-from ._files import batches, list_images
+from ._files import add_decode_options, batches, check_readable, decode_options, list_images
 from ._sinks import dump_json
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, metavar="B", help="images decoded and hashed per batch (default 64)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_decode_options(p)
     return p
 
 
@@ -84,7 +85,7 @@ def _check_args(args) -> None:
 
 def hash_files(
     paths: Sequence[str], hash_name: str, hash_size: int, batch_size: int, device: torch.device, bar=None,
-    hashes: Optional[Dict[int, torch.Tensor]] = None, errors: Optional[Dict[int, str]] = None,
+    hashes: Optional[Dict[int, torch.Tensor]] = None, errors: Optional[Dict[int, str]] = None, options=None,
 ) -> Tuple[Dict[int, torch.Tensor], Dict[int, str]]:
     """Hash every decodable file: ``({index: bits (bits,) bool on CPU}, {index: error line})``.
 
@@ -96,7 +97,7 @@ def hash_files(
     fn = _metrics.resolve(hash_name).function
     hashes = {} if hashes is None else hashes
     errors = {} if errors is None else errors
-    for groups, failures in batches([(i, p, (p,)) for i, p in enumerate(paths)], batch_size):
+    for groups, failures in batches([(i, p, (p,)) for i, p in enumerate(paths)], batch_size, options=options):
         for i, _, msg in failures:
             errors[i] = msg
             warn(COMMAND, msg)
@@ -170,7 +171,7 @@ def _digest(paths: List[str], args, device: torch.device):
     and the dictionaries then hold what was done before it."""
     from tqdm import tqdm
 
-    from torchsim.io import file_md5
+    from torchsim.io import ImageReadError, file_md5
 
     errors: Dict[int, str] = {}
     md5: Dict[int, str] = {}
@@ -183,7 +184,11 @@ def _digest(paths: List[str], args, device: torch.device):
     try:
         for i, p in enumerate(paths):
             try:
+                check_readable(p)  # stat first: a FIFO or device is never opened
                 md5[i] = file_md5(p)
+            except ImageReadError as exc:
+                errors[i] = str(exc)
+                warn(COMMAND, errors[i])
             except OSError as exc:
                 errors[i] = f"{p}: cannot read ({exc.strerror or exc})"
                 warn(COMMAND, errors[i])
@@ -191,7 +196,7 @@ def _digest(paths: List[str], args, device: torch.device):
         todo = [i for i in range(len(paths)) if i not in errors]
         bar.total = len(paths) + len(todo)
         hash_files([paths[i] for i in todo], args.hash, args.hash_size, args.batch_size, device, bar,
-                   hashed, decode_errors)
+                   hashed, decode_errors, decode_options(args))
     except KeyboardInterrupt as exc:
         interrupted = exc
     finally:

@@ -48,7 +48,7 @@ import torchsim  # the metrics (and torch) load on first use
 
 from . import _metrics
 from ._errors import CliError, check_at_least, check_device, check_folder, warn
-from ._files import batches, pair_files
+from ._files import add_decode_options, batches, decode_options, pair_files
 from ._sinks import Column, CsvSink, JsonSink, Table, check_output, json_value, open_output
 
 COMMAND = "score"
@@ -133,6 +133,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help="write a JSON report to FILE as it goes; without FILE print it on stdout instead of the table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_decode_options(p)
     return p
 
 
@@ -234,7 +235,8 @@ def _score(args, specs: List[MetricSpec]) -> int:
     if rank == 0 and csv_sink is not None and failures:
         csv_sink.write([], failures)
     rows: List[Dict[str, Any]] = []
-    loader = batches(shard, args.batch_size, workers=args.workers, pin_memory=device.type == "cuda")
+    loader = batches(shard, args.batch_size, workers=args.workers, pin_memory=device.type == "cuda",
+                     options={**decode_options(args), "keep16": True})
     bar = tqdm(total=len(shard), unit="img", desc=PROG, file=sys.stderr, dynamic_ncols=True,
                disable=args.no_progress or rank != 0)
     if live_table:
@@ -249,8 +251,8 @@ def _score(args, specs: List[MetricSpec]) -> int:
                 warn(COMMAND, msg)
                 batch_failures.append((index, name, msg))
             for indices, names, (x, y) in groups:
-                x = x.to(device, non_blocking=True)
-                y = y.to(device, non_blocking=True)
+                x = _on_255(x.to(device, non_blocking=True))
+                y = _on_255(y.to(device, non_blocking=True))
                 c = args.crop_border
                 if c:
                     if min(x.shape[-2:]) <= 2 * c:
@@ -354,6 +356,14 @@ def _score(args, specs: List[MetricSpec]) -> int:
     if all_failures and not json_stdout:
         raise CliError(1, f"{len(all_failures)} file(s) failed, {len(all_rows)} pair(s) scored")
     return 1 if all_failures else 0
+
+
+def _on_255(x: "torch.Tensor") -> "torch.Tensor":
+    """16-bit images at full precision on the 0..255 scale of the 8-bit ones (float ``x / 257``):
+    PSNR and SSIM equal the 16-bit values with data_range 65535; MSE is in 8-bit levels."""
+    import torch
+
+    return x.to(torch.float32) / 257.0 if x.dtype == torch.uint16 else x
 
 
 def _failure_dicts(failures) -> List[Dict[str, str]]:
