@@ -23,7 +23,9 @@ from ._errors import CliError, check_device
 if TYPE_CHECKING:
     import torch
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic")
+# Every extension listed is decodable (tests/test_cli_decoding.py): HEIC is not (neither Pillow
+# nor torchvision's wheels read it without extra libraries), so it is left out.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif")
 
 Entry = Tuple[int, str, Tuple[str, ...]]  # (index, name, files): one file, or (reference, test)
 
@@ -118,7 +120,7 @@ def load_pair(path_a: str, path_b: str, mode: str, device: str, **options: Any) 
 # bit on PNG, JPEG, WebP and GIF (tests/test_cli_files.py) -- and every format torchvision does
 # not read (BMP, TIFF); GRAY and RGBA of single-frame PNG, WebP and GIF, and 16-bit PNG, are read
 # by torchvision.io, with its results; files no decoder knows get torchsim.io.read_image's line.
-_PILLOW_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "MPO")
+_PILLOW_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "AVIF")
 _TORCHVISION_FORMATS = ("PNG", "WEBP", "GIF")  # GRAY / RGBA as before
 _PILLOW_MODES = {"RGB": "RGB", "GRAY": "L", "RGBA": "RGBA"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
