@@ -15,7 +15,7 @@ import torch
 
 from torchsim.cli import main
 from torchsim.cli._sinks import open_output
-from torchsim.io import write_png
+from torchsim.io import read_image, write_png
 
 from tests.helpers import photo_u8
 
@@ -180,7 +180,7 @@ def test_signal_keeps_rows_and_valid_json(many_dirs, tmp_path, sig, code, word):
     doc = json.loads(out_json.read_text())
     assert doc["complete"] is False
     assert [r["name"] for r in doc["images"]] == [r["name"] for r in rows]
-    assert len(out.splitlines()) == 2 + len(rows)  # table header, rule, the rows scored
+    assert len(out.splitlines()) == 3 + len(rows)  # settings, table header, rule, the rows scored
 
 
 def test_second_writer_of_a_csv_refuses(small_dirs, tmp_path, capsys):
@@ -224,3 +224,44 @@ def test_dedup_interrupted_prints_what_it_grouped(tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(dedup, "hash_files", real)
     assert main(["dedup", str(tmp_path), "--no-progress", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["complete"] is True
+
+
+# ----------------------------------------------------------------------------------------------
+# numbers in reports
+# ----------------------------------------------------------------------------------------------
+
+
+def test_identical_pair_does_not_make_the_mean_inf(small_dirs, tmp_path, capsys):
+    ref, _ = small_dirs
+    test = tmp_path / "test"
+    test.mkdir()
+    for name in ("0.png", "1.png"):
+        (test / name).write_bytes((ref / name).read_bytes())  # 0.png identical
+    photo = read_image(ref / "1.png")
+    noisy = (photo.int() + torch.arange(photo.numel()).reshape(photo.shape) % 7 - 3).clamp(0, 255).to(torch.uint8)
+    write_png(noisy, test / "1.png")
+    (ref / "2.png").rename(tmp_path / "2.png")  # two pairs only
+    try:
+        out_json, out_csv = tmp_path / "s.json", tmp_path / "s.csv"
+        code = main(["score", str(ref), str(test), "--json", str(out_json), "--csv", str(out_csv), "--workers", "0",
+                     "--no-progress", "--y-channel", "--crop-border", "2", "--precision", "3"])
+        captured = capsys.readouterr()
+    finally:
+        (tmp_path / "2.png").rename(ref / "2.png")
+    assert code == 0, captured.err
+    text = out_json.read_text()
+    assert '"inf"' not in text.replace('"non_finite": {"psnr": "inf"}', "")  # no number written as a string
+    doc = json.loads(text)
+    finite = [r["psnr"] for r in doc["images"] if r["psnr"] is not None]
+    assert len(finite) == 1 and doc["images"][0]["non_finite"] == {"psnr": "inf"}
+    assert doc["means"]["psnr"] == pytest.approx(finite[0]) and doc["non_finite_counts"]["psnr"] == 1
+    assert doc["means"]["ssim"] == pytest.approx(sum(r["ssim"] for r in doc["images"]) / 2)
+    assert doc["data_range"] == 255 and doc["y_channel"] is True and doc["crop_border"] == 2
+    out = captured.out.splitlines()
+    assert out[0] == ("settings: Y channel (BT.601, as BasicSR), crop border 2, data range 255 "
+                      "(16-bit images at full precision on the same scale)")
+    assert "psnr: mean over the 1 finite value(s); 1 non-finite left out (PSNR is inf for identical images)" in out
+    assert f"{finite[0]:.2f}" in [line for line in out if line.startswith("mean (2 images)")][0]
+    rows = list(csv.DictReader(out_csv.open()))
+    assert rows[0]["psnr"] == "inf"
+    assert rows[1]["psnr"] == repr(round(finite[0], 3)) and len(rows[1]["ssim"].split(".")[1]) <= 3

@@ -9,9 +9,11 @@
 * :func:`open_output`, :func:`write_png`: files opened or written for a command; a path that
   cannot be written is a :class:`CliError`, one line.
 
-Numbers: a missing value is ``n/a`` in tables, empty in CSV, ``null`` in JSON; CSV holds
-``repr(float)``; non-finite values are ``inf`` / ``-inf`` / ``nan`` in tables and the strings
-``"inf"`` / ``"-inf"`` / ``"nan"`` in JSON (strict JSON has no such numbers).
+Numbers: a missing value is ``n/a`` in tables, empty in CSV, ``null`` in JSON; CSV values are
+rounded to ``precision`` decimals (default 6: float32 noise is not written); non-finite values
+are ``inf`` / ``-inf`` / ``nan`` in tables and CSV, and in JSON (strict JSON has no such numbers)
+``null`` with the row's ``"non_finite"`` flag naming the metric and the value: JSON numbers are
+always numbers.
 """
 
 from __future__ import annotations
@@ -35,11 +37,23 @@ class Column(NamedTuple):
     digits: int = 4  # decimals in the table
 
 
-def json_value(v: Optional[float]) -> Any:
-    """A float for strict JSON: finite numbers and None as they are, non-finite as a string."""
-    if v is None or math.isfinite(v):
-        return v
-    return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+def json_value(v: Optional[float]) -> Optional[float]:
+    """A number for strict JSON: finite numbers as they are, None and non-finite values as null."""
+    return v if v is not None and math.isfinite(v) else None
+
+
+def non_finite(values: Dict[str, Any]) -> Dict[str, str]:
+    """``{key: "inf" | "-inf" | "nan"}`` for the non-finite floats of ``values`` (JSON's flag next to their nulls)."""
+    return {k: ("nan" if math.isnan(v) else "inf" if v > 0 else "-inf")
+            for k, v in values.items() if isinstance(v, float) and not math.isfinite(v)}
+
+
+def csv_value(v: Optional[float], precision: int) -> str:
+    """A CSV cell: empty for None, ``inf`` / ``-inf`` / ``nan``, else rounded to ``precision`` decimals."""
+    if v is None:
+        return ""
+    v = float(v)
+    return repr(round(v, precision)) if math.isfinite(v) else repr(v)
 
 
 def cell(v: Optional[float], digits: int) -> str:
@@ -208,16 +222,17 @@ class Table:
 class CsvSink:
     """``name, <columns...>, error`` rows, flushed after every batch."""
 
-    def __init__(self, path: str, keys: Sequence[str]) -> None:
+    def __init__(self, path: str, keys: Sequence[str], precision: int = 6) -> None:
         self.fh = open_output(path)
         self.keys = list(keys)
+        self.precision = precision
         self.writer = csv.writer(self.fh)
         self.writer.writerow(["name", *self.keys, "error"])
         self.fh.flush()
 
     def write(self, rows: Sequence[Row], failures: Sequence[Failure] = ()) -> None:
         for r in rows:
-            self.writer.writerow([r["name"], *("" if r.get(k) is None else repr(float(r[k])) for k in self.keys), ""])
+            self.writer.writerow([r["name"], *(csv_value(r.get(k), self.precision) for k in self.keys), ""])
         for _, name, msg in failures:
             self.writer.writerow([name, *([""] * len(self.keys)), msg])
         self.fh.flush()
@@ -241,6 +256,9 @@ class JsonSink:
         """Append ``rows``; failures go in the summary, not among the images."""
         for r in rows:
             clean = {k: (json_value(v) if k != "name" else v) for k, v in r.items() if k != "index"}
+            flags = non_finite({k: v for k, v in r.items() if k not in ("name", "index")})
+            if flags:
+                clean["non_finite"] = flags
             self.fh.write(("\n" if self.first else ",\n") + json.dumps(clean))
             self.first = False
         self.fh.flush()
