@@ -162,7 +162,7 @@ def test_signal_keeps_rows_and_valid_json(many_dirs, tmp_path, sig, code, word):
     out_csv, out_json = tmp_path / "s.csv", tmp_path / "s.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "torchsim", "score", str(ref), str(test), "--metrics", "psnr,ms_ssim",
-         "--batch-size", "1", "--workers", "1", "--no-progress", "--csv", str(out_csv), "--json", str(out_json)],
+         "--batch-size", "1", "--workers", "0", "--no-progress", "--csv", str(out_csv), "--json", str(out_json)],
         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

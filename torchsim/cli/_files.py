@@ -121,7 +121,7 @@ def load_pair(path_a: str, path_b: str, mode: str, device: str, **options: Any) 
 # not read (BMP, TIFF); GRAY and RGBA of single-frame PNG, WebP and GIF, and 16-bit PNG, are read
 # by torchvision.io, with its results; files no decoder knows get torchsim.io.read_image's line.
 _PILLOW_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "AVIF")
-_TORCHVISION_FORMATS = ("PNG", "WEBP", "GIF")  # GRAY / RGBA as before
+_TORCHVISION_FORMATS = ("PNG", "WEBP", "GIF")  # GRAY / RGBA as before (and GRAY JPEG; RGBA JPEG: Pillow adds alpha)
 _PILLOW_MODES = {"RGB": "RGB", "GRAY": "L", "RGBA": "RGBA"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's Image.MAX_IMAGE_PIXELS: 1024 * 1024 * 1024 // 4 // 3
@@ -222,8 +222,8 @@ def decode(path: str, mode: str = "RGB", *, max_pixels: int = DEFAULT_MAX_PIXELS
             warnings.simplefilter("ignore")
             if im.format not in _PILLOW_FORMATS:
                 return read_image(path, mode=mode)
-            if (mode != "RGB" and im.format in _TORCHVISION_FORMATS and frames == 1 and not exif
-                    and im.mode in ("1", "L", "LA", "P", "RGB", "RGBA")):
+            if (mode != "RGB" and frames == 1 and not exif and im.mode in ("1", "L", "LA", "P", "RGB", "RGBA")
+                    and (im.format in _TORCHVISION_FORMATS or (mode == "GRAY" and im.format == "JPEG"))):
                 return read_image(path, mode=mode)
             im.seek(0)
             if exif:
