@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import torchsim  # the metrics (and torch) load on first use
 
 from ._errors import CliError
-from ._files import load_pair
-from ._sinks import write_png
+from ._files import add_decode_options, decode_options, load_pair
+from ._sinks import check_output, write_png
 
 if TYPE_CHECKING:
     import torch
@@ -37,6 +37,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.1, help="pixelmatch: matching threshold in [0, 1] (default 0.1)")
     p.add_argument("--min-area", type=int, default=0, help="ssim: drop regions of fewer pixels (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    add_decode_options(p)
     return p
 
 
@@ -63,7 +64,9 @@ def _ssim_picture(a: torch.Tensor, b: torch.Tensor, min_area: int, device: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    a, b = load_pair(args.a, args.b, "RGBA" if args.method == "pixelmatch" else "RGB", args.device)
+    check_output(args.output)  # before decoding and computing
+    a, b = load_pair(args.a, args.b, "RGBA" if args.method == "pixelmatch" else "RGB", args.device,
+                     **decode_options(args))
     try:
         if args.method == "pixelmatch":
             threshold = args.threshold
