@@ -27,6 +27,12 @@ def _describe(x: object) -> str:
     return f"{type(x).__name__} {x!r}"
 
 
+def _isfinite(v: float) -> bool:
+    """``math.isfinite`` written as comparisons, which ``torch.compile(dynamic=True)`` traces
+    (there, float arguments and defaults are symbolic, and ``math.isfinite`` breaks the graph)."""
+    return -math.inf < v < math.inf
+
+
 def check_image(
     fn: str,
     name: str,
@@ -123,7 +129,7 @@ def check_data_range(fn: str, data_range: DataRange, x: torch.Tensor) -> Union[f
         raise TypeError(
             f"{fn}: data_range must be a positive finite number or a tensor of shape (N,), got {_describe(data_range)}"
         )
-    if not math.isfinite(data_range) or data_range <= 0:
+    if not _isfinite(data_range) or data_range <= 0:
         raise ValueError(f"{fn}: data_range must be positive and finite, got {data_range!r}")
     return float(data_range)
 
@@ -132,7 +138,7 @@ def check_kernel(fn: str, kernel_size: object, sigma: Optional[object] = None) -
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size <= 0 or kernel_size % 2 == 0:
         raise ValueError(f"{fn}: kernel_size must be an odd positive integer, got {kernel_size!r}")
     if sigma is not None:
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma <= 0:
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not _isfinite(sigma) or sigma <= 0:
             raise ValueError(f"{fn}: sigma must be a positive finite number, got {sigma!r}")
     return kernel_size
 
@@ -149,7 +155,7 @@ def check_window_fits(fn: str, shape: Sequence[int], kernel_size: int, what: str
 
 def check_positive(fn: str, name: str, value: object, integer: bool = False, allow_zero: bool = False) -> None:
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if isinstance(value, bool) or not ok_type or not _isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         kind = "integer" if integer else "number"
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{fn}: {name} must be a finite {kind} {bound}, got {value!r}")
@@ -197,7 +203,7 @@ def check_hash_pair(fn: str, h1: object, h2: object) -> Tuple[torch.Tensor, torc
 
 def check_unit_interval(fn: str, name: str, value: object) -> float:
     """A finite number in ``[0, 1]`` (pixelmatch's ``threshold`` and ``alpha``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _isfinite(value) or not 0 <= value <= 1:
         raise ValueError(f"{fn}: {name} must be a number in [0, 1], got {value!r}")
     return float(value)
 
@@ -209,7 +215,7 @@ def check_rgb_color(fn: str, name: str, value: object) -> Tuple[int, int, int]:
     except TypeError:
         vals = ()
     if len(vals) != 3 or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v < 256 for v in vals
+        isinstance(v, (int, float)) and not isinstance(v, bool) and _isfinite(v) and 0 <= v < 256 for v in vals
     ):
         raise ValueError(f"{fn}: {name} must be three numbers (R, G, B) in 0..255, got {value!r}")
     return tuple(int(v) for v in vals)  # type: ignore[return-value]
@@ -245,7 +251,7 @@ def check_value_range(fn: str, value_range: object) -> Union[None, str, Tuple[fl
             f"{fn}: value_range must be None, 'minmax' or a (lo, hi) pair of numbers, got {_describe(value_range)}"
         )
     lo, hi = float(value_range[0]), float(value_range[1])
-    if not (math.isfinite(lo) and math.isfinite(hi)):
+    if not (_isfinite(lo) and _isfinite(hi)):
         raise ValueError(f"{fn}: value_range must be finite, got {tuple(value_range)!r}")
     if lo >= hi:
         raise ValueError(f"{fn}: value_range must have lo < hi, got {tuple(value_range)!r}")
@@ -274,5 +280,5 @@ def check_options(owner: str, fn, options: dict) -> None:
         check_kernel(owner, options["kernel_size"], options.get("sigma", 1.0))
     dr = options.get("data_range")
     if dr is not None and not isinstance(dr, torch.Tensor):
-        if isinstance(dr, bool) or not isinstance(dr, (int, float)) or not math.isfinite(dr) or dr <= 0:
+        if isinstance(dr, bool) or not isinstance(dr, (int, float)) or not _isfinite(dr) or dr <= 0:
             raise ValueError(f"{owner}: data_range must be a positive finite number or a tensor of shape (N,), got {dr!r}")

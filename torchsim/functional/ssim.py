@@ -20,6 +20,7 @@ from torch.autograd.function import once_differentiable
 from .. import _validation as V
 from .._common import no_autocast, range_tensor, reduce, to_compute_pair
 from ..filters import box_window, gaussian_window, matlab_downsample, matlab_round, separable_filter
+from ..kernels.ssim_op import BACKENDS, ssim_kernel, use_fused
 
 Scalar = Union[float, torch.Tensor]
 
@@ -399,6 +400,7 @@ def ssim(
     downsample: bool = False,
     return_map: bool = False,
     reduction: str = "mean",
+    backend: str = "auto",
 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
     r"""Structural similarity (Wang et al. 2004), mean over the valid region.
 
@@ -434,6 +436,10 @@ def ssim(
         downsample: apply ``ssim.m``'s automatic downsampling first.
         return_map: also return the SSIM map ``(N, C, *valid)``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one value per image).
+        backend: ``"auto"`` (default: the separable-convolution kernel on every device),
+            ``"torch"`` (the same, explicitly) or ``"triton"`` (opt-in fused Triton kernels
+            for 4-D CUDA input; volumes and windows over 33 taps use the default kernel).
+            See :mod:`torchsim.kernels.ssim_op`.
 
     Returns:
         The SSIM (scalar, or ``(N,)`` for ``reduction="none"``), float32
@@ -442,7 +448,9 @@ def ssim(
     Raises:
         TypeError: missing ``data_range`` for floating input, unsupported dtype.
         ValueError: rank/shape/device mismatch, even kernel_size, image smaller
-            than the window, bad ``reduction``/``data_range``.
+            than the window, bad ``reduction``/``data_range``/``backend``,
+            ``backend="triton"`` on a CPU tensor without ``TRITON_INTERPRET=1``.
+        ImportError: ``backend="triton"`` without the ``triton`` package.
 
     Example:
         >>> import torch, torchsim
@@ -457,6 +465,7 @@ def ssim(
     """
     fn = "ssim"
     x, y, dr = _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction)
+    fused = use_fused(fn, V.check_choice(fn, "backend", backend, BACKENDS), x, kernel_size)
     with no_autocast(x.device):
         xc, yc = to_compute_pair(x, y)
         if downsample:
@@ -467,7 +476,7 @@ def ssim(
         c1, c2 = _constants(dr, xc, k1, k2)
         n = kernel_size ** (xc.dim() - 2)
         cov_norm = n / (n - 1) if sample_covariance else 1.0
-        s_nc, _, smap = _SSIMKernel.apply(xc, yc, window, c1, c2, cov_norm, return_map, _needs_grad(xc, yc))
+        s_nc, _, smap = ssim_kernel(xc, yc, window, c1, c2, cov_norm, return_map, fused)
         value = reduce(s_nc.mean(1), reduction)
     if return_map:
         return value, smap
@@ -498,6 +507,7 @@ def ms_ssim(
     k1: float = 0.01,
     k2: float = 0.03,
     reduction: str = "mean",
+    backend: str = "auto",
 ) -> torch.Tensor:
     r"""Multi-scale SSIM (Wang, Simoncelli, Bovik 2003).
 
@@ -522,6 +532,8 @@ def ms_ssim(
         kernel_size, sigma, k1, k2: as in :func:`ssim` (Gaussian window).
         weights: per-scale exponents; their count ``M`` is the number of scales.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        backend: as in :func:`ssim`; ``"triton"`` runs the fused kernel at every scale (the
+            2×2 pooling between scales stays a PyTorch op).
 
     Returns:
         MS-SSIM as a scalar or ``(N,)`` tensor (float32, float64 for float64 input).
@@ -552,13 +564,14 @@ def ms_ssim(
             f"and {levels} scales ((kernel_size - 1) * 2**{levels - 1} + 1), got spatial size "
             f"{tuple(x.shape[2:])}; use a smaller kernel_size, fewer weights, or ssim()"
         )
+    fused = use_fused(fn, V.check_choice(fn, "backend", backend, BACKENDS), x, kernel_size)
     with no_autocast(x.device):
         xc, yc = to_compute_pair(x, y)
         window = _window(kernel_size, sigma, True, xc)
         c1, c2 = _constants(dr, xc, k1, k2)
         terms = []
         for level in range(levels):
-            s_nc, cs_nc, _ = _SSIMKernel.apply(xc, yc, window, c1, c2, 1.0, False, _needs_grad(xc, yc))
+            s_nc, cs_nc, _ = ssim_kernel(xc, yc, window, c1, c2, 1.0, False, fused)
             if level < levels - 1:
                 terms.append(torch.relu(cs_nc))
                 xc, yc = _ms_pool(xc), _ms_pool(yc)
