@@ -73,6 +73,8 @@ def _next_pow2(v: int) -> int:
 FWD_BLOCK_W = 64
 BWD_BLOCK_W = 32
 NUM_WARPS = 8
+# Tests run the tiles in both orders: a tile writing beyond its own pixels shows either way.
+REVERSE_TILES = False
 
 
 def _forward_blocks(k: int) -> Tuple[int, int]:
@@ -90,30 +92,49 @@ if tl is not None:
     # numpy when it meets this very function.
     _sum_combine = tl.standard._sum_combine
 
-    def _ssim_fwd_kernel(
-        x_ptr, y_ptr, w_ptr, off_ptr, c1_ptr, c2_ptr, part_ptr, map_ptr, part_stride,
+    def _ssim_kernel(
+        x_ptr, y_ptr, w_ptr, off_ptr, c1_ptr, c2_ptr,
+        part_ptr, part_stride, map_ptr, gs_ptr, gc_ptr, gmap_ptr, gx_ptr, gy_ptr,
         C, H, W, HV, WV, n_tr, n_tc,
         sxn, sxc, sxh, sxw, syn, syc, syh, syw,
+        gxn, gxc, gxh, gxw, gyn, gyc, gyh, gyw,
         c1_value, c2_value, cov,
-        K: tl.constexpr, BR: tl.constexpr, BW: tl.constexpr,
-        PER_IMAGE: tl.constexpr, WANT_MAP: tl.constexpr, CDT: tl.constexpr,
+        K: tl.constexpr, BR: tl.constexpr, BW: tl.constexpr, CDT: tl.constexpr, PER_IMAGE: tl.constexpr,
+        BACKWARD: tl.constexpr, WANT_MAP: tl.constexpr, HAS_MAP: tl.constexpr,
+        WANT_X: tl.constexpr, WANT_Y: tl.constexpr, REVERSE: tl.constexpr,
     ):  # fmt: skip
+        """One tile of one plane; ``BACKWARD`` picks the pass (two kernels, one source).
+
+        Rows and columns of a tile: input row ``r0 + i`` feeds the moments of output row
+        ``r0 + i`` (valid for ``i < BR - K + 1``); likewise for columns, where the horizontal
+        pass reads ``k`` shifted copies, so all ``BW`` columns are valid. The forward tiles
+        step by the valid output rows (``BR - K + 1``) and by ``BW`` columns; the backward
+        tiles start ``K - 1`` rows and columns early and write the gradients of the inputs
+        whose every output lies in the tile: ``BR - 2(K - 1)`` rows, ``BW - (K - 1)`` columns.
+        Forward outputs: per-tile sums of the SSIM and CS maps (``part``), the SSIM map.
+        Backward outputs: the input gradients.
+        """
         pid = tl.program_id(0)
+        if REVERSE:  # tests: the interpreter runs tiles in order, a GPU in any order
+            pid = tl.num_programs(0) - 1 - pid
         tc = pid % n_tc
         tr = (pid // n_tc) % n_tr
         p = pid // (n_tc * n_tr)
         n = p // C
         ch = p % C
-        out_rows: tl.constexpr = BR - K + 1
-        r0 = tr * out_rows
-        c0 = tc * BW
+        if BACKWARD:
+            r0 = tr * (BR - 2 * (K - 1)) - (K - 1)
+            c0 = tc * (BW - (K - 1)) - (K - 1)
+        else:
+            r0 = tr * (BR - K + 1)
+            c0 = tc * BW
         ri = tl.arange(0, BR)
         cj = tl.arange(0, BW)
         rows = r0 + ri
         x_base = x_ptr + n.to(tl.int64) * sxn + ch.to(tl.int64) * sxc
         y_base = y_ptr + n.to(tl.int64) * syn + ch.to(tl.int64) * syc
         off = tl.load(off_ptr + p)
-        row_ok = (rows < H)[:, None]
+        row_ok = ((rows >= 0) & (rows < H))[:, None]
         hx = tl.full((BR, BW), 0.0, CDT)
         hy = tl.full((BR, BW), 0.0, CDT)
         hxx = tl.full((BR, BW), 0.0, CDT)
@@ -122,7 +143,7 @@ if tl is not None:
         for b in tl.static_range(K):  # horizontal pass: k shifted (cached) loads of the tile
             wb = tl.load(w_ptr + b)
             cols = c0 + cj + b
-            m = row_ok & (cols < W)[None, :]
+            m = row_ok & ((cols >= 0) & (cols < W))[None, :]
             xv = tl.load(x_base + rows[:, None] * sxh + cols[None, :] * sxw, mask=m, other=0.0).to(CDT) - off
             yv = tl.load(y_base + rows[:, None] * syh + cols[None, :] * syw, mask=m, other=0.0).to(CDT) - off
             wx = wb * xv
@@ -132,9 +153,10 @@ if tl is not None:
             hxx += wx * xv
             hyy += wy * yv
             hxy += wx * yv
-        # vertical pass: band[i, r] = w[r - i] for 0 <= r - i < K
+        # vertical pass: a product with band[i, r] = w[r - i] (0 <= r - i < K)
         d = ri[None, :] - ri[:, None]
-        band = tl.load(w_ptr + d, mask=(d >= 0) & (d < K), other=0.0)
+        band_mask = (d >= 0) & (d < K)
+        band = tl.load(w_ptr + d, mask=band_mask, other=0.0)
         mxc = tl.dot(band, hx, input_precision="ieee", out_dtype=CDT)
         myc = tl.dot(band, hy, input_precision="ieee", out_dtype=CDT)
         exx = tl.dot(band, hxx, input_precision="ieee", out_dtype=CDT)
@@ -153,130 +175,61 @@ if tl is not None:
         my = myc + off
         a1 = (mx * my) * 2 + c1
         b1 = (mx * mx + my * my) + c1
-        cs = a2 / b2
-        s = (a1 / b1) * cs
-        orow = r0 + ri
-        ocol = c0 + cj
-        valid = ((ri < out_rows) & (orow < HV))[:, None] & (ocol < WV)[None, :]
-        t = tr * n_tc + tc
-        slot = p.to(tl.int64) * (n_tr * n_tc) + t
-        s_sum = tl.reduce(tl.reduce(tl.where(valid, s, 0.0), 1, _sum_combine), 0, _sum_combine)
-        cs_sum = tl.reduce(tl.reduce(tl.where(valid, cs, 0.0), 1, _sum_combine), 0, _sum_combine)
-        tl.store(part_ptr + slot, s_sum)
-        tl.store(part_ptr + part_stride + slot, cs_sum)
-        if WANT_MAP:
-            map_base = map_ptr + p.to(tl.int64) * HV * WV
-            tl.store(map_base + orow[:, None] * WV + ocol[None, :], s, mask=valid)
-
-    def _ssim_bwd_kernel(
-        x_ptr, y_ptr, w_ptr, off_ptr, c1_ptr, c2_ptr, gs_ptr, gc_ptr, gmap_ptr, gx_ptr, gy_ptr,
-        C, H, W, HV, WV, n_tr, n_tc,
-        sxn, sxc, sxh, sxw, syn, syc, syh, syw,
-        gxn, gxc, gxh, gxw, gyn, gyc, gyh, gyw,
-        c1_value, c2_value, cov,
-        K: tl.constexpr, BR: tl.constexpr, BW: tl.constexpr, PER_IMAGE: tl.constexpr,
-        HAS_MAP: tl.constexpr, WANT_X: tl.constexpr, WANT_Y: tl.constexpr, CDT: tl.constexpr,
-    ):  # fmt: skip
-        pid = tl.program_id(0)
-        tc = pid % n_tc
-        tr = (pid // n_tc) % n_tr
-        p = pid // (n_tc * n_tr)
-        n = p // C
-        ch = p % C
-        grad_rows: tl.constexpr = BR - 2 * (K - 1)
-        grad_cols: tl.constexpr = BW - (K - 1)
-        q0 = tr * grad_rows  # first input row (and column) whose gradient this tile writes
-        qc0 = tc * grad_cols
-        r0 = q0 - (K - 1)  # first output row (and column) whose window reaches the tile
-        c0 = qc0 - (K - 1)
-        ri = tl.arange(0, BR)
-        cj = tl.arange(0, BW)
-        rows = r0 + ri
-        x_base = x_ptr + n.to(tl.int64) * sxn + ch.to(tl.int64) * sxc
-        y_base = y_ptr + n.to(tl.int64) * syn + ch.to(tl.int64) * syc
-        off = tl.load(off_ptr + p)
-        row_ok = ((rows >= 0) & (rows < H))[:, None]
-        hx = tl.full((BR, BW), 0.0, CDT)
-        hy = tl.full((BR, BW), 0.0, CDT)
-        hxx = tl.full((BR, BW), 0.0, CDT)
-        hyy = tl.full((BR, BW), 0.0, CDT)
-        hxy = tl.full((BR, BW), 0.0, CDT)
-        for b in tl.static_range(K):
-            wb = tl.load(w_ptr + b)
-            cols = c0 + cj + b
-            m = row_ok & ((cols >= 0) & (cols < W))[None, :]
-            xv = tl.load(x_base + rows[:, None] * sxh + cols[None, :] * sxw, mask=m, other=0.0).to(CDT) - off
-            yv = tl.load(y_base + rows[:, None] * syh + cols[None, :] * syw, mask=m, other=0.0).to(CDT) - off
-            wx = wb * xv
-            wy = wb * yv
-            hx += wx
-            hy += wy
-            hxx += wx * xv
-            hyy += wy * yv
-            hxy += wx * yv
-        d = ri[None, :] - ri[:, None]
-        band_mask = (d >= 0) & (d < K)
-        band = tl.load(w_ptr + d, mask=band_mask, other=0.0)
-        mxc = tl.dot(band, hx, input_precision="ieee", out_dtype=CDT)
-        myc = tl.dot(band, hy, input_precision="ieee", out_dtype=CDT)
-        exx = tl.dot(band, hxx, input_precision="ieee", out_dtype=CDT)
-        eyy = tl.dot(band, hyy, input_precision="ieee", out_dtype=CDT)
-        exy = tl.dot(band, hxy, input_precision="ieee", out_dtype=CDT)
-        if PER_IMAGE:
-            c1 = tl.load(c1_ptr + n)
-            c2 = tl.load(c2_ptr + n)
-        else:
-            c1 = c1_value
-            c2 = c2_value
-        a2 = (exy - mxc * myc) * (2 * cov) + c2
-        b2 = ((exx - mxc * mxc) + (eyy - myc * myc)) * cov + c2
-        mx = mxc + off
-        my = myc + off
-        a1 = (mx * my) * 2 + c1
-        b1 = (mx * mx + my * my) + c1
         orow = r0 + ri
         ocol = c0 + cj
         valid = ((ri < BR - K + 1) & (orow >= 0) & (orow < HV))[:, None] & ((ocol >= 0) & (ocol < WV))[None, :]
-        gs = tl.load(gs_ptr + p)
-        gc = tl.load(gc_ptr + p)
-        if HAS_MAP:
-            gmap_base = gmap_ptr + p.to(tl.int64) * HV * WV
-            gs = gs + tl.load(gmap_base + orow[:, None] * WV + ocol[None, :], mask=valid, other=0.0).to(CDT)
-        # the upstream-gradient maps of _SSIMKernel._backward, in the same order
-        inv_b1 = 1.0 / b1
-        inv_b2 = 1.0 / b2
-        cs = a2 * inv_b2
-        r1 = a1 * inv_b1
-        s = r1 * cs
-        da = (cs * gs) * inv_b1
-        db = (r1 * gs + gc) * inv_b2
-        dq = -((s * gs + gc * cs) * inv_b2)
-        dp = -((s * gs) * inv_b1)
-        d0 = tl.where(valid, (my * da + mx * dp - cov * myc * db - cov * mxc * dq) * 2, 0.0)
-        d1 = tl.where(valid, (mx * da + my * dp - cov * mxc * db - cov * myc * dq) * 2, 0.0)
-        dq = tl.where(valid, dq * cov, 0.0)
-        db = tl.where(valid, db * (2 * cov), 0.0)
-        # adjoint ("full") filter: vertical band[i, r] = w[K-1-(r-i)], horizontal hband[c, j] = w[K-1-(c-j)]
-        vband = tl.load(w_ptr + (K - 1 - d), mask=band_mask, other=0.0)
-        e = cj[:, None] - cj[None, :]
-        hband = tl.load(w_ptr + (K - 1 - e), mask=(e >= 0) & (e < K), other=0.0)
-        gq = tl.dot(tl.dot(vband, dq, input_precision="ieee", out_dtype=CDT), hband, input_precision="ieee", out_dtype=CDT)
-        gb = tl.dot(tl.dot(vband, db, input_precision="ieee", out_dtype=CDT), hband, input_precision="ieee", out_dtype=CDT)
-        qrow = q0 + ri
-        qcol = qc0 + cj
-        qmask = ((ri < grad_rows) & (qrow < H))[:, None] & ((cj < grad_cols) & (qcol < W))[None, :]
-        xq = tl.load(x_base + qrow[:, None] * sxh + qcol[None, :] * sxw, mask=qmask, other=0.0).to(CDT) - off
-        yq = tl.load(y_base + qrow[:, None] * syh + qcol[None, :] * syw, mask=qmask, other=0.0).to(CDT) - off
-        if WANT_X:
-            g0 = tl.dot(tl.dot(vband, d0, input_precision="ieee", out_dtype=CDT), hband, input_precision="ieee", out_dtype=CDT)
-            gx = g0 + 2 * xq * gq + yq * gb
-            gx_base = gx_ptr + n.to(tl.int64) * gxn + ch.to(tl.int64) * gxc
-            tl.store(gx_base + qrow[:, None] * gxh + qcol[None, :] * gxw, gx.to(gx_ptr.dtype.element_ty), mask=qmask)
-        if WANT_Y:
-            g1 = tl.dot(tl.dot(vband, d1, input_precision="ieee", out_dtype=CDT), hband, input_precision="ieee", out_dtype=CDT)
-            gy = g1 + 2 * yq * gq + xq * gb
-            gy_base = gy_ptr + n.to(tl.int64) * gyn + ch.to(tl.int64) * gyc
-            tl.store(gy_base + qrow[:, None] * gyh + qcol[None, :] * gyw, gy.to(gy_ptr.dtype.element_ty), mask=qmask)
+        if not BACKWARD:
+            cs = a2 / b2
+            s = (a1 / b1) * cs
+            slot = p.to(tl.int64) * (n_tr * n_tc) + tr * n_tc + tc
+            s_sum = tl.reduce(tl.reduce(tl.where(valid, s, 0.0), 1, _sum_combine), 0, _sum_combine)
+            cs_sum = tl.reduce(tl.reduce(tl.where(valid, cs, 0.0), 1, _sum_combine), 0, _sum_combine)
+            tl.store(part_ptr + slot, s_sum)
+            tl.store(part_ptr + part_stride + slot, cs_sum)
+            if WANT_MAP:
+                map_base = map_ptr + p.to(tl.int64) * HV * WV
+                tl.store(map_base + orow[:, None] * WV + ocol[None, :], s, mask=valid)
+        else:
+            gs = tl.load(gs_ptr + p)
+            gc = tl.load(gc_ptr + p)
+            if HAS_MAP:
+                gmap_base = gmap_ptr + p.to(tl.int64) * HV * WV
+                gs = gs + tl.load(gmap_base + orow[:, None] * WV + ocol[None, :], mask=valid, other=0.0).to(CDT)
+            # the upstream-gradient maps of _SSIMKernel._backward, in the same order
+            inv_b1 = 1.0 / b1
+            inv_b2 = 1.0 / b2
+            cs = a2 * inv_b2
+            r1 = a1 * inv_b1
+            s = r1 * cs
+            da = (cs * gs) * inv_b1
+            db = (r1 * gs + gc) * inv_b2
+            dq = -((s * gs + gc * cs) * inv_b2)
+            dp = -((s * gs) * inv_b1)
+            d0 = tl.where(valid, (my * da + mx * dp - cov * myc * db - cov * mxc * dq) * 2, 0.0)
+            d1 = tl.where(valid, (mx * da + my * dp - cov * mxc * db - cov * myc * dq) * 2, 0.0)
+            dq = tl.where(valid, dq * cov, 0.0)
+            db = tl.where(valid, db * (2 * cov), 0.0)
+            # adjoint ("full") filter: vband[i, r] = w[K-1-(r-i)], hband[c, j] = w[K-1-(c-j)]
+            vband = tl.load(w_ptr + (K - 1 - d), mask=band_mask, other=0.0)
+            e = cj[:, None] - cj[None, :]
+            hband = tl.load(w_ptr + (K - 1 - e), mask=(e >= 0) & (e < K), other=0.0)
+            gq = tl.dot(tl.dot(vband, dq, input_precision="ieee", out_dtype=CDT), hband, input_precision="ieee", out_dtype=CDT)
+            gb = tl.dot(tl.dot(vband, db, input_precision="ieee", out_dtype=CDT), hband, input_precision="ieee", out_dtype=CDT)
+            qrow = orow + (K - 1)
+            qcol = ocol + (K - 1)
+            qmask = ((ri < BR - 2 * (K - 1)) & (qrow < H))[:, None] & ((cj < BW - (K - 1)) & (qcol < W))[None, :]
+            xq = tl.load(x_base + qrow[:, None] * sxh + qcol[None, :] * sxw, mask=qmask, other=0.0).to(CDT) - off
+            yq = tl.load(y_base + qrow[:, None] * syh + qcol[None, :] * syw, mask=qmask, other=0.0).to(CDT) - off
+            if WANT_X:
+                g0 = tl.dot(tl.dot(vband, d0, input_precision="ieee", out_dtype=CDT), hband, input_precision="ieee", out_dtype=CDT)
+                gx = g0 + 2 * xq * gq + yq * gb
+                gx_base = gx_ptr + n.to(tl.int64) * gxn + ch.to(tl.int64) * gxc
+                tl.store(gx_base + qrow[:, None] * gxh + qcol[None, :] * gxw, gx.to(gx_ptr.dtype.element_ty), mask=qmask)
+            if WANT_Y:
+                g1 = tl.dot(tl.dot(vband, d1, input_precision="ieee", out_dtype=CDT), hband, input_precision="ieee", out_dtype=CDT)
+                gy = g1 + 2 * yq * gq + xq * gb
+                gy_base = gy_ptr + n.to(tl.int64) * gyn + ch.to(tl.int64) * gyc
+                tl.store(gy_base + qrow[:, None] * gyh + qcol[None, :] * gyw, gy.to(gy_ptr.dtype.element_ty), mask=qmask)
 
 
 _LAUNCHERS: Dict[Tuple[str, bool], object] = {}
@@ -345,29 +298,51 @@ def _check(x: Tensor, y: Tensor, window: Tensor) -> None:
         raise ValueError(f"triton ssim: window of {window.shape[0]} taps exceeds the image {tuple(x.shape[2:])}")
 
 
-def forward(x: Tensor, y: Tensor, window: Tensor, c1: Scalar, c2: Scalar, cov: float, want_map: bool):
-    """``(mean SSIM (N, C), mean CS (N, C), SSIM map (N, C, H', W') or empty)``, one fused pass."""
+def _launch(x, y, window, c1, c2, cov, *, backward, want_map=False, grads=None, want_x=False, want_y=False):
+    """Run one pass over every tile; returns the forward's ``(part, map)`` or the backward's ``(gx, gy)``."""
     _check(x, y, window)
     n, c, h, w = x.shape
     k = window.shape[0]
     hv, wv = h - k + 1, w - k + 1
     dtype = _compute_dtype(x)
     window = window.to(dtype).contiguous()
-    br, bw = _forward_blocks(k)
-    n_tr, n_tc = -(-hv // (br - k + 1)), -(-wv // bw)
-    planes = n * c
-    tiles = n_tr * n_tc
-    part = torch.empty((2, planes, tiles), dtype=dtype, device=x.device)
-    smap = x.new_empty((n, c, hv, wv) if want_map else (0,), dtype=dtype)
     off = _plane_offsets(x, y, dtype)
     c1_ptr, c2_ptr, c1_value, c2_value, per_image = _constants(c1, c2, n, dtype, window)
-    kernel = _launcher(_ssim_fwd_kernel, x)
-    kernel[(planes * tiles,)](
-        x, y, window, off, c1_ptr, c2_ptr, part, smap, planes * tiles,
-        c, h, w, hv, wv, n_tr, n_tc, *x.stride(), *y.stride(), c1_value, c2_value, cov,
-        K=k, BR=br, BW=bw, PER_IMAGE=per_image, WANT_MAP=want_map, CDT=_tl_dtype(dtype), num_warps=NUM_WARPS,
+    if backward:
+        br, bw = _backward_blocks(k)
+        n_tr, n_tc = -(-h // (br - 2 * (k - 1))), -(-w // (bw - (k - 1)))
+        gs, gc, gmap = grads
+        has_map = gmap is not None
+        gmap = gmap if has_map else gs  # not read without a map gradient
+        part = smap = window  # not written
+        gx = torch.empty_like(x) if want_x else x
+        gy = torch.empty_like(y) if want_y else y
+    else:
+        br, bw = _forward_blocks(k)
+        n_tr, n_tc = -(-hv // (br - k + 1)), -(-wv // bw)
+        part = torch.empty((2, n * c, n_tr * n_tc), dtype=dtype, device=x.device)
+        smap = x.new_empty((n, c, hv, wv) if want_map else (0,), dtype=dtype)
+        gs = gc = gmap = gx = gy = x  # not read
+        has_map = False
+    kernel = _launcher(_ssim_kernel, x)
+    kernel[(n * c * n_tr * n_tc,)](
+        x, y, window, off, c1_ptr, c2_ptr, part, part[0].numel(), smap,
+        gs, gc, gmap, gx, gy,
+        c, h, w, hv, wv, n_tr, n_tc, *x.stride(), *y.stride(), *gx.stride(), *gy.stride(),
+        c1_value, c2_value, cov,
+        K=k, BR=br, BW=bw, CDT=_tl_dtype(dtype), PER_IMAGE=per_image, BACKWARD=backward,
+        WANT_MAP=want_map, HAS_MAP=has_map, WANT_X=want_x, WANT_Y=want_y, REVERSE=REVERSE_TILES,
+        num_warps=NUM_WARPS,
     )  # fmt: skip
-    count = hv * wv  # two reductions: outputs of a custom op must not share storage
+    return (gx, gy) if backward else (part, smap)
+
+
+def forward(x: Tensor, y: Tensor, window: Tensor, c1: Scalar, c2: Scalar, cov: float, want_map: bool):
+    """``(mean SSIM (N, C), mean CS (N, C), SSIM map (N, C, H', W') or empty)``, one fused pass."""
+    part, smap = _launch(x, y, window, c1, c2, cov, backward=False, want_map=want_map)
+    n, c = x.shape[:2]
+    count = (x.shape[2] - window.shape[0] + 1) * (x.shape[3] - window.shape[0] + 1)
+    # two reductions: the outputs of a custom op must not share storage
     return (part[0].sum(-1) / count).view(n, c), (part[1].sum(-1) / count).view(n, c), smap
 
 
@@ -383,30 +358,12 @@ def backward(
     grad_map: Optional[Tensor],
     want_x: bool,
     want_y: bool,
-) -> Tuple[Tensor, Tensor]:
+) -> Tuple[Optional[Tensor], Optional[Tensor]]:
     """Gradients of ``sum(grad_ssim * ssim + grad_cs * cs) + sum(grad_map * map)`` w.r.t. x and y."""
-    _check(x, y, window)
-    n, c, h, w = x.shape
-    k = window.shape[0]
-    hv, wv = h - k + 1, w - k + 1
     dtype = _compute_dtype(x)
-    window = window.to(dtype).contiguous()
-    br, bw = _backward_blocks(k)
-    n_tr, n_tc = -(-h // (br - 2 * (k - 1))), -(-w // (bw - (k - 1)))
-    count = hv * wv
+    count = (x.shape[2] - window.shape[0] + 1) * (x.shape[3] - window.shape[0] + 1)
     gs = (grad_ssim.to(dtype) / count).reshape(-1).contiguous()
     gc = (grad_cs.to(dtype) / count).reshape(-1).contiguous()
-    gmap = grad_map.to(dtype).contiguous() if grad_map is not None else gs
-    gx = torch.empty_like(x) if want_x else x
-    gy = torch.empty_like(y) if want_y else y
-    off = _plane_offsets(x, y, dtype)
-    c1_ptr, c2_ptr, c1_value, c2_value, per_image = _constants(c1, c2, n, dtype, window)
-    kernel = _launcher(_ssim_bwd_kernel, x)
-    kernel[(n * c * n_tr * n_tc,)](
-        x, y, window, off, c1_ptr, c2_ptr, gs, gc, gmap, gx, gy,
-        c, h, w, hv, wv, n_tr, n_tc, *x.stride(), *y.stride(), *gx.stride(), *gy.stride(),
-        c1_value, c2_value, cov,
-        K=k, BR=br, BW=bw, PER_IMAGE=per_image, HAS_MAP=grad_map is not None, WANT_X=want_x, WANT_Y=want_y,
-        CDT=_tl_dtype(dtype), num_warps=NUM_WARPS,
-    )  # fmt: skip
+    gmap = grad_map.to(dtype).contiguous() if grad_map is not None else None
+    gx, gy = _launch(x, y, window, c1, c2, cov, backward=True, grads=(gs, gc, gmap), want_x=want_x, want_y=want_y)
     return (gx if want_x else None), (gy if want_y else None)
