@@ -484,6 +484,12 @@ def ssim(
 
 
 def _ms_pool(t: torch.Tensor) -> torch.Tensor:
+    if torch.compiler.is_compiling():
+        # The same pooling with the padding made explicit: the compiler then traces symbolic
+        # sizes without a guard on their parity (one graph for every shape, and export works).
+        pads = [p for s in reversed(t.shape[2:]) for p in (s % 2, s % 2)]
+        t = F.pad(t, pads)
+        return F.avg_pool2d(t, kernel_size=2) if t.dim() == 4 else F.avg_pool3d(t, kernel_size=2)
     pad = [s % 2 for s in t.shape[2:]]
     if t.dim() == 4:
         return F.avg_pool2d(t, kernel_size=2, padding=pad)
