@@ -361,10 +361,6 @@ class _SSIMKernel(torch.autograd.Function):
         return grad_x, grad_y, None, None, None, None, None, None
 
 
-def _needs_grad(x: torch.Tensor, y: torch.Tensor) -> bool:
-    return torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
-
-
 def _window(kernel_size: int, sigma: float, gaussian: bool, like: torch.Tensor) -> torch.Tensor:
     if gaussian:
         return gaussian_window(kernel_size, sigma, dtype=like.dtype, device=like.device)

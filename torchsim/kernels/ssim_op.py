@@ -27,6 +27,7 @@ Backends (the ``backend`` argument of :func:`torchsim.ssim` and :func:`torchsim.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Optional, Tuple, Union
 
@@ -75,13 +76,12 @@ def ssim_kernel(
     Eager calls of the reference kernel use its ``autograd.Function`` directly; under
     ``torch.compile`` / ``torch.export``, and for the fused kernels, the custom op runs.
     """
+    keep = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)  # a backward will follow
     if not fused and not torch.compiler.is_compiling():
-        from ..functional.ssim import _needs_grad, _SSIMKernel
-
-        return _SSIMKernel.apply(x, y, window, c1, c2, cov, want_map, _needs_grad(x, y))
+        return _reference_parts()[0].apply(x, y, window, c1, c2, cov, want_map, keep)
     c1_t, c1_v = (c1, 0.0) if isinstance(c1, Tensor) else (None, float(c1))
     c2_t, c2_v = (c2, 0.0) if isinstance(c2, Tensor) else (None, float(c2))
-    return torch.ops.torchsim.ssim(x, y, window, c1_t, c2_t, c1_v, c2_v, cov, want_map, fused)
+    return torch.ops.torchsim.ssim(x, y, window, c1_t, c2_t, c1_v, c2_v, cov, want_map, keep, fused)[:3]
 
 
 def _out_dtype(x: Tensor) -> torch.dtype:
@@ -99,11 +99,88 @@ class _Ctx:
         self.saved_tensors = tensors
 
 
-def _reference_pass(x, y, window, c1, c2, cov, want_map, keep, ctx):
-    from ..functional.ssim import _SSIMKernel
+def _reference_parts():
+    """The reference kernel, its row tiling and the tiling's fewest rows per tile.
 
+    Imported when used: ``functional/ssim.py`` imports this module. (The one place that names
+    where the tiling lives.)
+    """
+    from ..functional.ssim import _TILE_MIN_ROWS, _SSIMKernel, _Tiles
+
+    return _SSIMKernel, _Tiles, _TILE_MIN_ROWS
+
+
+def _saved_shape(x: Tensor, k: int) -> Tuple:
+    """Shape of the moments the op returns for its backward (sizes may be symbolic).
+
+    CUDA: ``(5, N*C, H', W'...)``, the kernel's own single chunk of whole valid planes. CPU: a
+    flat buffer holding the kernel's chunks one after the other, each as it lies in memory.
+    Row tiles overlap, so a plane takes ``S·h`` rows, ``H' <= S·h < H' + max(S, k)`` with at
+    most ``S <= ceil(H' / _TILE_MIN_ROWS)`` tiles: the buffer has room for
+    ``H' + H' // _TILE_MIN_ROWS + k`` rows a plane (what the shape can say without the tiling)
+    and its few spare rows are zeros.
+    """
+    min_rows = _reference_parts()[2]
+    planes, valid = x.shape[0] * x.shape[1], tuple(s - k + 1 for s in x.shape[2:])
+    if x.device.type != "cpu":
+        return (5, planes) + valid
+    return (5 * planes * (valid[0] + valid[0] // min_rows + k) * math.prod(valid[1:]),)
+
+
+def _channels_last_order(m: Tensor) -> Tensor:
+    """A channels_last ``(5, T, h, ...)`` chunk as the contiguous view of its memory."""
+    return m.movedim(1, -1)
+
+
+def _reference_forward(x, y, window, c1, c2, cov, want_map, keep):
+    """``_SSIMKernel``'s forward as a function: ``(ssim, cs, map, moments, offsets)``.
+
+    With ``keep``, the filtered moments its backward needs, which the kernel makes chunk by
+    chunk, come back in one tensor (see :func:`_saved_shape`: one contiguous copy per chunk
+    on the CPU, none on CUDA), with the per-plane offsets they were taken about.
+    """
+    kernel = _reference_parts()[0]
+    ctx = _Ctx()
     with torch.no_grad():
-        return _SSIMKernel.forward(ctx, x, y, window, c1, c2, cov, want_map, keep)
+        s, cs, smap = kernel.forward(ctx, x, y, window, c1, c2, cov, want_map, keep)
+    if not keep:
+        return s, cs, smap, x.new_empty(0), x.new_empty(0)
+    # _SSIMKernel.forward saves (x, y, window, offsets, *tensor constants, *moments per chunk)
+    offsets, chunks = ctx.saved_tensors[3], ctx.saved_tensors[4 + ctx.n_const :]
+    if x.device.type != "cpu":
+        return s, cs, smap, chunks[0].contiguous(), offsets
+    moments = x.new_empty(_saved_shape(x, window.shape[0]))
+    o = 0
+    for m in chunks:
+        moments[o : o + m.numel()].view(_channels_last_order(m).shape).copy_(_channels_last_order(m))
+        o += m.numel()
+    moments[o:].zero_()
+    return s, cs, smap, moments, offsets
+
+
+def _reference_backward(x, y, window, c1, c2, cov, moments, offsets, grad_ssim, grad_cs, grad_map, want_x, want_y):
+    """``_SSIMKernel._backward`` from the moments of :func:`_reference_forward` (recomputed if absent)."""
+    kernel, tiles, _ = _reference_parts()
+    ctx = _Ctx((want_x, want_y))
+    if moments.numel() == 0:  # traced without a backward in view: recompute
+        with torch.no_grad():
+            kernel.forward(ctx, x, y, window, c1, c2, cov, False, True)
+    else:  # the context _SSIMKernel.forward would have left
+        if x.device.type != "cpu":
+            chunks = [moments]
+        else:  # views of the buffer in the kernel's channels_last layout: no copy
+            geo = tiles(x, window.shape[0])
+            chunks, o = [], 0
+            for segs in geo.chunks:
+                shape = (5, geo.h) + geo.rest_v + (geo.width(segs),)
+                n = math.prod(shape)
+                chunks.append(moments[o : o + n].view(shape).movedim(-1, 1))
+                o += n
+        consts = [c for c in (c1, c2) if isinstance(c, Tensor)]
+        ctx.save_for_backward(x, y, window, offsets, *consts, *chunks)
+        ctx.n_const = len(consts)
+        ctx.consts = (None if isinstance(c1, Tensor) else c1, None if isinstance(c2, Tensor) else c2, cov)
+    return kernel._backward(ctx, grad_ssim, grad_cs, grad_map)[:2]
 
 
 @torch.library.custom_op("torchsim::ssim", mutates_args=())
@@ -117,28 +194,35 @@ def _ssim_op(
     c2_value: float,
     cov: float,
     want_map: bool,
+    keep: bool,
     fused: bool,
-) -> Tuple[Tensor, Tensor, Tensor]:
+) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``(ssim (N, C), cs (N, C), map or empty, moments or empty, offsets or empty)``.
+
+    ``keep``: a backward will follow, so the reference kernel returns the moments it needs
+    (the fused kernel recomputes them and never does).
+    """
     c1s = c1 if c1 is not None else c1_value
     c2s = c2 if c2 is not None else c2_value
     if fused:
         from . import triton_ssim
 
-        return triton_ssim.forward(x, y, window, c1s, c2s, cov, want_map)
-    return _reference_pass(x, y, window, c1s, c2s, cov, want_map, False, _Ctx())
+        s, cs, smap = triton_ssim.forward(x, y, window, c1s, c2s, cov, want_map)
+        return s, cs, smap, x.new_empty(0), x.new_empty(0)
+    return _reference_forward(x, y, window, c1s, c2s, cov, want_map, keep)
 
 
 @_ssim_op.register_fake
-def _ssim_op_fake(x, y, window, c1, c2, c1_value, c2_value, cov, want_map, fused):
+def _ssim_op_fake(x, y, window, c1, c2, c1_value, c2_value, cov, want_map, keep, fused):
     n, c = x.shape[:2]
-    k = window.shape[0]
+    valid = tuple(s - window.shape[0] + 1 for s in x.shape[2:])
     dtype = _out_dtype(x)
     value = x.new_empty((n, c), dtype=dtype)
-    if want_map:
-        smap = x.new_empty((n, c) + tuple(s - k + 1 for s in x.shape[2:]), dtype=dtype)
-    else:
-        smap = x.new_empty(0, dtype=dtype)
-    return value, torch.empty_like(value), smap
+    smap = x.new_empty((n, c) + valid if want_map else (0,), dtype=dtype)
+    saved = keep and not fused
+    moments = x.new_empty(_saved_shape(x, window.shape[0]) if saved else (0,))
+    offsets = x.new_empty((n * c,) if saved else (0,))
+    return value, torch.empty_like(value), smap, moments, offsets
 
 
 @torch.library.custom_op("torchsim::ssim_backward", mutates_args=())
@@ -151,6 +235,8 @@ def _ssim_backward_op(
     c1_value: float,
     c2_value: float,
     cov: float,
+    moments: Tensor,
+    offsets: Tensor,
     grad_ssim: Tensor,
     grad_cs: Tensor,
     grad_map: Optional[Tensor],
@@ -167,34 +253,34 @@ def _ssim_backward_op(
 
             gx, gy = triton_ssim.backward(x, y, window, c1s, c2s, cov, grad_ssim, grad_cs, grad_map, want_x, want_y)
         else:
-            from ..functional.ssim import _SSIMKernel
-
-            ctx = _Ctx((want_x, want_y))
-            _reference_pass(x, y, window, c1s, c2s, cov, False, True, ctx)
-            gx, gy = _SSIMKernel._backward(ctx, grad_ssim, grad_cs, grad_map)[:2]
+            gx, gy = _reference_backward(
+                x, y, window, c1s, c2s, cov, moments, offsets, grad_ssim, grad_cs, grad_map, want_x, want_y
+            )
     return (gx if want_x else x.new_empty(0)), (gy if want_y else y.new_empty(0))
 
 
 @_ssim_backward_op.register_fake
-def _ssim_backward_fake(x, y, window, c1, c2, c1_value, c2_value, cov, grad_ssim, grad_cs, grad_map, want_x, want_y, fused):
+def _ssim_backward_fake(x, y, window, c1, c2, c1_value, c2_value, cov, moments, offsets, grad_ssim, grad_cs, grad_map, want_x, want_y, fused):
     return (torch.empty_like(x) if want_x else x.new_empty(0)), (torch.empty_like(y) if want_y else y.new_empty(0))
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    x, y, window, c1, c2, c1_value, c2_value, cov, want_map, fused = inputs
-    ctx.save_for_backward(x, y, window, c1, c2)
+    x, y, window, c1, c2, c1_value, c2_value, cov, want_map, keep, fused = inputs
+    moments, offsets = output[3], output[4]
+    ctx.mark_non_differentiable(moments, offsets)
+    ctx.save_for_backward(x, y, window, c1, c2, moments, offsets)
     ctx.options = (c1_value, c2_value, cov, want_map, fused)
 
 
-def _backward(ctx, grad_ssim: Tensor, grad_cs: Tensor, grad_map: Tensor):
-    x, y, window, c1, c2 = ctx.saved_tensors
+def _backward(ctx, grad_ssim: Tensor, grad_cs: Tensor, grad_map: Tensor, _grad_moments, _grad_offsets):
+    x, y, window, c1, c2, moments, offsets = ctx.saved_tensors
     c1_value, c2_value, cov, want_map, fused = ctx.options
     want_x, want_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
     gx, gy = torch.ops.torchsim.ssim_backward(
-        x, y, window, c1, c2, c1_value, c2_value, cov, grad_ssim, grad_cs,
+        x, y, window, c1, c2, c1_value, c2_value, cov, moments, offsets, grad_ssim, grad_cs,
         grad_map if want_map else None, want_x, want_y, fused,
     )  # fmt: skip
-    return (gx if want_x else None), (gy if want_y else None), None, None, None, None, None, None, None, None
+    return (gx if want_x else None), (gy if want_y else None), None, None, None, None, None, None, None, None, None
 
 
 torch.library.register_autograd("torchsim::ssim", _backward, setup_context=_setup_context)
