@@ -134,6 +134,17 @@ def jpeg(img: np.ndarray, quality: int = 20) -> np.ndarray:
     return np.asarray(Image.open(buf)).astype(np.float64) / 255.0
 
 
+def bicubic(img: np.ndarray, scale: int = 4) -> np.ndarray:
+    """Super-resolution baseline: Pillow bicubic down by ``scale`` and back up to the same size
+    (8-bit, as SR folders store it); returns float in [0, 1]."""
+    from PIL import Image
+
+    full = Image.fromarray(u8(img))
+    w, h = full.size
+    small = full.resize((max(1, w // scale), max(1, h // scale)), Image.BICUBIC)
+    return np.asarray(small.resize((w, h), Image.BICUBIC)).astype(np.float64) / 255.0
+
+
 DISTORTIONS = {"noise": noise, "blur": blur, "jpeg": jpeg}
 
 

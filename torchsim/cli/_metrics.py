@@ -26,8 +26,9 @@ class MetricInfo:
         return self.module(**self.options)
 
 
-def resolve(name: str, data_range: float = 255.0) -> MetricInfo:
-    """The library's metric ``name`` for images on ``0..data_range`` (imports torchsim and torch).
+def resolve(name: str, data_range: float = 255.0, **extra: Any) -> MetricInfo:
+    """The library's metric ``name`` for images on ``0..data_range`` (imports torchsim and torch),
+    with the keyword options ``extra`` on top (e.g. an SSIM convention's flags).
 
     Raises:
         AttributeError: the library has no function ``name``.
@@ -43,5 +44,6 @@ def resolve(name: str, data_range: float = 255.0) -> MetricInfo:
         options["data_range"] = float(data_range)
     if "value_range" in record.options:  # histogram binning over the image's scale
         options["value_range"] = (0.0, float(data_range))
+    options.update(extra)
     module = record.module if record.module_name else None
     return MetricInfo(name, record.function, module, options, record.min_size(**options))

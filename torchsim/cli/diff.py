@@ -34,8 +34,9 @@ import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ._errors import CliError
+from ._files import add_decode_options, decode_options
 from ._picture import FORMATS, picture_format
-from ._sinks import json_value
+from ._sinks import check_output, json_value
 
 if TYPE_CHECKING:
     import torch
@@ -100,6 +101,9 @@ def _check_args(args: argparse.Namespace) -> Optional[str]:
         picture_format(out)
     if args.json not in (None, "-") and os.path.splitext(args.json)[1].lower() in FORMATS:
         raise CliError(2, f"--json {args.json}: that is an image name; put the picture before --json, or write --json=FILE.json")
+    for path in (out, None if args.json == "-" else args.json):
+        if path is not None:
+            check_output(path)  # before decoding and computing
     return out
 
 
@@ -155,6 +159,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--output-diff-lines", action="store_true", help="report the rows (y) that have differing pixels")
     p.add_argument("--output-diff-cols", action="store_true", help="report the columns (x) that have differing pixels")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    add_decode_options(p)
     p.__class__ = _Intermixed  # the subparsers action builds every command's parser with one class
     return p
 
@@ -164,10 +169,13 @@ def _has_alpha(path: str) -> bool:
     so that decoding reports why). Opaque files are decoded as RGB, without torchvision."""
     from PIL import Image
 
+    from ._files import check_readable
+
     try:
+        check_readable(path)  # never open a FIFO or a device
         with Image.open(path) as im:
             return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-    except Exception:
+    except Exception:  # unreadable: decoding says why
         return True
 
 
@@ -188,7 +196,7 @@ def _ignored(args: argparse.Namespace, height: int, width: int, device: str) -> 
         from torchsim.io import ImageReadError
 
         try:
-            m = decode(args.mask, "GRAY")
+            m = decode(args.mask, "GRAY", **decode_options(args))
         except ImageReadError as exc:
             raise CliError(2, f"--mask {exc}") from None
         if tuple(m.shape[1:]) != (height, width):
@@ -312,11 +320,14 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     out = _check_args(args)
     mode = args.output_mode or _DEFAULT_MODE[args.method]
+    import torch
+
     from ._files import load_pair
 
     rgba = args.method == "pixelmatch" and (_has_alpha(args.a) or _has_alpha(args.b))
-    a, b = load_pair(args.a, args.b, "RGBA" if rgba else "RGB", args.device)
-    if a.shape[0] == 4 and bool((a[3] == 255).all()) and bool((b[3] == 255).all()):
+    a, b = load_pair(args.a, args.b, "RGBA" if rgba else "RGB", args.device, **decode_options(args))
+    opaque = 255 if a.dtype == torch.uint8 else 65535
+    if a.shape[0] == 4 and bool((a[3] == opaque).all()) and bool((b[3] == opaque).all()):
         a, b = a[:3], b[:3]  # opaque: pixelmatch counts the same on RGB, and the diff is cheaper to draw
     height, width = a.shape[1:]
     total = height * width
@@ -341,7 +352,10 @@ def _run(args: argparse.Namespace) -> int:
     if out is not None:
         from ._picture import write_picture
 
-        write_picture(_picture(args, mode, a[:3] if a.shape[0] == 4 else a, b[:3] if b.shape[0] == 4 else b, result), out)
+        from torchsim._common import to_uint8  # 16-bit files are drawn from their high byte
+
+        a8, b8 = (to_uint8(v[:3]) for v in (a, b))
+        write_picture(_picture(args, mode, a8, b8, result), out)
     percent = 100.0 * count / total
     if args.json is not None:
         doc = {
