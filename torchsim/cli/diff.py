@@ -61,7 +61,7 @@ def _fail_threshold(text: str) -> Tuple[str, float]:
     raise CliError(2, f"--fail-threshold must be a pixel count (500) or a percentage (0.5%), got {text!r}")
 
 
-def _rectangle(text: str) -> Tuple[int, int, int, int]:
+def rectangle(text: str) -> Tuple[int, int, int, int]:
     """``"x0,y0,x1,y1"`` (x1, y1 exclusive) -> a tuple of four integers."""
     try:
         values = tuple(int(v) for v in text.split(","))
@@ -91,7 +91,7 @@ def _check_args(args: argparse.Namespace) -> Optional[str]:
     args.threshold = _number("--threshold", args.threshold, 0.0, 1.0)
     args.min_ssim = _number("--min-ssim", args.min_ssim, -1.0, 1.0, none=True)
     args.fail_threshold = _fail_threshold(args.fail_threshold)
-    args.ignore = [_rectangle(r) for r in args.ignore]
+    args.ignore = [rectangle(r) for r in args.ignore]
     if args.min_area < 0:
         raise CliError(2, f"--min-area must be >= 0, got {args.min_area}")
     if args.out and args.output and args.out != args.output:
@@ -105,6 +105,13 @@ def _check_args(args: argparse.Namespace) -> Optional[str]:
         if path is not None:
             check_output(path)  # before decoding and computing
     return out
+
+
+def add_ignore_options(p) -> None:
+    """``--ignore x0,y0,x1,y1`` (repeatable) and ``--mask FILE``: pixels left out (``diff``, ``compare``)."""
+    p.add_argument("--ignore", action="append", default=[], metavar="x0,y0,x1,y1",
+                   help="ignore a rectangle (x1, y1 exclusive); repeatable")
+    p.add_argument("--mask", default=None, metavar="FILE", help="ignore the pixels that are not black in this image (same size)")
 
 
 class _Intermixed(argparse.ArgumentParser):
@@ -148,9 +155,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--min-area", type=int, default=0, help="ssim: drop regions of fewer pixels (default 0)")
     p.add_argument("--fail-threshold", default="0", metavar="LIMIT",
                    help="exit 1 only when more pixels differ than this count (500) or percentage (0.5%%) (default 0)")
-    p.add_argument("--ignore", action="append", default=[], metavar="x0,y0,x1,y1",
-                   help="ignore a rectangle (x1, y1 exclusive); repeatable")
-    p.add_argument("--mask", default=None, metavar="FILE", help="ignore the pixels that are not black in this image (same size)")
+    add_ignore_options(p)
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help="write the result as JSON to FILE, or to stdout without FILE")
     p.add_argument("--output-mode", choices=("overlay", "mask", "side-by-side"), default=None,
@@ -179,8 +184,9 @@ def _has_alpha(path: str) -> bool:
         return True
 
 
-def _ignored(args: argparse.Namespace, height: int, width: int, device: str) -> Optional["torch.Tensor"]:
-    """The ``(1, 1, H, W)`` bool mask of ``--ignore`` rectangles and ``--mask`` pixels, or None."""
+def ignore_mask(args: argparse.Namespace, height: int, width: int, device: str) -> Optional["torch.Tensor"]:
+    """The ``(1, 1, H, W)`` bool mask of ``--ignore`` rectangles (parsed by :func:`rectangle`) and
+    ``--mask`` pixels, or None; one line and exit 2 for a rectangle outside or a mask of another size."""
     import torch
 
     from ._files import decode
@@ -331,7 +337,7 @@ def _run(args: argparse.Namespace) -> int:
         a, b = a[:3], b[:3]  # opaque: pixelmatch counts the same on RGB, and the diff is cheaper to draw
     height, width = a.shape[1:]
     total = height * width
-    ignore = _ignored(args, height, width, args.device)
+    ignore = ignore_mask(args, height, width, args.device)
     lines_wanted = args.output_diff_lines or args.output_diff_cols
     try:
         if args.method == "pixelmatch":
