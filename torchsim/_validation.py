@@ -329,6 +329,13 @@ def check_unit_interval(fn: str, name: str, value: object) -> float:
     return float(value)
 
 
+def check_in_range(fn: str, name: str, value: object, lo: float, hi: float) -> float:
+    """A finite number in ``[lo, hi]`` (``diff_regions``' ``min_ssim`` in [-1, 1])."""
+    if not is_real(value) or not math.isfinite(value) or not lo <= value <= hi:
+        raise ValueError(f"{fn}: {name} must be a number in [{lo:g}, {hi:g}], got {value!r}")
+    return float(value)
+
+
 def check_rgb_color(fn: str, name: str, value: object) -> Tuple[int, int, int]:
     """Three numbers in 0..255 (truncated to int, as pixelmatch writes them)."""
     try:
@@ -447,8 +454,8 @@ _MASK_FORMS = "a bool tensor (N, 1, H, W) (True = ignore) or a list of rectangle
 def check_mask(fn: str, mask: object, x: torch.Tensor, name: str = "mask") -> Optional[torch.Tensor]:
     """Pixels to ignore in the images ``x`` ``(N, C, H, W)``: ``None`` or a bool tensor ``(N, 1, H, W)``.
 
-    ``mask`` is ``None``; a bool tensor ``(N, 1, H, W)``, True where pixels are
-    ignored (same device as ``x``); or rectangles ``(x0, y0, x1, y1)`` in pixels
+    ``mask`` is ``None``; a bool tensor ``(N, 1, H, W)`` (``(N, 1, D, H, W)`` for volumes),
+    True where pixels are ignored (same device as ``x``); or, for images, rectangles ``(x0, y0, x1, y1)`` in pixels
     (``x1``, ``y1`` exclusive, as ``diff_regions`` returns them) ignored in every
     image, given as a list or an integer tensor ``(K, 4)``. An empty list ignores
     nothing (``None``). Reads the values of a rectangle tensor (one host sync).
@@ -457,13 +464,17 @@ def check_mask(fn: str, mask: object, x: torch.Tensor, name: str = "mask") -> Op
 
     if mask is None:
         return None
-    n, _, h, w = x.shape
     if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool:
-        if tuple(mask.shape) != (n, 1, h, w):
-            raise ValueError(f"{fn}: {name} must have shape (N, 1, H, W) = {(n, 1, h, w)} like the images, got {tuple(mask.shape)}")
+        want = (x.shape[0], 1, *x.shape[2:])  # (N, 1, H, W), or (N, 1, D, H, W) for volumes
+        if tuple(mask.shape) != want:
+            dims = "(N, 1, H, W)" if x.dim() == 4 else "(N, 1, D, H, W)"
+            raise ValueError(f"{fn}: {name} must have shape {dims} = {want} like the images, got {tuple(mask.shape)}")
         if mask.device != x.device:
             raise ValueError(f"{fn}: {name} must be on the images' device {x.device}, got {mask.device}")
         return mask
+    if x.dim() != 4:
+        raise TypeError(f"{fn}: {name} of volumes must be a bool tensor (N, 1, D, H, W) (rectangles are for images), got {_describe(mask)}")
+    n, _, h, w = x.shape
     if isinstance(mask, torch.Tensor):
         if mask.dtype.is_floating_point or mask.dtype.is_complex or mask.dim() != 2 or mask.shape[1] != 4:
             raise TypeError(f"{fn}: {name} must be {_MASK_FORMS}, got {_describe(mask)}; convert a 0/1 mask with mask > 0")

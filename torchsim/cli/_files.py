@@ -136,14 +136,20 @@ def load_pair(path_a: str, path_b: str, mode: str, device: str, **options: Any) 
         CliError: exit code 1 with one line per unreadable file, or for a size mismatch;
             2 when ``device`` cannot be used.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from torchsim.io import ImageReadError
 
-    images, problems = [], []
-    for path in (path_a, path_b):
+    def one(path: str):
         try:
-            images.append(decode(path, mode, **options))
+            return decode(path, mode, **options), None
         except ImageReadError as exc:  # "<file>: <why>"
-            problems.append(str(exc))
+            return None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the decoders release the GIL: both files at once
+        results = list(pool.map(one, (path_a, path_b)))
+    images = [image for image, _ in results]
+    problems = [problem for _, problem in results if problem]
     if problems:
         raise CliError(1, "\n".join(problems))
     problem = _mismatch(path_a, images[0], path_b, images[1])

@@ -256,6 +256,19 @@ def _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction):
     return x, y, dr
 
 
+def _masked_mean(smap: torch.Tensor, ignore: torch.Tensor, kernel_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(mean per (N, C), map)`` of a valid-region SSIM map over the pixels whose window centre
+    is not ignored (``ignore`` ``(N, 1, *full)``); NaN (zero gradient) where none is left, and
+    the map set to 1 at ignored centres."""
+    r = (kernel_size - 1) // 2
+    keep = ~ignore[(slice(None), slice(None)) + tuple(slice(r, r + s) for s in smap.shape[2:])]
+    dims = tuple(range(2, smap.dim()))
+    count = keep.sum(dims).to(smap.dtype)  # (N, 1)
+    total = torch.where(keep, smap, torch.zeros((), dtype=smap.dtype, device=smap.device)).sum(dims)
+    mean = torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
+    return mean, torch.where(keep, smap, torch.ones((), dtype=smap.dtype, device=smap.device))
+
+
 def ssim(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -271,6 +284,7 @@ def ssim(
     return_map: bool = False,
     reduction: str = "mean",
     backend: str = "auto",
+    mask: Union[None, torch.Tensor, Sequence[Sequence[int]]] = None,
 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
     r"""Structural similarity (Wang et al. 2004), mean over the valid region.
 
@@ -293,6 +307,13 @@ def ssim(
         ``downsample=True`` adds the automatic ``f = round(min(H, W) / 256)``
         box-filter-and-subsample step of Wang's ``ssim.m``.
 
+        With ``mask``, the mean is over the valid-region pixels whose window
+        *centre* is not ignored (the windows of those pixels still read the
+        ignored pixels around them); the returned map is 1 at ignored centres
+        (they neither count nor differ). With ``downsample=True`` the mask is
+        subsampled as the images are (every ``f``-th pixel). An image whose
+        centres are all ignored gives NaN (with a zero gradient).
+
     Args:
         x, y: ``(N, C, H, W)`` images or ``(N, C, D, H, W)`` volumes, same shape,
             dtype family and device.
@@ -310,6 +331,9 @@ def ssim(
             ``"torch"`` (the same, explicitly) or ``"triton"`` (opt-in fused Triton kernels
             for 4-D CUDA input; volumes and windows over 33 taps use the default kernel).
             See :mod:`torchsim.kernels.ssim_op`.
+        mask: pixels to ignore: a bool tensor ``(N, 1, H, W)``, True = ignore (``(N, 1,
+            D, H, W)`` for volumes), or rectangles ``[(x0, y0, x1, y1), ...]`` (``x1``,
+            ``y1`` exclusive) ignored in every image — as :func:`torchsim.pixelmatch`.
 
     Returns:
         The SSIM (scalar, or ``(N,)`` for ``reduction="none"``), float32
@@ -345,17 +369,23 @@ def ssim(
             f"covariance of one pixel divides by n - 1 = 0), got {kernel_size}"
         )
     fused = use_fused(fn, V.check_choice(fn, "backend", backend, BACKENDS), x, kernel_size)
+    ignore = V.check_mask(fn, mask, x)
     with no_autocast(x.device):
         xc, yc, dr = _to_unit_range(*to_compute_pair(x, y), dr)
         if downsample:
             f = max(1, matlab_round(min(xc.shape[2:]) / 256))
             xc, yc = matlab_downsample(xc, f), matlab_downsample(yc, f)
+            if ignore is not None:
+                ignore = ignore[(Ellipsis,) + (slice(None, None, f),) * (x.dim() - 2)]
         V.check_window_fits(fn, xc.shape, kernel_size)
         window = _window(kernel_size, sigma, gaussian, xc)
         c1, c2 = _constants(dr, xc, k1, k2)
         n = kernel_size ** (xc.dim() - 2)
         cov_norm = n / (n - 1) if sample_covariance else 1.0
-        s_nc, _, smap = ssim_kernel(xc, yc, window, c1, c2, cov_norm, return_map, fused)
+        want_map = return_map or ignore is not None
+        s_nc, _, smap = ssim_kernel(xc, yc, window, c1, c2, cov_norm, want_map, fused)
+        if ignore is not None:
+            s_nc, smap = _masked_mean(smap, ignore, kernel_size)
         value = reduce(s_nc.mean(1), reduction)
     if return_map:
         return value, smap
