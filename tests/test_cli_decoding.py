@@ -155,7 +155,7 @@ def test_pixelmatch_diff_accepts_jpeg(tmp_path, capsys):
     out = tmp_path / "d.png"
     code = main(["diff", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "-o", str(out), "--method", "pixelmatch"])
     text = capsys.readouterr()
-    assert code == 1, text.err  # 1: the images differ
+    assert code == 1, text.err  # decoded and compared: exit 1 says the two images differ
     n = int(text.out.split()[0])
     assert 300 <= n <= 96 * 96 and out.exists()
 

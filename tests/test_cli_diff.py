@@ -329,3 +329,26 @@ def test_compare_takes_the_same_ignore_options(page, tmp_path, capsys):
     assert f"{float(torchsim.ssim(xt, yt, mask=m)):.4f}" in rows["SSIM"]
     assert main(["compare", a, b, "--ignore", "0,0,10"]) == 2
     assert capsys.readouterr().err.startswith("torchsim compare: --ignore must be x0,y0,x1,y1")
+
+
+@pytest.mark.parametrize("method", ["ssim", "pixelmatch"])
+def test_16_bit_files_are_compared_and_drawn(tmp_path, method, capsys):
+    """16-bit PNGs (written by OpenCV): compared at 16 bits (pixelmatch: their high byte, as the
+    library reads uint16), drawn from their high byte."""
+    import cv2
+
+    rgb = photo_u8("coffee", size=(80, 60)).astype(np.uint16) * 257
+    edited = rgb.copy()
+    edited[10:30, 20:50] = 65535 - edited[10:30, 20:50]
+    cv2.imwrite(str(tmp_path / "a.png"), rgb[..., ::-1])
+    cv2.imwrite(str(tmp_path / "b.png"), edited[..., ::-1])
+    out = tmp_path / "d.png"
+    assert main(["diff", str(tmp_path / "a.png"), str(tmp_path / "b.png"), str(out), "--method", method, "--json"]) == 1
+    doc = _json(capsys)
+    xt, yt = (torch.from_numpy(v.astype(np.int32)).permute(2, 0, 1)[None].to(torch.uint16) for v in (rgb, edited))
+    if method == "pixelmatch":
+        assert doc["count"] == int(torchsim.pixelmatch(xt, yt)) > 0
+    else:
+        assert [r["box"] for r in doc["regions"]] == torchsim.diff_regions(xt, yt)[0].tolist()
+    with Image.open(out) as im:
+        assert im.mode == "RGB" and im.size[1] == 60

@@ -99,10 +99,12 @@ def test_missing_output_folder_is_created(small_dirs, tmp_path, capsys):
 
 def test_pictures_to_a_full_disk_are_not_reported_written(small_dirs, tmp_path):
     ref, _ = small_dirs
-    full = tmp_path / "full.png"  # diff picks the picture's format from the extension
+    # diff picks the format from the extension: a full disk behind a .png name (exit 2, bad input,
+    # in diff's CI exit codes: 1 means "the images differ")
+    full = tmp_path / "full.png"
     full.symlink_to("/dev/full")
     r = _cli("diff", ref / "0.png", ref / "1.png", "-o", full)
-    assert r.returncode == 2 and "wrote" not in r.stdout  # diff's failures are 2 (1: the images differ)
+    assert r.returncode == 2 and "wrote" not in r.stdout
     assert r.stderr.splitlines() == [f"torchsim diff: {full}: cannot write (No space left on device)"]
     r = _cli("demo", "-o", "/dev/full")
     assert r.returncode == 1 and "wrote" not in r.stdout

@@ -164,8 +164,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--output-diff-lines", action="store_true", help="report the rows (y) that have differing pixels")
     p.add_argument("--output-diff-cols", action="store_true", help="report the columns (x) that have differing pixels")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    add_decode_options(p)
     p.__class__ = _Intermixed  # the subparsers action builds every command's parser with one class
+    add_decode_options(p)
     return p
 
 

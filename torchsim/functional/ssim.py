@@ -382,7 +382,8 @@ def ssim(
         c1, c2 = _constants(dr, xc, k1, k2)
         n = kernel_size ** (xc.dim() - 2)
         cov_norm = n / (n - 1) if sample_covariance else 1.0
-        s_nc, _, smap = ssim_kernel(xc, yc, window, c1, c2, cov_norm, return_map or ignore is not None, fused)
+        want_map = return_map or ignore is not None
+        s_nc, _, smap = ssim_kernel(xc, yc, window, c1, c2, cov_norm, want_map, fused)
         if ignore is not None:
             s_nc, smap = _masked_mean(smap, ignore, kernel_size)
         value = reduce(s_nc.mean(1), reduction)
