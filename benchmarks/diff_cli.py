@@ -25,6 +25,7 @@ picture as PNG:
 Rounds are interleaved (every tool once per round); the table gives the median and best wall
 time, megapixels per second (pixels of one image / median time) and the count each tool
 reported (they count slightly differently by design: see ``torchsim.pixelmatch``'s docstring).
+With a GPU, ``--device cuda`` runs torchsim's rows on it (decoding and encoding stay on the CPU).
 
 odiff comes from npm; it is not a Python package. Install it once into a prefix of your
 choice and point ``--odiff`` at it (or pass ``--install-odiff`` to run this npm step into
@@ -55,8 +56,11 @@ from typing import Callable, Dict, List, Optional
 ODIFF_VERSION = "4.5.0"
 
 
+PAIR_VERSION = 2  # bump when inputs.screenshot_pair changes, so a kept pair is not reused
+
+
 def _pair_files(workdir: str, width: int, height: int) -> tuple:
-    a, b = (os.path.join(workdir, f"screenshot-{width}x{height}-{k}.png") for k in ("a", "b"))
+    a, b = (os.path.join(workdir, f"screenshot-v{PAIR_VERSION}-{width}x{height}-{k}.png") for k in ("a", "b"))
     if not (os.path.exists(a) and os.path.exists(b)):
         from benchmarks.inputs import screenshot_pair
 

@@ -308,3 +308,47 @@ def test_semi_transparent_files_are_compared_as_rgba(tmp_path, capsys):
     assert main(["diff", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--method", "pixelmatch", "--json"]) == 1
     assert _json(capsys)["count"] == expected
     assert main(["diff", str(tmp_path / "a.png"), str(tmp_path / "a_rgb.png"), "--method", "pixelmatch"]) == 0
+
+
+def test_compare_takes_the_same_ignore_options(page, tmp_path, capsys):
+    """``compare --ignore/--mask``: MSE, PSNR, SSIM and pixelmatch leave the pixels out (equal to the
+    library with the mask); the other rows say they use the whole image."""
+    a, b, x, y = page
+    assert main(["compare", a, b, "--ignore", "0,0,80,40", "--ignore", "95,75,136,106"]) == 0
+    out = capsys.readouterr().out
+    assert "pixels ignored" in out
+    rows = {line.split("  ")[0]: line for line in out.splitlines()}
+    assert "0 px (0.00%)" in rows["pixelmatch"] and " inf dB" in rows["PSNR"]
+    assert "whole image (no ignore mask)" in rows["cosine similarity"] and "whole image" not in rows["MSE"]
+    m = torch.zeros(1, 1, 120, 160, dtype=torch.bool)
+    m[..., 0:40, 0:80] = True
+    xt, yt = (torch.from_numpy(v).permute(2, 0, 1)[None] for v in (x, y))
+    assert main(["compare", a, b, "--ignore", "0,0,80,40"]) == 0
+    rows = {line.split("  ")[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert f"{float(torchsim.mse(xt, yt, mask=m)):.2f}" in rows["MSE"]
+    assert f"{float(torchsim.ssim(xt, yt, mask=m)):.4f}" in rows["SSIM"]
+    assert main(["compare", a, b, "--ignore", "0,0,10"]) == 2
+    assert capsys.readouterr().err.startswith("torchsim compare: --ignore must be x0,y0,x1,y1")
+
+
+@pytest.mark.parametrize("method", ["ssim", "pixelmatch"])
+def test_16_bit_files_are_compared_and_drawn(tmp_path, method, capsys):
+    """16-bit PNGs (written by OpenCV): compared at 16 bits (pixelmatch: their high byte, as the
+    library reads uint16), drawn from their high byte."""
+    import cv2
+
+    rgb = photo_u8("coffee", size=(80, 60)).astype(np.uint16) * 257
+    edited = rgb.copy()
+    edited[10:30, 20:50] = 65535 - edited[10:30, 20:50]
+    cv2.imwrite(str(tmp_path / "a.png"), rgb[..., ::-1])
+    cv2.imwrite(str(tmp_path / "b.png"), edited[..., ::-1])
+    out = tmp_path / "d.png"
+    assert main(["diff", str(tmp_path / "a.png"), str(tmp_path / "b.png"), str(out), "--method", method, "--json"]) == 1
+    doc = _json(capsys)
+    xt, yt = (torch.from_numpy(v.astype(np.int32)).permute(2, 0, 1)[None].to(torch.uint16) for v in (rgb, edited))
+    if method == "pixelmatch":
+        assert doc["count"] == int(torchsim.pixelmatch(xt, yt)) > 0
+    else:
+        assert [r["box"] for r in doc["regions"]] == torchsim.diff_regions(xt, yt)[0].tolist()
+    with Image.open(out) as im:
+        assert im.mode == "RGB" and im.size[1] == 60

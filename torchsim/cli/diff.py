@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from ._errors import CliError
 from ._files import add_decode_options, decode_options
 from ._picture import FORMATS, picture_format
-from ._sinks import check_output, json_value, write_png
+from ._sinks import check_output, json_value
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +61,7 @@ def _fail_threshold(text: str) -> Tuple[str, float]:
     raise CliError(2, f"--fail-threshold must be a pixel count (500) or a percentage (0.5%), got {text!r}")
 
 
-def _rectangle(text: str) -> Tuple[int, int, int, int]:
+def rectangle(text: str) -> Tuple[int, int, int, int]:
     """``"x0,y0,x1,y1"`` (x1, y1 exclusive) -> a tuple of four integers."""
     try:
         values = tuple(int(v) for v in text.split(","))
@@ -91,7 +91,7 @@ def _check_args(args: argparse.Namespace) -> Optional[str]:
     args.threshold = _number("--threshold", args.threshold, 0.0, 1.0)
     args.min_ssim = _number("--min-ssim", args.min_ssim, -1.0, 1.0, none=True)
     args.fail_threshold = _fail_threshold(args.fail_threshold)
-    args.ignore = [_rectangle(r) for r in args.ignore]
+    args.ignore = [rectangle(r) for r in args.ignore]
     if args.min_area < 0:
         raise CliError(2, f"--min-area must be >= 0, got {args.min_area}")
     if args.out and args.output and args.out != args.output:
@@ -101,7 +101,17 @@ def _check_args(args: argparse.Namespace) -> Optional[str]:
         picture_format(out)
     if args.json not in (None, "-") and os.path.splitext(args.json)[1].lower() in FORMATS:
         raise CliError(2, f"--json {args.json}: that is an image name; put the picture before --json, or write --json=FILE.json")
+    for path in (out, None if args.json == "-" else args.json):
+        if path is not None:
+            check_output(path)  # before decoding and computing
     return out
+
+
+def add_ignore_options(p) -> None:
+    """``--ignore x0,y0,x1,y1`` (repeatable) and ``--mask FILE``: pixels left out (``diff``, ``compare``)."""
+    p.add_argument("--ignore", action="append", default=[], metavar="x0,y0,x1,y1",
+                   help="ignore a rectangle (x1, y1 exclusive); repeatable")
+    p.add_argument("--mask", default=None, metavar="FILE", help="ignore the pixels that are not black in this image (same size)")
 
 
 class _Intermixed(argparse.ArgumentParser):
@@ -145,9 +155,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--min-area", type=int, default=0, help="ssim: drop regions of fewer pixels (default 0)")
     p.add_argument("--fail-threshold", default="0", metavar="LIMIT",
                    help="exit 1 only when more pixels differ than this count (500) or percentage (0.5%%) (default 0)")
-    p.add_argument("--ignore", action="append", default=[], metavar="x0,y0,x1,y1",
-                   help="ignore a rectangle (x1, y1 exclusive); repeatable")
-    p.add_argument("--mask", default=None, metavar="FILE", help="ignore the pixels that are not black in this image (same size)")
+    add_ignore_options(p)
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help="write the result as JSON to FILE, or to stdout without FILE")
     p.add_argument("--output-mode", choices=("overlay", "mask", "side-by-side"), default=None,
@@ -166,15 +174,19 @@ def _has_alpha(path: str) -> bool:
     so that decoding reports why). Opaque files are decoded as RGB, without torchvision."""
     from PIL import Image
 
+    from ._files import check_readable
+
     try:
+        check_readable(path)  # never open a FIFO or a device
         with Image.open(path) as im:
             return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-    except Exception:
+    except Exception:  # unreadable: decoding says why
         return True
 
 
-def _ignored(args: argparse.Namespace, height: int, width: int, device: str) -> Optional["torch.Tensor"]:
-    """The ``(1, 1, H, W)`` bool mask of ``--ignore`` rectangles and ``--mask`` pixels, or None."""
+def ignore_mask(args: argparse.Namespace, height: int, width: int, device: str) -> Optional["torch.Tensor"]:
+    """The ``(1, 1, H, W)`` bool mask of ``--ignore`` rectangles (parsed by :func:`rectangle`) and
+    ``--mask`` pixels, or None; one line and exit 2 for a rectangle outside or a mask of another size."""
     import torch
 
     from ._files import decode
@@ -190,7 +202,7 @@ def _ignored(args: argparse.Namespace, height: int, width: int, device: str) -> 
         from torchsim.io import ImageReadError
 
         try:
-            m = decode(args.mask, "GRAY")
+            m = decode(args.mask, "GRAY", **decode_options(args))
         except ImageReadError as exc:
             raise CliError(2, f"--mask {exc}") from None
         if tuple(m.shape[1:]) != (height, width):
@@ -314,15 +326,18 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     out = _check_args(args)
     mode = args.output_mode or _DEFAULT_MODE[args.method]
+    import torch
+
     from ._files import load_pair
 
     rgba = args.method == "pixelmatch" and (_has_alpha(args.a) or _has_alpha(args.b))
     a, b = load_pair(args.a, args.b, "RGBA" if rgba else "RGB", args.device, **decode_options(args))
-    if a.shape[0] == 4 and bool((a[3] == 255).all()) and bool((b[3] == 255).all()):
+    opaque = 255 if a.dtype == torch.uint8 else 65535
+    if a.shape[0] == 4 and bool((a[3] == opaque).all()) and bool((b[3] == opaque).all()):
         a, b = a[:3], b[:3]  # opaque: pixelmatch counts the same on RGB, and the diff is cheaper to draw
     height, width = a.shape[1:]
     total = height * width
-    ignore = _ignored(args, height, width, args.device)
+    ignore = ignore_mask(args, height, width, args.device)
     lines_wanted = args.output_diff_lines or args.output_diff_cols
     try:
         if args.method == "pixelmatch":
@@ -343,7 +358,10 @@ def _run(args: argparse.Namespace) -> int:
     if out is not None:
         from ._picture import write_picture
 
-        write_picture(_picture(args, mode, a[:3] if a.shape[0] == 4 else a, b[:3] if b.shape[0] == 4 else b, result), out)
+        from torchsim._common import to_uint8  # 16-bit files are drawn from their high byte
+
+        a8, b8 = (to_uint8(v[:3]) for v in (a, b))
+        write_picture(_picture(args, mode, a8, b8, result), out)
     percent = 100.0 * count / total
     if args.json is not None:
         doc = {
