@@ -1,153 +1,183 @@
-"""Throughput of ``torchsim score`` on a folder of PNG pairs, against a plain scikit-image loop.
+"""Throughput of ``torchsim score`` on a folder of pairs: this checkout against an earlier revision
+(``--before``, default ``main``), a plain scikit-image loop and pyiqa's scoring where it is installed.
 
-``python -m benchmarks.score_throughput [--n 200] [--size 512] [--rounds 2] [--workers W]
-[--batch-size B] [--device cpu|cuda] [--json FILE]``
+``python -m benchmarks.score_throughput [--n 200] [--size 512] [--format png|jpg] [--rounds 3]
+[--workers W] [--batch-size B] [--device cpu|cuda] [--before REV|none] [--folder DIR] [--json FILE]
+[--quick]``
 
-Generates ``n`` pairs of ``size``×``size`` RGB PNGs in a temporary folder
-(crops of scikit-image's photographs, flipped and shifted so every pair
-differs; the test image has Gaussian noise), then times, interleaved
-``rounds`` times, in one process:
+* ``torchsim score (this checkout)`` and ``torchsim score (REV)``: the command run in-process by
+  ``benchmarks/_score_driver.py`` in a separate Python per checkout (the earlier revision is
+  checked out with ``git worktree add`` into a temporary folder and removed afterwards), PSNR +
+  SSIM, CSV written, no progress bar; one warm-up run, then ``--rounds`` timed runs. Imports are
+  not timed; decoding and file I/O are, as they are for a user.
+* ``skimage loop``: for each pair ``skimage.io.imread`` x2, ``peak_signal_noise_ratio`` and
+  ``structural_similarity`` (Gaussian 11/1.5, population covariance, data_range 255): the
+  script people write.
+* ``pyiqa``: ``pyiqa.create_metric("psnr")`` and ``("ssim")`` called on each pair of paths (its
+  folder scoring reads and scores pair by pair the same way). Not a bench extra: installing it
+  pulls transformers, datasets, bitsandbytes and ``opencv-python`` 5 over the OpenCV the
+  reference tests use; the row says so when it is not importable.
 
-* ``torchsim score``: ``torchsim.cli.score.run`` called in-process (decoding
-  in DataLoader workers, batched PSNR + SSIM through the streaming modules,
-  CSV written to a temporary file, no progress bar);
-* ``skimage loop``: for each pair ``skimage.io.imread`` ×2,
-  ``peak_signal_noise_ratio`` and ``structural_similarity`` with the same
-  convention (Gaussian 11/1.5, population covariance, data_range 255,
-  channel_axis=-1).
-
-Whole-folder wall time, so decoding and file I/O count, as they do for a
-user. Reports images (pairs) per second: median and best over the rounds.
-(This is a standalone script rather than a ``cases_*.py`` suite: one call
-scores the whole folder and takes seconds, which does not fit the harness's
-repeated short blocks.)
+The folder (``benchmarks.inputs.png_folder``: photo crops, the test image with Gaussian noise;
+``--format jpg`` re-encodes both at quality 95) is generated once, or reused from ``--folder``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
+import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from typing import Dict, List, Optional
 
-import numpy as np
-import torch
-
-
-def make_folder(root: str, n: int, size: int, seed: int = 0) -> None:
-    from skimage import data
-    from torchvision.io import write_png
-
-    rng = np.random.default_rng(seed)
-    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
-    ref_dir, test_dir = os.path.join(root, "ref"), os.path.join(root, "test")
-    os.makedirs(ref_dir)
-    os.makedirs(test_dir)
-    for i in range(n):
-        img = photos[i % len(photos)]
-        h, w = img.shape[:2]
-        big = np.pad(img, ((0, max(0, size - h)), (0, max(0, size - w)), (0, 0)), mode="reflect")
-        y0 = rng.integers(0, big.shape[0] - size + 1)
-        x0 = rng.integers(0, big.shape[1] - size + 1)
-        ref = big[y0:y0 + size, x0:x0 + size]
-        if i % 2:
-            ref = ref[:, ::-1]
-        test = np.clip(ref + rng.normal(0, 8, ref.shape), 0, 255).astype(np.uint8)
-        for folder, a in ((ref_dir, ref), (test_dir, test)):
-            t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous()
-            write_png(t, os.path.join(folder, f"{i:04d}.png"))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DRIVER = os.path.join(ROOT, "benchmarks", "_score_driver.py")
+PYIQA_MISSING = ("skipped: pyiqa is not installed (pip install pyiqa pulls transformers, datasets, bitsandbytes "
+                 "and opencv-python 5 over the installed OpenCV; install it in a separate environment to compare)")
 
 
-def run_torchsim(root: str, workers, batch_size: int, device: str) -> float:
-    from torchsim.cli import build_parser
+def make_folder(root: str, n: int, size: int, fmt: str) -> str:
+    """``root`` with ``ref/`` and ``test/`` holding ``n`` pairs (kept; reused when already there)."""
+    from benchmarks.inputs import png_folder
 
-    out_csv = os.path.join(root, "scores.csv")
-    args = build_parser().parse_args([
-        "score", os.path.join(root, "ref"), os.path.join(root, "test"), "--metrics", "psnr,ssim",
-        *(["--workers", str(workers)] if workers is not None else []), "--batch-size", str(batch_size),
-        "--device", device, "--csv", out_csv, "--no-progress",
-    ])
-    devnull = open(os.devnull, "w")
-    stdout, sys.stdout = sys.stdout, devnull
-    try:
-        t0 = time.perf_counter()
-        code = args._run(args)
-        dt = time.perf_counter() - t0
-    finally:
-        sys.stdout = stdout
-        devnull.close()
-    assert code == 0, code
-    return dt
+    if not os.path.isdir(os.path.join(root, "ref")):
+        png_folder(root, n, size)
+        if fmt == "jpg":
+            from PIL import Image
+
+            for sub in ("ref", "test"):
+                folder = os.path.join(root, sub)
+                for name in sorted(os.listdir(folder)):
+                    path = os.path.join(folder, name)
+                    Image.open(path).save(os.path.splitext(path)[0] + ".jpg", quality=95)
+                    os.remove(path)
+    return root
 
 
-def run_skimage(root: str) -> float:
+def time_checkout(checkout: str, argv: List[str], rounds: int) -> Dict[str, object]:
+    """The driver run under ``checkout``'s ``torchsim``: ``{"times": [...], ...}``."""
+    env = dict(os.environ, PYTHONPATH=checkout)
+    out = subprocess.run([sys.executable, DRIVER, json.dumps(argv), str(rounds)], env=env, capture_output=True,
+                         text=True, check=False)
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def worktree(rev: str) -> Optional[str]:
+    """A temporary ``git worktree`` of ``rev`` (None when git cannot make one)."""
+    path = tempfile.mkdtemp(prefix="torchsim-before-")
+    os.rmdir(path)
+    done = subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", path, rev], capture_output=True, text=True)
+    return path if done.returncode == 0 else None
+
+
+def remove_worktree(path: str) -> None:
+    subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", path], capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def skimage_loop(ref_dir: str, test_dir: str) -> None:
     from skimage.io import imread
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    ref_dir, test_dir = os.path.join(root, "ref"), os.path.join(root, "test")
-    t0 = time.perf_counter()
-    values = []
     for name in sorted(os.listdir(ref_dir)):
         a, b = imread(os.path.join(ref_dir, name)), imread(os.path.join(test_dir, name))
-        p = peak_signal_noise_ratio(a, b, data_range=255)
-        s = structural_similarity(a, b, data_range=255, channel_axis=-1, gaussian_weights=True, sigma=1.5,
-                                  use_sample_covariance=False)
-        values.append((p, s))
-    return time.perf_counter() - t0
+        peak_signal_noise_ratio(a, b, data_range=255)
+        structural_similarity(a, b, data_range=255, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                              use_sample_covariance=False)
+
+
+def pyiqa_loop(ref_dir: str, test_dir: str, device: str):
+    import pyiqa  # noqa: F401  (ImportError: the caller reports the row as skipped)
+
+    metrics = [pyiqa.create_metric(name, device=device) for name in ("psnr", "ssim")]
+
+    def run():
+        for name in sorted(os.listdir(ref_dir)):
+            for metric in metrics:
+                metric(os.path.join(test_dir, name), os.path.join(ref_dir, name))
+
+    return run
+
+
+def time_in_process(fn, rounds: int) -> Dict[str, object]:
+    fn()  # warm-up
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return {"times": times}
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=200, help="pairs (default 200)")
     ap.add_argument("--size", type=int, default=512, help="image side (default 512)")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
-    ap.add_argument("--workers", type=int, default=None, help="decoding workers (default: the CLI's default)")
+    ap.add_argument("--format", default="png", choices=["png", "jpg"])
+    ap.add_argument("--rounds", type=int, default=3, help="timed runs after one warm-up (default 3)")
+    ap.add_argument("--workers", type=int, default=None, help="decoding workers (default: each checkout's default)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--json", default=None, help="save the results (with versions) to this file")
-    ap.add_argument("--folder", default=None,
-                    help="generate the pairs here (kept) instead of a temporary folder; reused if it already holds them")
+    ap.add_argument("--before", default="main", help="the revision to compare with (default main; 'none' to skip)")
+    ap.add_argument("--folder", default=None, help="generate the pairs here (kept, reused) instead of a temporary folder")
+    ap.add_argument("--json", default=None, help="save the results to this file")
+    ap.add_argument("--quick", action="store_true", help="8 pairs of 64x64, one round")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.n, args.size, args.rounds = 8, 64, 1
+    root = args.folder or tempfile.mkdtemp(prefix="torchsim-score-bench-")
+    t0 = time.perf_counter()
+    make_folder(root, args.n, args.size, args.format)
+    ref_dir, test_dir = os.path.join(root, "ref"), os.path.join(root, "test")
+    cli = ["score", ref_dir, test_dir, "--metrics", "psnr,ssim", "--batch-size", str(args.batch_size),
+           "--device", args.device, "--csv", os.path.join(root, "scores.csv"), "--no-progress"]
+    if args.workers is not None:
+        cli += ["--workers", str(args.workers)]
+    results: Dict[str, Dict[str, object]] = {}
+    try:
+        results["torchsim score (this checkout)"] = time_checkout(ROOT, cli, args.rounds)
+        if args.before != "none":
+            path = worktree(args.before)
+            if path is None:
+                results[f"torchsim score ({args.before})"] = {"error": f"git worktree add {args.before} failed"}
+            else:
+                try:
+                    results[f"torchsim score ({args.before})"] = time_checkout(path, cli, args.rounds)
+                finally:
+                    remove_worktree(path)
+        results["skimage loop"] = time_in_process(lambda: skimage_loop(ref_dir, test_dir), args.rounds)
+        try:
+            results["pyiqa (psnr + ssim per pair)"] = time_in_process(pyiqa_loop(ref_dir, test_dir, args.device), args.rounds)
+        except ImportError:
+            results["pyiqa (psnr + ssim per pair)"] = {"error": PYIQA_MISSING}
+    finally:
+        if args.folder is None:
+            shutil.rmtree(root, ignore_errors=True)
 
-    from benchmarks.harness import environment
-    from torchsim.cli.score import default_workers
+    import torch
 
-    if args.workers is None:
-        args.workers = default_workers()
-
-    with contextlib.ExitStack() as stack:
-        root = args.folder or stack.enter_context(tempfile.TemporaryDirectory(prefix="torchsim-score-bench-"))
-        t0 = time.perf_counter()
-        if not os.path.isdir(os.path.join(root, "ref")):
-            make_folder(root, args.n, args.size)
-        args.n = len(os.listdir(os.path.join(root, "ref")))
-        print(f"# {args.n} pairs of {args.size}x{args.size} RGB PNG ready in {time.perf_counter() - t0:.1f} s; "
-              f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-              f"device {args.device}, workers {args.workers}, batch size {args.batch_size}")
-        times = {"torchsim score": [], "skimage loop": []}
-        run_torchsim(root, args.workers, args.batch_size, args.device)  # warm-up (imports, first decode)
-        for _ in range(args.rounds):
-            times["torchsim score"].append(run_torchsim(root, args.workers, args.batch_size, args.device))
-            times["skimage loop"].append(run_skimage(root))
-    rates = {k: [args.n / t for t in v] for k, v in times.items()}
-    ours = statistics.median(rates["torchsim score"])
-    print("\n| backend | images/s (median) | images/s (best) | s per folder (median) | × skimage |")
-    print("|---|---:|---:|---:|---:|")
-    sk = statistics.median(rates["skimage loop"])
-    for name, r in sorted(rates.items(), key=lambda kv: -statistics.median(kv[1])):
-        med = statistics.median(r)
-        print(f"| {name} | {med:8.1f} | {max(r):8.1f} | {args.n / med:8.2f} | {med / sk:5.2f} |")
-    report = {"environment": environment(args.device), "n": args.n, "size": args.size, "workers": args.workers,
-              "batch_size": args.batch_size, "seconds": times, "images_per_s": rates,
-              "speedup_vs_skimage": ours / sk}
+    print(f"\n# {args.n} pairs of {args.size}x{args.size} RGB {args.format.upper()} ready in {time.perf_counter() - t0:.1f} s "
+          f"(with the runs); torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"device {args.device}, batch size {args.batch_size}\n")
+    print("| backend | images/s (median) | images/s (best) | s per folder (median) |\n|---|---:|---:|---:|")
+    for name, r in results.items():
+        if "times" in r:
+            med = statistics.median(r["times"])
+            print(f"| {name} | {args.n / med:8.1f} | {args.n / min(r['times']):8.1f} | {med:8.2f} |")
+        else:
+            print(f"| {name} | {r['error']} | | |")
+    report = {"args": vars(args), "results": results, "python": platform.python_version()}
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=1, default=str)
-        print(f"\nsaved {args.json}")
+            json.dump(report, fh, indent=2)
     return report
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import torchsim
-from tests.helpers import blur, jpeg, noise, planted_hashes
+from tests.helpers import blur, jpeg, noise, photo_u8, planted_hashes, to_nchw
 from torchsim.ops import pil_matrix, pil_resize_u8
 
 HASHES = {"ahash": torchsim.ahash, "dhash": torchsim.dhash, "phash": torchsim.phash}
@@ -294,31 +294,27 @@ def test_bad_hex():
         torchsim.hex_to_hash([1, 2])
 
 
-# ----------------------------------------------------------------------------------- CUDA
+# ----------------------------------------------------------------------------------- every device
 
 
-@pytest.mark.cuda
 @pytest.mark.parametrize("name", sorted(HASHES))
-def test_cuda_equals_cpu(name):
-    from skimage import data
-
+def test_device_equals_cpu(name, device):
     fn = HASHES[name]
-    photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].contiguous()
+    photo = to_nchw(photo_u8("astronaut"))
     x = torch.cat([photo, photo.flip(-1), (photo.float() * 0.7).to(torch.uint8)])
     for hash_size in (8, 16):
-        assert torch.equal(fn(x.cuda(), hash_size=hash_size).cpu(), fn(x, hash_size=hash_size))
+        assert torch.equal(fn(x.to(device), hash_size=hash_size).cpu(), fn(x, hash_size=hash_size))
     r = _images(n=8, seed=9)
-    assert torch.equal(fn(r.cuda()).cpu(), fn(r))
+    assert torch.equal(fn(r.to(device)).cpu(), fn(r))
     h = fn(r)
-    assert torch.equal(torchsim.pairwise_hamming(h.cuda()).cpu(), torchsim.pairwise_hamming(h))
+    assert torch.equal(torchsim.pairwise_hamming(h.to(device)).cpu(), torchsim.pairwise_hamming(h))
 
 
-@pytest.mark.cuda
 @pytest.mark.parametrize("bits", [64, 256])
-def test_cuda_hamming_pairs(bits):
+def test_hamming_pairs_device_equals_cpu(bits, device):
     h = torch.from_numpy(planted_hashes(4000, bits, seed=3, flips=12))
     for radius in (0, 3, 10, bits):
-        pairs, d = torchsim.hamming_pairs(h.cuda(), radius)
-        assert pairs.is_cuda and d.is_cuda
+        pairs, d = torchsim.hamming_pairs(h.to(device), radius)
+        assert pairs.device == device and d.device == device
         cpu_pairs, cpu_d = torchsim.hamming_pairs(h, radius)
         assert torch.equal(pairs.cpu(), cpu_pairs) and torch.equal(d.cpu(), cpu_d)

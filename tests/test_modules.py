@@ -1,4 +1,4 @@
-"""Metric modules: forward equals the function, kwargs are stored, nothing junk in state_dict."""
+"""Metric modules: forward equals the function, kwargs are stored, only the streaming state in state_dict."""
 
 from __future__ import annotations
 
@@ -9,15 +9,7 @@ import pytest
 import torch
 
 import torchsim
-
-MS_SMALL = dict(kernel_size=3, weights=(0.3, 0.3, 0.4))
-
-
-def _pair(*shape, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(*shape, generator=g, dtype=dtype)
-    y = (x + 0.2 * (torch.rand(*shape, generator=g, dtype=dtype) - 0.5)).clamp(0, 1)
-    return x, y
+from tests.helpers import MS_SMALL, pair
 
 
 # (module class, function, keyword arguments)
@@ -43,7 +35,7 @@ def _id(case):
 
 @pytest.mark.parametrize("cls, fn, kw", CASES, ids=[_id(c) for c in CASES])
 def test_forward_equals_function(cls, fn, kw):
-    x, y = _pair(3, 3, 24, 25)
+    x, y = pair(3, 3, 24, 25, dtype=torch.float32)
     m = cls(**kw)
     torch.testing.assert_close(m(x, y), fn(x, y, **kw), rtol=0, atol=0)
     # gradients flow through the module exactly as through the function
@@ -55,7 +47,7 @@ def test_forward_equals_function(cls, fn, kw):
 
 
 def test_ssim_module_return_map_and_downsample():
-    x, y = _pair(2, 1, 24, 25)
+    x, y = pair(2, 1, 24, 25, dtype=torch.float32)
     value, smap = torchsim.SSIM(data_range=1.0, return_map=True)(x, y)
     v2, m2 = torchsim.ssim(x, y, data_range=1.0, return_map=True)
     torch.testing.assert_close(value, v2, rtol=0, atol=0)
@@ -66,7 +58,7 @@ def test_ssim_module_return_map_and_downsample():
 
 
 def test_tensor_data_range_and_uint8():
-    x, y = _pair(2, 3, 24, 25)
+    x, y = pair(2, 3, 24, 25, dtype=torch.float32)
     dr = torch.tensor([1.0, 2.0])
     torch.testing.assert_close(torchsim.SSIM(data_range=dr)(x, y), torchsim.ssim(x, y, data_range=dr))
     torch.testing.assert_close(torchsim.PSNR(data_range=dr)(x, y), torchsim.psnr(x, y, data_range=dr))
@@ -86,13 +78,15 @@ ALL = [
 
 @pytest.mark.parametrize("m", ALL, ids=lambda m: type(m).__name__)
 def test_state_dict_has_no_junk(m):
-    """No kwargs, windows or constants in the state_dict: a model that embeds a metric
-    saves and loads exactly its own weights."""
-    assert m.state_dict() == {}
+    """No kwargs, windows or constants in the state_dict, only the streaming state (a float64
+    sum and an int64 count, so an evaluation can be resumed): a model that embeds a metric saves
+    and loads its own weights and that state."""
+    assert set(m.state_dict()) == {"_stream_sum", "_stream_count"}
+    assert [t.dim() for t in m.state_dict().values()] == [0, 0]
     assert list(m.parameters()) == []
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), m)
     sd = model.state_dict()
-    assert set(sd) == {"0.weight", "0.bias"}
+    assert set(sd) == {"0.weight", "0.bias", "1._stream_sum", "1._stream_count"}
     fresh = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), copy.deepcopy(m))
     fresh.load_state_dict(sd, strict=True)
 
@@ -100,7 +94,7 @@ def test_state_dict_has_no_junk(m):
 @pytest.mark.parametrize("m", ALL, ids=lambda m: type(m).__name__)
 def test_module_moves_copies_and_pickles(m):
     side = max(24, m.record.min_size())  # MS-SSIM needs 161 px
-    x, y = _pair(2, 3, side, side + 1)
+    x, y = pair(2, 3, side, side + 1, dtype=torch.float32)
     ref = m(x, y)
     m2 = copy.deepcopy(m).to(torch.float64).to("cpu")
     torch.testing.assert_close(m2(x, y), ref, rtol=0, atol=0)
@@ -125,10 +119,16 @@ def test_keyword_only_constructor():
 
 
 def test_module_errors_name_the_function():
-    x, y = _pair(1, 1, 16, 16)
+    x, y = pair(1, 1, 16, 16, dtype=torch.float32)
     with pytest.raises(TypeError, match=r"ssim: data_range is required .*data_range=1\.0"):
         torchsim.SSIM()(x, y)
     with pytest.raises(TypeError, match=r"psnr: data_range is required"):
         torchsim.PSNR()(x, y)
     with pytest.raises(ValueError, match=r"MSE: reduction"):  # caught when the module is built
         torchsim.MSE(reduction="avg")
+
+
+def test_module_on_device(device):
+    x, y = pair(2, 3, 32, 33, dtype=torch.float32, device=device)
+    m = torchsim.SSIM(data_range=1.0).to(device)
+    torch.testing.assert_close(m(x, y), torchsim.ssim(x, y, data_range=1.0))

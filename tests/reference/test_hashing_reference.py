@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 import torchsim
+from tests.helpers import photo_u8, to_nchw
 from torchsim.ops import pil_resize_u8
 
 BASE = [
@@ -23,11 +24,9 @@ BASE = [
 
 
 def _load():
-    from skimage import data
-
     out = []
     for name in BASE:
-        a = getattr(data, name)()
+        a = photo_u8(name)
         if a.shape[0] > 800:  # keep the test fast: retina and hubble at about half size
             a = np.asarray(Image.fromarray(a).resize((a.shape[1] // 2 + 1, a.shape[0] // 2 + 1), Image.BILINEAR))
         h, w = a.shape[:2]
@@ -42,12 +41,6 @@ def _load():
 @pytest.fixture(scope="module")
 def images():
     return _load()
-
-
-def _nchw(a: np.ndarray) -> torch.Tensor:
-    t = torch.from_numpy(np.array(a, copy=True))
-    t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
-    return t[None].contiguous()
 
 
 CASES = [
@@ -66,7 +59,7 @@ def test_hashes_match_imagehash(images):
     worst = (0, None)
     for name, a in images:
         pil = Image.fromarray(a)
-        x = _nchw(a)
+        x = to_nchw(a)
         for fn_name, ref_fn, kw in CASES:
             ref = ref_fn(pil, **kw)
             ours = getattr(torchsim, fn_name)(x, **kw)
@@ -87,7 +80,7 @@ def test_pil_luma_exact(images):
     for name, a in images:
         if a.ndim == 2:
             continue
-        ours = torchsim.pil_luma(_nchw(a))[0, 0].numpy()
+        ours = torchsim.pil_luma(to_nchw(a))[0, 0].numpy()
         assert np.array_equal(ours, np.asarray(Image.fromarray(a).convert("L"))), name
 
 
@@ -96,11 +89,11 @@ def test_pil_luma_all_colours():
     r, g, b = np.meshgrid(np.arange(256), np.arange(256), np.arange(256), indexing="ij")
     rgb = np.stack([r, g, b], -1).reshape(4096, 4096, 3).astype(np.uint8)
     ref = np.asarray(Image.fromarray(rgb).convert("L"))
-    assert np.array_equal(torchsim.pil_luma(_nchw(rgb))[0, 0].numpy(), ref)
+    assert np.array_equal(torchsim.pil_luma(to_nchw(rgb))[0, 0].numpy(), ref)
     alpha = np.random.default_rng(0).integers(0, 256, (4096, 4096, 1), dtype=np.uint8)
     rgba = np.concatenate([rgb, alpha], axis=-1)
     assert np.array_equal(np.asarray(Image.fromarray(rgba, "RGBA").convert("L")), ref)
-    assert np.array_equal(torchsim.pil_luma(_nchw(rgba))[0, 0].numpy(), ref)
+    assert np.array_equal(torchsim.pil_luma(to_nchw(rgba))[0, 0].numpy(), ref)
 
 
 def test_resize_equals_pillow(images):

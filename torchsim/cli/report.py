@@ -14,6 +14,8 @@ import torch
 
 import torchsim
 
+from ._metrics import resolve
+
 Row = Tuple[str, str, str]
 
 
@@ -26,6 +28,10 @@ class Pair:
     x_path: Optional[str] = None  # files, where the images came from files
     y_path: Optional[str] = None
     device: str = "cpu"
+    mask: Optional[torch.Tensor] = None  # (1, 1, H, W) bool, True = ignored (MSE, PSNR, SSIM, pixelmatch)
+
+
+MASKED = ("MSE", "PSNR", "SSIM", "SSIM (skimage default)", "PSNR (Y channel)", "SSIM (Y channel)", "pixelmatch")
 
 
 SECTIONS: List[Callable[[Pair], List[Row]]] = []
@@ -47,8 +53,8 @@ def _f(v: torch.Tensor, digits: int = 4) -> str:
 def _pixel(p: Pair) -> List[Row]:
     x, y = p.x.to(p.device), p.y.to(p.device)
     return [
-        ("MSE", _f(torchsim.mse(x, y), 2), "0..255 scale; 0 = identical"),
-        ("PSNR", _f(torchsim.psnr(x, y), 2) + " dB", "data_range 255; inf = identical"),
+        ("MSE", _f(torchsim.mse(x, y, mask=p.mask), 2), "0..255 scale; 0 = identical"),
+        ("PSNR", _f(torchsim.psnr(x, y, mask=p.mask), 2) + " dB", "data_range 255; inf = identical"),
         ("cosine similarity", _f(torchsim.cosine_similarity(x, y), 6), "1 = same direction"),
     ]
 
@@ -57,14 +63,15 @@ def _pixel(p: Pair) -> List[Row]:
 def _structural(p: Pair) -> List[Row]:
     x, y = p.x.to(p.device), p.y.to(p.device)
     rows = [
-        ("SSIM", _f(torchsim.ssim(x, y)), "Gaussian 11/1.5 (skimage Gaussian, pytorch-msssim, BasicSR)"),
-        ("SSIM (skimage default)", _f(torchsim.ssim(x, y, gaussian=False, kernel_size=7, sample_covariance=True)), "uniform 7x7, sample covariance"),
+        ("SSIM", _f(torchsim.ssim(x, y, mask=p.mask)), "Gaussian 11/1.5 (skimage Gaussian, pytorch-msssim, BasicSR)"),
+        ("SSIM (skimage default)", _f(torchsim.ssim(x, y, gaussian=False, kernel_size=7, sample_covariance=True, mask=p.mask)),
+         "uniform 7x7, sample covariance"),
     ]
     if x.shape[1] == 3:
         yx, yy = torchsim.rgb_to_y(x), torchsim.rgb_to_y(y)
-        rows.append(("PSNR (Y channel)", _f(torchsim.psnr(yx, yy, data_range=255.0), 2) + " dB", "BT.601 luma, as BasicSR"))
-        rows.append(("SSIM (Y channel)", _f(torchsim.ssim(yx, yy, data_range=255.0)), "BT.601 luma, as BasicSR"))
-    min_side = (11 - 1) * 2 ** 4 + 1
+        rows.append(("PSNR (Y channel)", _f(torchsim.psnr(yx, yy, data_range=255.0, mask=p.mask), 2) + " dB", "BT.601 luma, as BasicSR"))
+        rows.append(("SSIM (Y channel)", _f(torchsim.ssim(yx, yy, data_range=255.0, mask=p.mask)), "BT.601 luma, as BasicSR"))
+    min_side = resolve("ms_ssim").min_size
     if min(x.shape[2:]) >= min_side:
         rows.append(("MS-SSIM", _f(torchsim.ms_ssim(x, y)), "5 scales, pytorch-msssim weights"))
     else:
@@ -94,7 +101,7 @@ def _hashes(p: Pair) -> List[Row]:
         rows = [("MD5 equal", "yes" if dx == dy else "no", "MD5 of the raw tensor bytes (no files)")]
     x, y = p.x.to(p.device), p.y.to(p.device)
     for name in ("ahash", "dhash", "phash"):
-        h = getattr(torchsim, name)(torch.cat([x, y]))
+        h = resolve(name).function(torch.cat([x, y]))
         hx, hy = torchsim.hash_to_hex(h)
         dist = int(torchsim.hamming_distance(h[:1], h[1:]))
         rows.append((f"{name} distance", f"{dist} / {h.shape[1]}", f"Hamming; imagehash-exact hashes {hx} vs {hy}"))
@@ -104,7 +111,7 @@ def _hashes(p: Pair) -> List[Row]:
 @section
 def _pixelmatch(p: Pair) -> List[Row]:
     x, y = p.x.to(p.device), p.y.to(p.device)
-    n = int(torchsim.pixelmatch(x, y)[0])
+    n = int(torchsim.pixelmatch(x, y, mask=p.mask)[0])
     total = x.shape[2] * x.shape[3]
     return [("pixelmatch", f"{n} px ({100.0 * n / total:.2f}%)", "mismatched pixels, threshold 0.1, anti-aliasing ignored (pixelmatch-py exact)")]
 
@@ -113,14 +120,6 @@ def build_report(pair: Pair) -> List[Row]:
     rows: List[Row] = []
     for fn in SECTIONS:
         rows.extend(fn(pair))
+    if pair.mask is not None:  # say which rows the ignored pixels are not left out of
+        rows = [r if r[0] in MASKED else (r[0], r[1], f"{r[2]}; whole image (no ignore mask)") for r in rows]
     return rows
-
-
-def format_table(rows: List[Row], headers: Tuple[str, ...] = ("metric", "value", "note")) -> str:
-    """A plain aligned text table."""
-    cols = list(zip(*([headers] + [tuple(r) for r in rows]))) if rows else [[h] for h in headers]
-    widths = [max(len(str(c)) for c in col) for col in cols]
-    line = "  ".join("{:<%d}" % w for w in widths)
-    out = [line.format(*headers), line.format(*("-" * w for w in widths))]
-    out.extend(line.format(*map(str, r)) for r in rows)
-    return "\n".join(s.rstrip() for s in out)

@@ -1,29 +1,50 @@
-"""``torchsim score REF_DIR TEST_DIR``: score every pair of same-named images in two folders.
+"""``torchsim score REF_DIR TEST_DIR``: score every pair of images with the same stem in two folders.
 
-Pipeline: pair files by name -> decode with ``torchvision.io`` in a
-``DataLoader`` (``--workers`` processes) -> batches of same-size pairs (the
-collate function splits a batch by image size) -> optional border crop and
-BT.601 Y channel -> the library's streaming metric modules (``update`` gives
-the per-image values of the table, ``compute`` the means) -> a per-image
-table and the means on stdout, CSV / JSON written and flushed after every
-batch.
+Pipeline: pair files by stem (``--match``) -> decode in a pool of ``--workers`` threads
+(``_decode_pool``: JPEGs on the GPU with ``--device cuda``), crop to multiples of ``--modcrop``
+-> batches of same-size pairs (``_files.collate_by_size`` splits a batch by image size) ->
+optional border crop and BT.601 Y channel -> the library's streaming metric modules
+(``update`` gives the per-image values of the table, ``compute`` the means) -> a per-image
+table and the means on stdout, CSV / JSON written and flushed after every batch -> the
+``--worst K`` pairs, and their contact sheet (``_sheet``).
 
 Decisions:
 
-* Pairing is by exact file name, over the image files of each folder (not
-  recursive; hidden files and files without an image extension are ignored).
-  A file present in only one folder is *unpaired*: one line on stderr naming
-  it, counted as a failure (exit code 1); every other pair is still scored.
-* A file that cannot be decoded, or a pair whose sizes differ, gets one line
-  on stderr naming the file, is counted as a failure, and the rest is scored.
+* Pairing is by stem over the image files of each folder (not recursive; hidden files and
+  files without an image extension are ignored), whatever the extensions: ``a.png`` pairs
+  with ``a.jpg``. ``--match '{stem}_x4_SR'`` (or ``--suffix _x4_SR``) names the test image of
+  reference ``0801.png`` as SR result folders do (``0801_x4_SR.png``); rows are named after the
+  reference. A file left unpaired (no partner, or a stem two files of its folder share) is one
+  line on stderr naming it and why, counted as a failure (exit code 1); every other pair is
+  still scored.
+* ``--modcrop S`` crops both images to multiples of ``S`` — the bottom and right rows go, as
+  BasicSR's ``mod_crop`` and MATLAB's ``modcrop`` — *before* their sizes are compared, so a
+  ground truth of 1356 rows is scored against an x4 result of 1352. ``--crop-border N``
+  (``--shave N``) then crops ``N`` pixels from every side, as BasicSR's ``crop_border``.
+* ``--ssim-convention`` names SSIM's flags: ``wang`` (= ``basicsr``, the default: Gaussian
+  11/1.5, population covariance) or ``skimage`` (uniform 7x7, sample covariance).
+* A file that cannot be decoded, or a pair whose sizes differ, gets one line on stderr naming
+  the file, is counted as a failure, and the rest is scored.
 * A metric that does not apply to an image (MS-SSIM on a side below 161 px,
   SSIM below 11 px) leaves that cell empty ("n/a"); its mean is over the
-  images it applies to.
+  images it applies to. ``psnr_pooled`` is torchmetrics' PSNR: its rows are each image's PSNR,
+  its "mean" the PSNR of the MSE pooled over every pixel (not the mean of the rows).
+* ``--worst K`` lists the K pairs with the worst ``--worst-by`` value (NaN first) after the
+  means, and in the JSON summary; ``--sheet FILE`` draws them (test, reference, SSIM map,
+  scores) in a labelled PNG, decoding those pairs again.
 * ``--json FILE`` writes a JSON document (rows streamed as they are
   computed, so a run that stops half way leaves every computed row on its own
   line); ``--json`` alone prints the document on stdout instead of the
-  table. Non-finite values (PSNR of identical images) are written as the
-  strings ``"inf"`` / ``"nan"`` so the file stays strict JSON.
+  table. JSON numbers are numbers: a non-finite value (PSNR of identical
+  images) is ``null`` with the row's ``"non_finite": {"psnr": "inf"}`` flag.
+* Means are over the finite values; ``non_finite_counts`` (JSON) and a line
+  under the table say how many were left out. CSV values are rounded to
+  ``--precision`` decimals (default 6). The table's first line states the
+  settings (channel, crop border, data range).
+* 16-bit PNG / TIFF are scored at full precision, as float ``x / 257`` on the
+  0..255 scale of 8-bit images (PSNR and SSIM equal the 16-bit values with
+  data range 65535; MSE is in 8-bit levels); a pair of an 8-bit and a 16-bit
+  image is one line (a failure), not a silent conversion.
 * Under ``torchrun`` (``RANK`` / ``WORLD_SIZE`` set) the process group is
   initialised (gloo; NCCL with ``--device cuda``), each rank scores every
   ``WORLD_SIZE``-th pair, writes its rows to ``FILE.rank<k>`` part files as
@@ -38,245 +59,79 @@ Exit codes: 0 all pairs scored, 1 some file failed (the rest was scored),
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import inspect
 import io
-import json
 import math
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-import torch
+import torchsim  # the metrics (and torch) load on first use
 
-import torchsim
-from torchsim import _distributed as streaming  # process groups (old name kept for the CLI restructure)
-from torchsim.io import ImageReadError, read_image
+from . import _metrics
+from ._errors import CliError, check_at_least, check_device, check_folder, warn
+from ._decode_pool import decoded_batches
+from ._files import _match_regex, add_decode_options, decode_options, pair_files
+from ._sinks import Column, CsvSink, JsonSink, Table, check_output, json_value, open_output, write_png
 
-from ._common import device_problem, is_image_name
-
-PROG = "torchsim score"
+COMMAND = "score"
+PROG = f"torchsim {COMMAND}"
 
 
 # --------------------------------------------------------------------------------------------
-# The metric table: one entry per metric. Inputs are uint8 0..255 (or the float Y channel on
-# 0..255), so data_range is 255 and histograms bin over (0, 255).
+# The metrics of --metrics: command-line name, the library's metric, column. Inputs are uint8
+# 0..255 (or the float Y channel on 0..255), so data_range is 255 and histograms bin (0, 255).
 # --------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class MetricSpec:
-    name: str  # command-line name and column
-    module: str  # class name in torchsim
+    name: str  # command-line name, column key
+    metric: str  # the library's function name (see _metrics.resolve)
     title: str  # column header
     digits: int = 4  # decimals in the table
-    min_side: int = 1  # smallest image side the metric applies to
-    options: Tuple[Tuple[str, Any], ...] = ()  # extra keyword arguments of the module
+    options: Tuple[Tuple[str, Any], ...] = ()  # keyword options on top of data_range (--ssim-convention)
 
-    def available(self) -> bool:
-        return hasattr(torchsim, self.module)
+    @property
+    def column(self) -> Column:
+        return Column(self.name, self.title, self.digits)
 
-    def build(self) -> "torchsim.Metric":
-        cls = getattr(torchsim, self.module)
-        params = inspect.signature(cls.__init__).parameters
-        kwargs: Dict[str, Any] = dict(self.options)
-        if "data_range" in params:
-            kwargs["data_range"] = 255.0
-        if "value_range" in params:
-            kwargs["value_range"] = (0.0, 255.0)
-        return cls(**kwargs)
+    def resolve(self) -> _metrics.MetricInfo:
+        return _metrics.resolve(self.metric, data_range=255.0, **dict(self.options))
+
+    def build(self) -> Any:
+        """A new streaming module (a ``torchsim.Metric``) for images on 0..255."""
+        return self.resolve().build()
 
 
 METRICS: Dict[str, MetricSpec] = {
     m.name: m
     for m in (
-        MetricSpec("psnr", "PSNR", "PSNR", digits=2),
-        MetricSpec("ssim", "SSIM", "SSIM", min_side=11),
-        MetricSpec("ms_ssim", "MSSSIM", "MS-SSIM", min_side=161),
-        MetricSpec("mse", "MSE", "MSE", digits=2),
-        MetricSpec("cosine", "CosineSimilarity", "cosine", digits=6),
-        MetricSpec("histogram", "HistogramSimilarity", "hist corr"),
-        MetricSpec("mi", "MutualInformation", "MI"),
-        MetricSpec("nmi", "NMI", "NMI"),
+        MetricSpec("psnr", "psnr", "PSNR", digits=2),
+        MetricSpec("psnr_pooled", "psnr_pooled", "PSNR pooled", digits=2),
+        MetricSpec("ssim", "ssim", "SSIM"),
+        MetricSpec("ms_ssim", "ms_ssim", "MS-SSIM"),
+        MetricSpec("mse", "mse", "MSE", digits=2),
+        MetricSpec("cosine", "cosine_similarity", "cosine", digits=6),
+        MetricSpec("histogram", "histogram_similarity", "hist corr"),
+        MetricSpec("mi", "mutual_information", "MI"),
+        MetricSpec("nmi", "normalized_mutual_information", "NMI"),
     )
 }
 DEFAULT_METRICS = "psnr,ssim"
 
+# --ssim-convention: the ssim() flags of each convention, in this one place (SPEC, "SSIM conventions").
+SSIM_CONVENTIONS: Dict[str, Dict[str, Any]] = {
+    "wang": {},  # Gaussian 11/1.5, population covariance: Wang et al. 2004, MATLAB ssim_index, pytorch_msssim
+    "basicsr": {},  # BasicSR's calculate_ssim is Wang's (with --crop-border / --y-channel for its options)
+    "skimage": dict(gaussian=False, kernel_size=7, sample_covariance=True),  # structural_similarity's default
+}
+
 
 def available_metrics() -> List[str]:
-    return [name for name, spec in METRICS.items() if spec.available()]
-
-
-# --------------------------------------------------------------------------------------------
-# Data: pairs, a dataset that decodes in DataLoader workers, a collate that groups by size
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Item:
-    index: int
-    name: str
-    x: Optional[torch.Tensor] = None
-    y: Optional[torch.Tensor] = None
-    error: Optional[str] = None
-
-
-class PairDataset(torch.utils.data.Dataset):
-    """``(index, name, ref_path, test_path)`` -> decoded uint8 ``(3, H, W)`` pair, or an error."""
-
-    def __init__(self, pairs: Sequence[Tuple[int, str, str, str]]) -> None:
-        self.pairs = list(pairs)
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, i: int) -> Item:
-        index, name, ref, test = self.pairs[i]
-        try:
-            x = read_image(ref, mode="RGB")
-            y = read_image(test, mode="RGB")
-        except ImageReadError as exc:  # "<file>: <why>"
-            return Item(index, name, error=str(exc))
-        except Exception as exc:  # nothing about one pair may stop the run
-            return Item(index, name, error=f"{ref} / {test}: cannot decode ({type(exc).__name__}: {exc})")
-        if x.shape != y.shape:
-            return Item(index, name, error=(
-                f"{test}: size mismatch: {y.shape[2]}x{y.shape[1]} here, {x.shape[2]}x{x.shape[1]} "
-                f"in the reference {ref}"))
-        return Item(index, name, x, y)
-
-
-def collate_by_size(items: List[Item]):
-    """A batch as ``(groups, errors)``: one stacked ``(idx, names, x, y)`` group per image size."""
-    groups: Dict[Tuple[int, ...], List[Item]] = {}
-    errors = []
-    for it in items:
-        if it.error is not None:
-            errors.append((it.index, it.name, it.error))
-        else:
-            groups.setdefault(tuple(it.x.shape), []).append(it)
-    out = [
-        ([it.index for it in g], [it.name for it in g], torch.stack([it.x for it in g]), torch.stack([it.y for it in g]))
-        for g in groups.values()
-    ]
-    return out, errors
-
-
-def _image_files(folder: str) -> Dict[str, str]:
-    out = {}
-    for entry in os.scandir(folder):
-        if not is_image_name(entry.name):
-            continue
-        if entry.is_file():
-            out[entry.name] = entry.path
-    return out
-
-
-def pair_files(ref_dir: str, test_dir: str):
-    """``(pairs, unpaired)``: pairs ``(index, name, ref, test)`` sorted by name; unpaired ``(name, message)``."""
-    ref, test = _image_files(ref_dir), _image_files(test_dir)
-    names = sorted(set(ref) | set(test))
-    pairs, unpaired = [], []
-    for name in names:
-        if name in ref and name in test:
-            pairs.append((len(pairs), name, ref[name], test[name]))
-        elif name in ref:
-            unpaired.append((name, f"{ref[name]}: unpaired: no file named {name} in {test_dir}"))
-        else:
-            unpaired.append((name, f"{test[name]}: unpaired: no file named {name} in {ref_dir}"))
-    return pairs, unpaired
-
-
-# --------------------------------------------------------------------------------------------
-# Output: table, CSV, JSON
-# --------------------------------------------------------------------------------------------
-
-
-def _json_value(v: Optional[float]):
-    if v is None or math.isfinite(v):
-        return v
-    return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-
-
-def _cell(v: Optional[float], digits: int) -> str:
-    if v is None:
-        return "n/a"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return f"{v:.{digits}f}"
-
-
-class Table:
-    """Fixed-width text table: the name column is as wide as the longest name."""
-
-    def __init__(self, specs: List[MetricSpec], names: Sequence[str], out) -> None:
-        self.specs, self.out = specs, out
-        self.name_w = max([len("image"), len(f"mean ({len(names)} images)")] + [len(n) for n in names])
-        self.widths = [max(len(s.title), 10) for s in specs]
-
-    def _line(self, first: str, cells: Sequence[str]) -> str:
-        parts = [first.ljust(self.name_w)] + [c.rjust(w) for c, w in zip(cells, self.widths)]
-        return "  ".join(parts).rstrip()
-
-    def header(self) -> List[str]:
-        return [self._line("image", [s.title for s in self.specs]),
-                self._line("-" * self.name_w, ["-" * w for w in self.widths])]
-
-    def row(self, row: Dict[str, Any]) -> str:
-        return self._line(row["name"], [_cell(row.get(s.name), s.digits) for s in self.specs])
-
-    def footer(self, means: Dict[str, Optional[float]], count: int) -> List[str]:
-        return [self._line("-" * self.name_w, ["-" * w for w in self.widths]),
-                self._line(f"mean ({count} images)", [_cell(means.get(s.name), s.digits) for s in self.specs])]
-
-
-class CsvSink:
-    """``name, <metrics...>, error`` rows, flushed after every batch."""
-
-    def __init__(self, path: str, specs: List[MetricSpec]) -> None:
-        self.fh = open(path, "w", newline="", encoding="utf-8")
-        self.cols = [s.name for s in specs]
-        self.writer = csv.writer(self.fh)
-        self.writer.writerow(["name", *self.cols, "error"])
-        self.fh.flush()
-
-    def write(self, rows: List[Dict[str, Any]], failures: List[Tuple[int, str, str]] = ()) -> None:
-        for r in rows:
-            self.writer.writerow([r["name"], *("" if r.get(c) is None else repr(float(r[c])) for c in self.cols), ""])
-        for _, name, msg in failures:
-            self.writer.writerow([name, *([""] * len(self.cols)), msg])
-        self.fh.flush()
-
-    def close(self) -> None:
-        self.fh.close()
-
-
-class JsonSink:
-    """A JSON document whose ``images`` rows are written (one per line) and flushed as they come."""
-
-    def __init__(self, fh, header: Dict[str, Any]) -> None:
-        self.fh, self.first = fh, True
-        fh.write("{\n")
-        for k, v in header.items():
-            fh.write(f"{json.dumps(k)}: {json.dumps(v)},\n")
-        fh.write('"images": [')
-        fh.flush()
-
-    def write(self, rows: List[Dict[str, Any]], failures=()) -> None:
-        for r in rows:
-            clean = {k: (_json_value(v) if k != "name" else v) for k, v in r.items() if k != "index"}
-            self.fh.write(("\n" if self.first else ",\n") + json.dumps(clean))
-            self.first = False
-        self.fh.flush()
-
-    def close(self, summary: Dict[str, Any]) -> None:
-        self.fh.write("\n],\n")
-        items = list(summary.items())
-        for i, (k, v) in enumerate(items):
-            self.fh.write(f"{json.dumps(k)}: {json.dumps(v)}{',' if i < len(items) - 1 else ''}\n")
-        self.fh.write("}\n")
-        self.fh.flush()
+    """The names ``--help`` lists (no torch import); every other per-image score with a module in
+    :mod:`torchsim.registry` (such as ``gmsd``) is accepted too (:func:`_registry_metric`)."""
+    return list(METRICS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,31 +142,56 @@ class JsonSink:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "score",
-        help="score every pair of same-named images in two folders",
+        help="score every pair of images with the same stem in two folders",
         description=(
-            "Pair the images of REF_DIR and TEST_DIR by file name, score each pair, print a per-image "
-            "table and the means. Unpaired, unreadable or size-mismatched files get one line on stderr "
-            "each and make the exit code 1; the other pairs are still scored. Under torchrun each "
-            "process scores a shard and rank 0 writes the merged report."
+            "Pair the images of REF_DIR and TEST_DIR by stem (a.png with a.jpg; with --match or --suffix, "
+            "0801.png with 0801_x4_SR.png), score each pair, print a per-image table and the means. "
+            "Unpaired, unreadable or size-mismatched files get one line on stderr each and make the exit "
+            "code 1; the other pairs are still scored. Under torchrun each process scores a shard and "
+            "rank 0 writes the merged report."
         ),
     )
     p.add_argument("ref_dir", metavar="REF_DIR", help="folder of reference images")
-    p.add_argument("test_dir", metavar="TEST_DIR", help="folder of images to score (same file names)")
+    p.add_argument("test_dir", metavar="TEST_DIR", help="folder of images to score (same stems, or --match)")
+    naming = p.add_mutually_exclusive_group()
+    naming.add_argument("--match", default="{stem}", metavar="PATTERN",
+                        help="the stem of the test image of reference STEM.*, e.g. '{stem}_x4_SR' (default '{stem}'); "
+                             "extensions are ignored")
+    naming.add_argument("--suffix", default=None, metavar="S", help="short for --match '{stem}S', e.g. --suffix _x4_SR")
+    p.add_argument("--modcrop", type=int, default=0, metavar="S",
+                   help="crop both images to multiples of S (bottom and right rows go, as BasicSR's mod_crop) "
+                        "before comparing their sizes; the SR scale, e.g. 4")
     p.add_argument("--metrics", default=DEFAULT_METRICS,
-                   help=f"comma-separated metrics (default {DEFAULT_METRICS}); available: {', '.join(available_metrics())}")
+                   help=f"comma-separated metrics (default {DEFAULT_METRICS}); available: {', '.join(available_metrics())}, "
+                        f"or any other per-image score of torchsim.registry (e.g. gmsd)")
     p.add_argument("--y-channel", action="store_true",
                    help="score the BT.601 luma Y (MATLAB rgb2ycbcr, as BasicSR's test_y_channel) on 0..255")
-    p.add_argument("--crop-border", type=int, default=0, metavar="N",
-                   help="crop N pixels from each side before scoring (BasicSR's crop_border)")
+    p.add_argument("--crop-border", "--shave", type=int, default=0, metavar="N",
+                   help="crop N pixels from each side before scoring (BasicSR's crop_border; --shave in SR scripts)")
+    p.add_argument("--ssim-convention", default="wang", choices=list(SSIM_CONVENTIONS),
+                   help="SSIM flavour: wang = basicsr (Gaussian 11/1.5, the default) or skimage "
+                        "(structural_similarity's default: uniform 7x7, sample covariance)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="pairs per batch (default 8)")
     p.add_argument("--workers", type=int, default=default_workers(), metavar="W",
-                   help=f"decoding processes (default {default_workers()}: half the cores, at most 4; 0 decodes in "
-                        f"the main process). On CPU the metrics use the remaining cores.")
+                   help=f"decoding threads (default {default_workers()}: half the cores, at most 4; 0 decodes in "
+                        f"the main thread). On CPU the metrics use the remaining cores.")
+    p.add_argument("--decode", default="auto", choices=["auto", "cpu"],
+                   help="auto: with --device cuda, JPEGs are decoded on the GPU (nvJPEG; pixels may differ from "
+                        "libjpeg's by a level or two); cpu: every file on the CPU")
+    p.add_argument("--worst", type=int, default=0, metavar="K",
+                   help="list the K worst pairs by --worst-by after the means (8 with --sheet)")
+    p.add_argument("--worst-by", default=None, metavar="METRIC",
+                   help="the metric that ranks --worst (default: ssim if scored, else the first of --metrics)")
+    p.add_argument("--sheet", default=None, metavar="FILE",
+                   help="draw the --worst pairs (test, reference, SSIM map, scores) in a labelled PNG")
     p.add_argument("--csv", default=None, metavar="FILE", help="write one row per image to FILE as it goes")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help="write a JSON report to FILE as it goes; without FILE print it on stdout instead of the table")
+    p.add_argument("--precision", type=int, default=6, metavar="D",
+                   help="decimals of the CSV values (default 6; JSON keeps every digit of the float64 value)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_decode_options(p)
     return p
 
 
@@ -319,33 +199,60 @@ def default_workers() -> int:
     return min(4, max(1, _cpu_count() // 2))
 
 
-def _err(msg: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(f"{PROG}: {msg}", file=sys.stderr)
-
-
 def _parse_metrics(text: str) -> List[MetricSpec]:
     names = [n.strip().lower().replace("-", "_") for n in text.split(",") if n.strip()]
     if not names:
-        raise ValueError("--metrics must name at least one metric")
-    unknown = [n for n in names if n not in METRICS or not METRICS[n].available()]
+        raise CliError(2, "--metrics must name at least one metric")
+    specs = [METRICS.get(n) or _registry_metric(n) for n in dict.fromkeys(names)]
+    unknown = [n for n, spec in zip(dict.fromkeys(names), specs) if spec is None]
     if unknown:
-        raise ValueError(f"--metrics: unknown metric {', '.join(unknown)}; available: {', '.join(available_metrics())}")
-    return [METRICS[n] for n in dict.fromkeys(names)]
+        raise CliError(2, f"--metrics: unknown metric {', '.join(unknown)}; available: {', '.join(available_metrics())}")
+    return specs
 
 
-def _check_args(args) -> Optional[str]:
-    for attr, label in (("ref_dir", "REF_DIR"), ("test_dir", "TEST_DIR")):
-        if not os.path.isdir(getattr(args, attr)):
-            return f"{getattr(args, attr)}: {label} is not a folder"
-    if args.crop_border < 0:
-        return f"--crop-border must be >= 0, got {args.crop_border}"
-    if args.batch_size < 1:
-        return f"--batch-size must be >= 1, got {args.batch_size}"
-    if args.workers < 0:
-        return f"--workers must be >= 0, got {args.workers}"
-    return device_problem(args.device)
+def _registry_metric(name: str):
+    """Any other per-image score of :mod:`torchsim.registry` with a metric module (e.g. ``gmsd``),
+    titled by its record's label: a metric added to the library is scorable without touching the CLI."""
+    from torchsim import registry
+
+    try:
+        record = registry.get(name)
+    except ValueError:
+        return None
+    if record.kind != "score" or not record.module_name:
+        return None
+    return MetricSpec(name, name, record.label)
+
+
+def _check_args(args) -> List[MetricSpec]:
+    """The metrics asked for, after checking every argument (CliError, exit code 2)."""
+    check_folder(args.ref_dir, "REF_DIR")
+    check_folder(args.test_dir, "TEST_DIR")
+    check_at_least("--crop-border", args.crop_border, 0)
+    check_at_least("--modcrop", args.modcrop, 0)
+    check_at_least("--batch-size", args.batch_size, 1)
+    check_at_least("--workers", args.workers, 0)
+    check_at_least("--worst", args.worst, 0)
+    check_at_least("--precision", args.precision, 0)
+    check_device(args.device)
+    for path in (args.csv, args.json if args.json != "-" else None):
+        if path:
+            check_output(path)  # before any scoring: a missing folder, a folder, no permission
+    if args.sheet:
+        check_output(args.sheet)
+    if args.suffix is not None:
+        args.match = "{stem}" + args.suffix
+    _match_regex(args.match)
+    if args.sheet and not args.worst:
+        args.worst = 8
+    conv = tuple(SSIM_CONVENTIONS[args.ssim_convention].items())
+    specs = [dataclasses.replace(s, options=conv) if s.metric == "ssim" else s for s in _parse_metrics(args.metrics)]
+    by = args.worst_by or ("ssim" if any(s.name == "ssim" for s in specs) else specs[0].name)
+    by = by.strip().lower().replace("-", "_")
+    if args.worst and by not in {s.name for s in specs}:
+        raise CliError(2, f"--worst-by {by}: not one of --metrics {', '.join(s.name for s in specs)}")
+    args.worst_by = by
+    return specs
 
 
 def _part(path: str, rank: int, world: int) -> str:
@@ -353,16 +260,12 @@ def _part(path: str, rank: int, world: int) -> str:
 
 
 def run(args) -> int:
-    problem = _check_args(args)
-    if problem is None:
-        try:
-            specs = _parse_metrics(args.metrics)
-        except ValueError as exc:
-            problem = str(exc)
-    if problem is not None:
-        _err(problem)
-        return 2
-    created = streaming.init_distributed_from_env(args.device)
+    specs = _check_args(args)
+    import torch
+
+    from torchsim import _distributed
+
+    created = _distributed.init_distributed_from_env(args.device)
     threads = torch.get_num_threads()
     if not args.device.startswith("cuda"):
         # The decoding workers take cores: leave them free, or the metric threads and the decoders
@@ -373,7 +276,7 @@ def run(args) -> int:
     finally:
         torch.set_num_threads(threads)
         if created:
-            streaming.shutdown_distributed()
+            _distributed.shutdown_distributed()
 
 
 def _cpu_count() -> int:
@@ -384,73 +287,74 @@ def _cpu_count() -> int:
 
 
 def _score(args, specs: List[MetricSpec]) -> int:
+    import torch
     from tqdm import tqdm
 
-    rank, world = streaming.rank_and_world()
+    from torchsim import _distributed
+
+    rank, world = _distributed.rank_and_world()
     device = torch.device(args.device)
     if device.type == "cuda" and device.index is None and world > 1:
         device = torch.device("cuda", torch.cuda.current_device())
-    pairs, unpaired = pair_files(args.ref_dir, args.test_dir)
+    pairs, unpaired = pair_files(args.ref_dir, args.test_dir, args.match)
+    test_file = {index: files[1] for index, _, files in pairs}
     if not pairs and not unpaired:
         if rank == 0:
-            _err(f"no image files in {args.ref_dir} or {args.test_dir}")
+            raise CliError(2, f"no image files in {args.ref_dir} or {args.test_dir}")
         return 2
     failures: List[Tuple[int, str, str]] = []
     if rank == 0:
         for name, msg in unpaired:
-            _err(msg)
+            warn(COMMAND, msg)
             failures.append((-1, name, msg))
     shard = pairs[rank::world]
-    modules = {s.name: s.build().to(device) for s in specs}
+    metrics = {s.name: s.resolve() for s in specs}
+    modules = {name: m.build().to(device) for name, m in metrics.items()}
     header = {
         "ref_dir": os.path.abspath(args.ref_dir), "test_dir": os.path.abspath(args.test_dir),
         "metrics": [s.name for s in specs], "y_channel": bool(args.y_channel), "crop_border": args.crop_border,
-        "torchsim": torchsim.__version__,
+        "match": args.match, "modcrop": args.modcrop, "ssim_convention": args.ssim_convention,
+        "data_range": 255, "torchsim": torchsim.__version__,
     }
+    columns = [s.column for s in specs]
     json_stdout = args.json == "-"
-    table = Table(specs, [p[1] for p in pairs], sys.stdout)
+    table = Table(columns, [p[1] for p in pairs])
     live_table = world == 1 and not json_stdout
-    csv_sink = CsvSink(_part(args.csv, rank, world), specs) if args.csv else None
+    csv_sink = CsvSink(_part(args.csv, rank, world), [c.key for c in columns], args.precision) if args.csv else None
     json_sink = None
     if args.json and not json_stdout:
-        json_sink = JsonSink(open(_part(args.json, rank, world), "w", encoding="utf-8"), header)
+        json_sink = JsonSink(open_output(_part(args.json, rank, world)), header)
     if rank == 0 and csv_sink is not None and failures:
         csv_sink.write([], failures)
     rows: List[Dict[str, Any]] = []
-    loader = torch.utils.data.DataLoader(
-        PairDataset(shard), batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
-        collate_fn=collate_by_size, pin_memory=device.type == "cuda",
-    )
+    gpu_jpeg = str(device) if device.type == "cuda" and args.decode == "auto" else None
+    loader = decoded_batches(shard, args.batch_size, workers=args.workers, modcrop=args.modcrop, jpeg_device=gpu_jpeg,
+                             options={**decode_options(args), "keep16": True})
     bar = tqdm(total=len(shard), unit="img", desc=PROG, file=sys.stderr, dynamic_ncols=True,
                disable=args.no_progress or rank != 0)
     if live_table:
-        for line in table.header():
+        for line in [_settings(args)] + table.header():
             tqdm.write(line, file=sys.stdout)
+        sys.stdout.flush()  # a full disk or closed stdout shows now, not after the scoring
     complete = False
     try:
         for groups, errors in loader:
             batch_rows, batch_failures = [], []
             for index, name, msg in errors:
-                _err(msg)
+                warn(COMMAND, msg)
                 batch_failures.append((index, name, msg))
-            for indices, names, x, y in groups:
-                x = x.to(device, non_blocking=True)
-                y = y.to(device, non_blocking=True)
-                c = args.crop_border
-                if c:
-                    if min(x.shape[-2:]) <= 2 * c:
-                        for index, name in zip(indices, names):
-                            msg = (f"{os.path.join(args.test_dir, name)}: {x.shape[-1]}x{x.shape[-2]} image is too "
-                                   f"small for --crop-border {c}")
-                            _err(msg)
-                            batch_failures.append((index, name, msg))
-                        continue
-                    x, y = x[..., c:-c, c:-c], y[..., c:-c, c:-c]
-                if args.y_channel:
-                    x, y = torchsim.rgb_to_y(x), torchsim.rgb_to_y(y)
+            for indices, names, (x, y) in groups:
+                x, y = _prepare(_on_255(x.to(device, non_blocking=True)), _on_255(y.to(device, non_blocking=True)), args)
+                if x is None:
+                    for index, name in zip(indices, names):
+                        msg = (f"{test_file[index]}: {y[-1]}x{y[-2]} image is too small for --crop-border "
+                               f"{args.crop_border}")
+                        warn(COMMAND, msg)
+                        batch_failures.append((index, name, msg))
+                    continue
                 values: Dict[str, Optional[List[float]]] = {}
                 for spec in specs:
-                    if min(x.shape[-2:]) >= spec.min_side:
+                    if min(x.shape[-2:]) >= metrics[spec.name].min_size:
                         values[spec.name] = modules[spec.name].update(x, y).double().cpu().tolist()
                     else:
                         values[spec.name] = None
@@ -488,31 +392,42 @@ def _score(args, specs: List[MetricSpec]) -> int:
             means[spec.name] = float(modules[spec.name].compute())
         except RuntimeError:
             means[spec.name] = None
-    gathered = streaming.gather_to_rank0((rows, failures))
+    gathered = _distributed.gather_to_rank0((rows, failures))
     n_failed_local = len(failures)
     if rank != 0:
-        streaming.barrier()
+        _distributed.barrier()
         _remove_parts(args, rank, world)
         return 1 if n_failed_local else 0
 
     all_rows = sorted((r for rs, _ in gathered for r in rs), key=lambda r: r["index"])
     all_failures = [f for _, fs in gathered for f in fs]
+    non_finite: Dict[str, int] = {}
     for spec in specs:
-        counts[spec.name] = sum(1 for r in all_rows if r.get(spec.name) is not None)
+        values = [r[spec.name] for r in all_rows if r.get(spec.name) is not None]
+        counts[spec.name] = len(values)
+        finite = [v for v in values if math.isfinite(v)]
+        non_finite[spec.name] = len(values) - len(finite)
+        if non_finite[spec.name]:  # PSNR of identical images is inf: the mean is over the finite values, and says so
+            means[spec.name] = math.fsum(finite) / len(finite) if finite else None
+    by_spec = next(s for s in specs if s.name == args.worst_by) if args.worst else None
+    worst = _worst_rows(all_rows, by_spec, args.worst) if args.worst else []
     summary = {
         "failures": _failure_dicts(all_failures),
-        "means": {k: _json_value(v) for k, v in means.items()},
+        "means": {k: json_value(v) for k, v in means.items()},  # over the finite values
         "count": len(all_rows),
         "counts": counts,
+        "non_finite_counts": non_finite,  # per metric: images left out of the mean (inf, nan)
         "complete": True,
     }
+    if args.worst:
+        summary["worst"] = {"by": args.worst_by, "names": [r["name"] for r in worst]}
     if world > 1:
         if args.csv:
-            merged = CsvSink(args.csv, specs)
+            merged = CsvSink(args.csv, [c.key for c in columns], args.precision)
             merged.write(all_rows, sorted(all_failures, key=lambda f: f[1]))
             merged.close()
         if args.json and not json_stdout:
-            with open(args.json, "w", encoding="utf-8") as fh:
+            with open_output(args.json) as fh:
                 sink = JsonSink(fh, header)
                 sink.write(all_rows)
                 sink.close(summary)
@@ -528,17 +443,113 @@ def _score(args, specs: List[MetricSpec]) -> int:
         sys.stdout.write(buf.getvalue())
     else:
         if not live_table:
-            print("\n".join(table.header() + [table.row(r) for r in all_rows]))
+            print("\n".join([_settings(args)] + table.header() + [table.row(r) for r in all_rows]))
         print("\n".join(table.footer(means, len(all_rows))))
+        for name, k in non_finite.items():
+            if k:
+                print(f"{name}: mean over the {counts[name] - k} finite value(s); {k} non-finite left out "
+                      f"(PSNR is inf for identical images)")
         skipped = {s.name: len(all_rows) - counts[s.name] for s in specs if counts[s.name] < len(all_rows)}
         for name, k in skipped.items():
-            print(f"{name}: n/a for {k} image(s) smaller than {METRICS[name].min_side} px", file=sys.stderr)
-        if all_failures:
-            print(f"{PROG}: {len(all_failures)} file(s) failed, {len(all_rows)} pair(s) scored", file=sys.stderr)
+            print(f"{name}: n/a for {k} image(s) smaller than {metrics[name].min_size} px", file=sys.stderr)
+        if args.worst:
+            print("\n".join(_worst_lines(worst, specs, by_spec)))
     sys.stdout.flush()
-    streaming.barrier()
+    if args.sheet and worst:
+        _write_sheet(args, worst, {index: files for index, _, files in pairs}, specs, by_spec, device)
+    _distributed.barrier()
     _remove_parts(args, rank, world)
+    if all_failures and not json_stdout:
+        raise CliError(1, f"{len(all_failures)} file(s) failed, {len(all_rows)} pair(s) scored")
     return 1 if all_failures else 0
+
+
+def _prepare(x, y, args):
+    """The ``(N, C, H, W)`` pair as scored: border cropped, then the Y channel if asked.
+
+    Returns ``(None, (H, W))`` when the image is too small for ``--crop-border``.
+    """
+    c = args.crop_border
+    if c:
+        if min(x.shape[-2:]) <= 2 * c:
+            return None, tuple(x.shape[-2:])
+        x, y = x[..., c:-c, c:-c], y[..., c:-c, c:-c]
+    if args.y_channel:
+        x, y = torchsim.rgb_to_y(x), torchsim.rgb_to_y(y)
+    return x, y
+
+
+def _worst_rows(rows: List[Dict[str, Any]], spec: MetricSpec, k: int) -> List[Dict[str, Any]]:
+    """The ``k`` rows with the worst ``spec`` value (NaN first; n/a rows are not ranked)."""
+    import math
+
+    better_high = spec.resolve().module.record.higher_is_better is not False
+    scored = [r for r in rows if r.get(spec.name) is not None]
+
+    def badness(r):
+        v = r[spec.name]
+        return (0, 0.0) if math.isnan(v) else (1, v if better_high else -v)
+
+    return sorted(scored, key=badness)[:k]
+
+
+def _worst_lines(worst: List[Dict[str, Any]], specs: List[MetricSpec], by: MetricSpec) -> List[str]:
+    lines = [f"worst {len(worst)} by {by.title}:"]
+    width = max(len(r["name"]) for r in worst) if worst else 0
+    for k, r in enumerate(worst, 1):
+        values = "  ".join(f"{s.title} {_fmt(r[s.name], s.digits)}" for s in specs)
+        lines.append(f"{k:>4}. {r['name']:<{width}}  {values}")
+    return lines
+
+
+def _fmt(v: Optional[float], digits: int) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _write_sheet(args, worst, files, specs: List[MetricSpec], by: MetricSpec, device) -> None:
+    """The contact sheet of the worst pairs: decoded again, prepared as scored, with their SSIM maps."""
+    from . import _sheet
+    from ._files import FileDataset
+
+    conv = SSIM_CONVENTIONS[args.ssim_convention]
+    rows = []
+    for r in worst:
+        item = FileDataset([(r["index"], r["name"], files[r["index"]])], modcrop=args.modcrop)[0]
+        if item.error:  # changed on disk since it was scored
+            warn(COMMAND, item.error)
+            continue
+        ref, test = (t[None].to(device) for t in item.images)
+        c = args.crop_border
+        shown_ref, shown_test = (t[..., c:-c, c:-c] if c else t for t in (ref, test))
+        x, y = _prepare(_on_255(ref), _on_255(test), args)
+        kernel = conv.get("kernel_size", 11)
+        if min(x.shape[-2:]) < kernel:
+            continue
+        _, ssim_map = torchsim.ssim(y, x, data_range=255.0, return_map=True, **conv)
+        values = [(s.title, _fmt(r[s.name], s.digits)) for s in specs]
+        rows.append(_sheet.SheetRow(r["name"], shown_test[0], shown_ref[0], ssim_map[0].mean(0), values))
+    if not rows:
+        return
+    caption = (f"{os.path.abspath(args.test_dir)} against {os.path.abspath(args.ref_dir)}; SSIM map: "
+               f"{args.ssim_convention} convention" + (", Y channel" if args.y_channel else "")
+               + (f", border {args.crop_border} px cropped" if args.crop_border else "")
+               + (f", modcrop {args.modcrop}" if args.modcrop else "") + ".")
+    write_png(_sheet.contact_sheet(rows, f"torchsim score: the {len(rows)} worst pairs by {by.title}", caption), args.sheet)
+
+
+def _settings(args) -> str:
+    """The table's first line: what was scored, so that a pasted table says how it was made."""
+    channel = "Y channel (BT.601, as BasicSR)" if args.y_channel else "RGB"
+    return (f"settings: {channel}, crop border {args.crop_border}, data range 255 "
+            f"(16-bit images at full precision on the same scale)")
+
+
+def _on_255(x: "torch.Tensor") -> "torch.Tensor":
+    """16-bit images at full precision on the 0..255 scale of the 8-bit ones (float ``x / 257``):
+    PSNR and SSIM equal the 16-bit values with data_range 65535; MSE is in 8-bit levels."""
+    import torch
+
+    return x.to(torch.float32) / 257.0 if x.dtype == torch.uint16 else x
 
 
 def _failure_dicts(failures) -> List[Dict[str, str]]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import _validation as V
-from .._common import no_autocast
+from .._common import no_autocast, to_uint8
 from ..ops.bits import distance_dtype, pack_bits, pairs_within
 from ..ops.color import pil_luma
 from ..ops.resize import pil_resize
@@ -29,6 +29,10 @@ def _thumbnail(fn: str, x: torch.Tensor, width: int, height: int) -> torch.Tenso
     """Validated image -> imagehash's ``image.convert("L").resize((width, height), ANTIALIAS)``."""
     V.check_image(fn, "x", x, (4,))
     V.check_channels(fn, "x", x, (1, 3, 4))
+    x = to_uint8(x)  # 16-bit input: its high byte, as Pillow converts "I;16" to "L"
+    n, _, h, w = x.shape
+    need = 8.0 * max(n * width * height, n * h * width, w * width)  # float64 thumbnail, half-resized rows, weights
+    V.check_allocation(fn, "hash_size", f"a {width}x{height} thumbnail", need, x.device)
     # On CPU, images go through in groups of ~2 M pixels: the full-size luma temporaries then
     # stay cache- and allocator-friendly instead of being fresh 100+ MB tensors (page faults).
     # The result is per image, so grouping changes nothing but speed. On GPU: one batch.
@@ -220,6 +224,9 @@ def hamming_distance(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
 _BLOCK_ELEMENTS = 1 << 24  # float32 elements per block (64 MiB) when block_size is not given
 
 
+_EXACT_BITS = 1 << 23
+
+
 def pairwise_hamming(
     h: torch.Tensor, *, other: Optional[torch.Tensor] = None, block_size: Optional[int] = None
 ) -> torch.Tensor:
@@ -274,9 +281,16 @@ def pairwise_hamming(
             )
     if block_size is not None:
         V.check_int_at_least(fn, "block_size", block_size, 1)
+    if h.shape[1] >= _EXACT_BITS:
+        raise ValueError(
+            f"{fn}: hashes must have fewer than {_EXACT_BITS} bits (2**23, where the float32 matrix "
+            f"product stops being exact), got {h.shape[1]}; compare such hashes with hamming_distance"
+        )
     n, m = h.shape[0], other.shape[0]
+    dtype = distance_dtype(h.shape[1])
+    V.check_allocation(fn, "h", f"the {n} x {m} distance matrix", float(dtype.itemsize) * n * m, h.device)
     rows = block_size if block_size is not None else max(1, _BLOCK_ELEMENTS // max(m, 1))
-    out = torch.empty((n, m), dtype=distance_dtype(h.shape[1]), device=h.device)
+    out = torch.empty((n, m), dtype=dtype, device=h.device)
     with no_autocast(h.device):
         a = _hamming_operand(h, left=True)
         bt = _hamming_operand(other, left=False).T.contiguous()

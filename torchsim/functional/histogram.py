@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from .. import _validation as V
-from .._common import no_autocast, reduce
+from .._common import nan_where_nonfinite, no_autocast, reduce
 from ..ops.binning import ValueRange, histograms, precise, safe_sqrt
 
 HISTOGRAM_METHODS = ("correlation", "chi_square", "chi_square_alt", "intersection", "bhattacharyya", "kl_div", "overlap")
@@ -97,8 +97,12 @@ def histogram(
     fn = "histogram"
     x = V.check_image(fn, "x", x)
     bins, value_range, bandwidth = V.check_histogram_args(fn, bins, value_range, bandwidth)
+    V.check_allocation(fn, "bins", f"bins={bins}", 8.0 * x.shape[0] * x.shape[1] * (bins + 1), x.device)
     with no_autocast(x.device):
-        return histograms(x, bins, value_range, bandwidth)
+        h = histograms(x, bins, value_range, bandwidth)
+        if value_range == "minmax":  # an image with a NaN/inf pixel has no min..max: a NaN row
+            h = nan_where_nonfinite(h.flatten(1), x).view_as(h)
+        return h
 
 
 def _compare(h1: torch.Tensor, h2: torch.Tensor, method: str) -> torch.Tensor:
@@ -205,6 +209,7 @@ def histogram_similarity(
     fn = "histogram_similarity"
     x, y = V.check_pair(fn, x, y)
     bins, value_range, bandwidth = V.check_histogram_args(fn, bins, value_range, bandwidth)
+    V.check_allocation(fn, "bins", f"bins={bins}", 8.0 * x.shape[0] * x.shape[1] * (bins + 1), x.device)
     V.check_choice(fn, "method", method, HISTOGRAM_METHODS)
     V.check_reduction(fn, reduction)
     with no_autocast(x.device):
@@ -212,4 +217,4 @@ def histogram_similarity(
         hy = histograms(y, bins, value_range, bandwidth)
         dtype = hx.dtype
         value = _compare(precise(hx), precise(hy), method).mean(1).to(dtype)
-        return reduce(value, reduction)
+        return reduce(nan_where_nonfinite(value, x, y), reduction)

@@ -15,7 +15,7 @@ from typing import Tuple
 import torch
 
 from .. import _validation as V
-from .._common import no_autocast, reduce
+from .._common import nan_where_nonfinite, no_autocast, reduce
 from ..ops.binning import ValueRange, joint_histogram, precise, safe_sqrt
 
 NMI_NORMALIZATIONS = ("arithmetic", "geometric", "min", "max", "studholme")
@@ -101,11 +101,12 @@ def mutual_information(
     fn = "mutual_information"
     x, y = V.check_pair(fn, x, y)
     bins, value_range, bandwidth = V.check_histogram_args(fn, bins, value_range, bandwidth)
+    V.check_allocation(fn, "bins", f"bins={bins}", 8.0 * x.shape[0] * (bins + 1) ** 2, x.device)
     V.check_reduction(fn, reduction)
     with no_autocast(x.device):
         joint = joint_histogram(x, y, bins, value_range, bandwidth)
         value = _mi(*_entropies(precise(joint))).to(joint.dtype)
-        return reduce(value, reduction)
+        return reduce(nan_where_nonfinite(value, x, y), reduction)
 
 
 def normalized_mutual_information(
@@ -169,6 +170,7 @@ def normalized_mutual_information(
     fn = "normalized_mutual_information"
     x, y = V.check_pair(fn, x, y)
     bins, value_range, bandwidth = V.check_histogram_args(fn, bins, value_range, bandwidth)
+    V.check_allocation(fn, "bins", f"bins={bins}", 8.0 * x.shape[0] * (bins + 1) ** 2, x.device)
     V.check_choice(fn, "normalization", normalization, NMI_NORMALIZATIONS)
     V.check_reduction(fn, reduction)
     with no_autocast(x.device):
@@ -192,4 +194,4 @@ def normalized_mutual_information(
             both_constant = (hx <= 0) & (hy <= 0)
             value = torch.where(ok, mi / torch.where(ok, norm, one), torch.zeros_like(mi))
             value = torch.where(both_constant, one, value)
-        return reduce(value.to(joint.dtype), reduction)
+        return reduce(nan_where_nonfinite(value.to(joint.dtype), x, y), reduction)

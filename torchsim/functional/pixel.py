@@ -2,30 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
 from .. import _validation as V
-from .._common import no_autocast, range_tensor, reduce, to_compute
+from .._common import no_autocast, pooled_sums, range_tensor, reduce, to_compute
+
+Mask = Union[None, torch.Tensor, Sequence[Sequence[int]]]
 
 
-def _mse_per_image(x: torch.Tensor, y: torch.Tensor, scale=None) -> torch.Tensor:
+def _mse_per_image(x: torch.Tensor, y: torch.Tensor, scale=None, ignore: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``mean(((x - y) / scale)²)`` per image; NaN for an image with a NaN or infinite pixel.
 
     Dividing by ``scale`` (the data range) before squaring keeps float32 finite for any units
-    (1e30 or 1e-30 images give the numbers 1.0-range images give).
+    (1e30 or 1e-30 images give the numbers 1.0-range images give). ``ignore`` ``(N, 1, ...)``
+    bool: those pixels (all their channels) are left out of the mean and the finiteness check;
+    an image with no pixel left is NaN, with a zero gradient.
     """
     d = to_compute(x) - to_compute(y)
     if scale is not None:
         d = d / range_tensor(scale, d)
-    d = d.flatten(1)
-    value = (d * d).mean(1)
+    if ignore is not None:
+        d = torch.where(ignore, torch.zeros((), dtype=d.dtype, device=d.device), d)
+        count = (~ignore).flatten(1).sum(1) * d.shape[1]
+        d = d.flatten(1)
+        value = (d * d).sum(1) / count.clamp(min=1).to(d.dtype)
+        value = torch.where(count > 0, value, torch.full_like(value, float("nan")))
+    else:
+        d = d.flatten(1)
+        value = (d * d).mean(1)
     finite = torch.isfinite(d).all(1)  # inf - inf, inf - 1 or NaN: never a plausible number
     return torch.where(finite, value, torch.full_like(value, float("nan")))
 
 
-def mse(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+def mse(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean", mask: Mask = None) -> torch.Tensor:
     r"""Mean squared error per image, ``mean((x - y)²)`` over C·H·W.
 
     Convention:
@@ -33,9 +44,17 @@ def mse(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean") -> torch.T
         are compared on their own scale; ``uint8`` as 0..255, ``uint16`` as 0..65535).
         An image with a NaN or infinite pixel gives NaN.
 
+        With ``mask``, the mean is over the pixels that are not ignored (all their
+        channels), ``mean_squared_error(x[~m], y[~m])`` per image: ignored pixels
+        neither count nor differ (a NaN there does not matter). An image whose pixels
+        are all ignored gives NaN (with a zero gradient).
+
     Args:
         x, y: ``(N, C, H, W)`` images, same shape, dtype family and device.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (shape ``(N,)``).
+        mask: pixels to ignore: a bool tensor ``(N, 1, H, W)``, True = ignore (``(N, 1,
+            D, H, W)`` for volumes), or rectangles ``[(x0, y0, x1, y1), ...]`` (``x1``,
+            ``y1`` exclusive) ignored in every image — as :func:`torchsim.pixelmatch`.
 
     Returns:
         float32 (float64 for float64 input) scalar or ``(N,)`` tensor.
@@ -48,8 +67,9 @@ def mse(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean") -> torch.T
     fn = "mse"
     x, y = V.check_pair(fn, x, y, (4, 5))
     V.check_reduction(fn, reduction)
+    ignore = V.check_mask(fn, mask, x)
     with no_autocast(x.device):
-        return reduce(_mse_per_image(x, y), reduction)
+        return reduce(_mse_per_image(x, y, ignore=ignore), reduction)
 
 
 def psnr(
@@ -58,24 +78,30 @@ def psnr(
     *,
     data_range: Optional[Union[float, torch.Tensor]] = None,
     reduction: str = "mean",
+    mask: Mask = None,
 ) -> torch.Tensor:
     r"""Peak signal-to-noise ratio in dB, ``10 · log10(L² / MSE)`` per image.
 
     Identical images give ``+inf`` (and a zero, finite gradient). With
     ``reduction="mean"`` the per-image PSNRs are averaged, as super-resolution
-    papers report them (not the PSNR of the pooled MSE).
+    papers report them (not the PSNR of the pooled MSE, which torchmetrics reports:
+    that is :func:`psnr_pooled`).
 
     Convention:
         Equals ``skimage.metrics.peak_signal_noise_ratio(x, y, data_range=L)``
         per image (computed as ``-10 log10(mean(((x - y) / L)²))`` so the result does
         not depend on the units; a NaN or infinite pixel gives NaN), and BasicSR's ``calculate_psnr`` with ``data_range=255`` (on the
         Y channel: ``psnr(rgb_to_y(x, 255), rgb_to_y(y, 255), data_range=255)``).
+        With ``mask``, the MSE is :func:`mse`'s over the pixels that are not ignored
+        (``peak_signal_noise_ratio(x[~m], y[~m], data_range=L)`` per image); all
+        ignored gives NaN.
 
     Args:
         x, y: ``(N, C, H, W)`` images.
         data_range: ``L``, the span of valid values (a float or an ``(N,)`` tensor);
             defaults to 255 for uint8 and 65535 for uint16, required for floating input.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        mask: pixels to ignore, as in :func:`mse`.
 
     Returns:
         PSNR in dB, scalar or ``(N,)``.
@@ -90,12 +116,87 @@ def psnr(
     x, y = V.check_pair(fn, x, y, (4, 5))
     V.check_reduction(fn, reduction)
     dr = V.check_data_range(fn, data_range, x)
+    ignore = V.check_mask(fn, mask, x)
     with no_autocast(x.device):
-        err = _mse_per_image(x, y, dr)  # in units of data_range: 1e30 and 1e-30 ranges stay finite
-        identical = err == 0  # NaN errors stay NaN (a diverged output is not a perfect score)
-        safe = torch.where(identical, torch.ones_like(err), err)
-        value = torch.where(identical, torch.full_like(err, float("inf")), -10.0 * torch.log10(safe))
-        return reduce(value, reduction)
+        err = _mse_per_image(x, y, dr, ignore)  # in units of data_range: 1e30 and 1e-30 ranges stay finite
+        return reduce(psnr_from_mse(err), reduction)
+
+
+def psnr_from_mse(err: torch.Tensor) -> torch.Tensor:
+    """``-10 log10(err)`` for an MSE in units of ``L²``: ``+inf`` (zero, finite gradient) where it is 0.
+
+    NaN errors stay NaN (a diverged output is not a perfect score). The one PSNR formula of
+    :func:`psnr`, :func:`psnr_pooled` and the ``compute()`` of :class:`torchsim.PSNRPooled`.
+    """
+    identical = err == 0
+    safe = torch.where(identical, torch.ones_like(err), err)
+    return torch.where(identical, torch.full_like(err, float("inf")), -10.0 * torch.log10(safe))
+
+
+def psnr_pooled_terms(
+    x: torch.Tensor, y: torch.Tensor, *, data_range: Optional[Union[float, torch.Tensor]] = None
+) -> Tuple[torch.Tensor, int]:
+    """What :func:`psnr_pooled` pools: per-image MSE in units of ``L²`` ``(N,)``, and the values per image.
+
+    The streaming decomposition of :func:`psnr_pooled` (and of the state of
+    :class:`torchsim.PSNRPooled`): ``psnr_pooled = psnr_from_mse(Σ_i n·mse_i / Σ_i n)``,
+    summed over every image of every batch. Validated as :func:`psnr_pooled`.
+    """
+    fn = "psnr_pooled"
+    x, y = V.check_pair(fn, x, y, (4, 5))
+    dr = V.check_data_range(fn, data_range, x)
+    with no_autocast(x.device):
+        return _mse_per_image(x, y, dr), x[0].numel()
+
+
+def psnr_pooled(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    data_range: Optional[Union[float, torch.Tensor]] = None,
+) -> torch.Tensor:
+    r"""PSNR of the MSE pooled over every value of every image: ``10 · log10(L² / MSE_pooled)``, one number.
+
+    :func:`psnr` scores each image and averages the PSNRs (what super-resolution papers
+    report); this pools the squared errors of the whole batch first, as
+    ``torchmetrics.image.PeakSignalNoiseRatio`` does. The two differ whenever the
+    images' errors differ: the pooled MSE is dominated by the worst images, and the log
+    of a mean is not the mean of the logs. For images of one size the pooled PSNR is
+    never above the mean PSNR (Jensen), equal only when every image has the same MSE;
+    on a super-resolution folder the gap is often several dB. The module
+    :class:`torchsim.PSNRPooled` streams the pooled squared error and the value count,
+    so its ``compute()`` over a data set equals one call on all of it, whatever the
+    batches and image sizes.
+
+    Convention:
+        Equals ``torchmetrics.functional.image.peak_signal_noise_ratio(x, y,
+        data_range=L)`` (its default ``reduction``, ``dim=None``) and the
+        ``compute()`` of ``torchmetrics.image.PeakSignalNoiseRatio(data_range=L)``
+        streamed over the same images. Pooled in float64. Errors are taken in units
+        of ``L`` before pooling, so a per-image ``data_range`` tensor weighs each image's
+        error by its own range (torchmetrics has one range). Identical batches give
+        ``+inf``; a NaN or infinite pixel anywhere gives NaN.
+
+    Args:
+        x, y: ``(N, C, H, W)`` images.
+        data_range: ``L``, the span of valid values (a float or an ``(N,)`` tensor);
+            defaults to 255 for uint8 and 65535 for uint16, required for floating input.
+
+    Returns:
+        PSNR in dB, a scalar (float32; float64 for float64 input).
+
+    Example:
+        >>> import torch, torchsim
+        >>> x = torch.zeros(2, 1, 4, 4)
+        >>> y = torch.stack([torch.full((1, 4, 4), 0.1), torch.full((1, 4, 4), 0.01)])
+        >>> round(torchsim.psnr(x, y, data_range=1.0).item(), 2)  # (20 + 40) / 2
+        30.0
+        >>> round(torchsim.psnr_pooled(x, y, data_range=1.0).item(), 2)  # 10 log10(1 / 0.00505)
+        22.97
+    """
+    err, n = psnr_pooled_terms(x, y, data_range=data_range)
+    total, count = pooled_sums(err, n)
+    return psnr_from_mse(total / count).to(err.dtype)
 
 
 def cosine_similarity(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean", eps: float = 1e-12) -> torch.Tensor:

@@ -23,6 +23,7 @@ from .. import _validation as V
 from .._common import no_autocast, range_tensor, reduce, to_compute_pair
 from ..ops.filters import box_window, gaussian_window, matlab_downsample, matlab_round, separable_filter
 from ..ops.tiling import RowTiles
+from ..kernels.ssim_op import BACKENDS, ssim_kernel, use_fused
 
 Scalar = Union[float, torch.Tensor]
 
@@ -220,10 +221,6 @@ class _SSIMKernel(torch.autograd.Function):
         return grad_x, grad_y, None, None, None, None, None, None
 
 
-def _needs_grad(x: torch.Tensor, y: torch.Tensor) -> bool:
-    return torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
-
-
 def _window(kernel_size: int, sigma: float, gaussian: bool, like: torch.Tensor) -> torch.Tensor:
     if gaussian:
         return gaussian_window(kernel_size, sigma, dtype=like.dtype, device=like.device)
@@ -259,6 +256,19 @@ def _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction):
     return x, y, dr
 
 
+def _masked_mean(smap: torch.Tensor, ignore: torch.Tensor, kernel_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(mean per (N, C), map)`` of a valid-region SSIM map over the pixels whose window centre
+    is not ignored (``ignore`` ``(N, 1, *full)``); NaN (zero gradient) where none is left, and
+    the map set to 1 at ignored centres."""
+    r = (kernel_size - 1) // 2
+    keep = ~ignore[(slice(None), slice(None)) + tuple(slice(r, r + s) for s in smap.shape[2:])]
+    dims = tuple(range(2, smap.dim()))
+    count = keep.sum(dims).to(smap.dtype)  # (N, 1)
+    total = torch.where(keep, smap, torch.zeros((), dtype=smap.dtype, device=smap.device)).sum(dims)
+    mean = torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
+    return mean, torch.where(keep, smap, torch.ones((), dtype=smap.dtype, device=smap.device))
+
+
 def ssim(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -273,6 +283,8 @@ def ssim(
     downsample: bool = False,
     return_map: bool = False,
     reduction: str = "mean",
+    backend: str = "auto",
+    mask: Union[None, torch.Tensor, Sequence[Sequence[int]]] = None,
 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
     r"""Structural similarity (Wang et al. 2004), mean over the valid region.
 
@@ -295,6 +307,13 @@ def ssim(
         ``downsample=True`` adds the automatic ``f = round(min(H, W) / 256)``
         box-filter-and-subsample step of Wang's ``ssim.m``.
 
+        With ``mask``, the mean is over the valid-region pixels whose window
+        *centre* is not ignored (the windows of those pixels still read the
+        ignored pixels around them); the returned map is 1 at ignored centres
+        (they neither count nor differ). With ``downsample=True`` the mask is
+        subsampled as the images are (every ``f``-th pixel). An image whose
+        centres are all ignored gives NaN (with a zero gradient).
+
     Args:
         x, y: ``(N, C, H, W)`` images or ``(N, C, D, H, W)`` volumes, same shape,
             dtype family and device.
@@ -308,6 +327,13 @@ def ssim(
         downsample: apply ``ssim.m``'s automatic downsampling first.
         return_map: also return the SSIM map ``(N, C, *valid)``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one value per image).
+        backend: ``"auto"`` (default: the separable-convolution kernel on every device),
+            ``"torch"`` (the same, explicitly) or ``"triton"`` (opt-in fused Triton kernels
+            for 4-D CUDA input; volumes and windows over 33 taps use the default kernel).
+            See :mod:`torchsim.kernels.ssim_op`.
+        mask: pixels to ignore: a bool tensor ``(N, 1, H, W)``, True = ignore (``(N, 1,
+            D, H, W)`` for volumes), or rectangles ``[(x0, y0, x1, y1), ...]`` (``x1``,
+            ``y1`` exclusive) ignored in every image — as :func:`torchsim.pixelmatch`.
 
     Returns:
         The SSIM (scalar, or ``(N,)`` for ``reduction="none"``), float32
@@ -316,7 +342,9 @@ def ssim(
     Raises:
         TypeError: missing ``data_range`` for floating input, unsupported dtype.
         ValueError: rank/shape/device mismatch, even kernel_size, image smaller
-            than the window, bad ``reduction``/``data_range``.
+            than the window, bad ``reduction``/``data_range``/``backend``,
+            ``backend="triton"`` on a CPU tensor without ``TRITON_INTERPRET=1``.
+        ImportError: ``backend="triton"`` without the ``triton`` package.
 
     Example:
         >>> import torch, torchsim
@@ -340,17 +368,24 @@ def ssim(
             f"{fn}: kernel_size must be at least 3 with sample_covariance=True (the sample "
             f"covariance of one pixel divides by n - 1 = 0), got {kernel_size}"
         )
+    fused = use_fused(fn, V.check_choice(fn, "backend", backend, BACKENDS), x, kernel_size)
+    ignore = V.check_mask(fn, mask, x)
     with no_autocast(x.device):
         xc, yc, dr = _to_unit_range(*to_compute_pair(x, y), dr)
         if downsample:
             f = max(1, matlab_round(min(xc.shape[2:]) / 256))
             xc, yc = matlab_downsample(xc, f), matlab_downsample(yc, f)
+            if ignore is not None:
+                ignore = ignore[(Ellipsis,) + (slice(None, None, f),) * (x.dim() - 2)]
         V.check_window_fits(fn, xc.shape, kernel_size)
         window = _window(kernel_size, sigma, gaussian, xc)
         c1, c2 = _constants(dr, xc, k1, k2)
         n = kernel_size ** (xc.dim() - 2)
         cov_norm = n / (n - 1) if sample_covariance else 1.0
-        s_nc, _, smap = _SSIMKernel.apply(xc, yc, window, c1, c2, cov_norm, return_map, _needs_grad(xc, yc))
+        want_map = return_map or ignore is not None
+        s_nc, _, smap = ssim_kernel(xc, yc, window, c1, c2, cov_norm, want_map, fused)
+        if ignore is not None:
+            s_nc, smap = _masked_mean(smap, ignore, kernel_size)
         value = reduce(s_nc.mean(1), reduction)
     if return_map:
         return value, smap
@@ -358,6 +393,12 @@ def ssim(
 
 
 def _ms_pool(t: torch.Tensor) -> torch.Tensor:
+    if torch.compiler.is_compiling():
+        # The same pooling with the padding made explicit: the compiler then traces symbolic
+        # sizes without a guard on their parity (one graph for every shape, and export works).
+        pads = [p for s in reversed(t.shape[2:]) for p in (s % 2, s % 2)]
+        t = F.pad(t, pads)
+        return F.avg_pool2d(t, kernel_size=2) if t.dim() == 4 else F.avg_pool3d(t, kernel_size=2)
     pad = [s % 2 for s in t.shape[2:]]
     if t.dim() == 4:
         return F.avg_pool2d(t, kernel_size=2, padding=pad)
@@ -384,6 +425,7 @@ def ms_ssim(
     k1: float = 0.01,
     k2: float = 0.03,
     reduction: str = "mean",
+    backend: str = "auto",
 ) -> torch.Tensor:
     r"""Multi-scale SSIM (Wang, Simoncelli, Bovik 2003).
 
@@ -408,6 +450,8 @@ def ms_ssim(
         kernel_size, sigma, k1, k2: as in :func:`ssim` (Gaussian window).
         weights: per-scale exponents; their count ``M`` is the number of scales.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        backend: as in :func:`ssim`; ``"triton"`` runs the fused kernel at every scale (the
+            2×2 pooling between scales stays a PyTorch op).
 
     Returns:
         MS-SSIM as a scalar or ``(N,)`` tensor (float32, float64 for float64 input).
@@ -427,13 +471,14 @@ def ms_ssim(
     w_list = V.check_weights(fn, weights)
     levels = len(w_list)
     V.check_scales_fit(fn, x.shape, kernel_size, levels)
+    fused = use_fused(fn, V.check_choice(fn, "backend", backend, BACKENDS), x, kernel_size)
     with no_autocast(x.device):
         xc, yc, dr = _to_unit_range(*to_compute_pair(x, y), dr)
         window = _window(kernel_size, sigma, True, xc)
         c1, c2 = _constants(dr, xc, k1, k2)
         terms = []
         for level in range(levels):
-            s_nc, cs_nc, _ = _SSIMKernel.apply(xc, yc, window, c1, c2, 1.0, False, _needs_grad(xc, yc))
+            s_nc, cs_nc, _ = ssim_kernel(xc, yc, window, c1, c2, 1.0, False, fused)
             if level < levels - 1:
                 terms.append(torch.relu(cs_nc))
                 xc, yc = _ms_pool(xc), _ms_pool(yc)
@@ -517,7 +562,7 @@ def ms_ssim_l1(
     l1_sigma = V.check_sigma_value(fn, "l1_sigma", l1_sigma)
     radius = int(round(3 * l1_sigma))
     padded = x.shape[0] * x.shape[1] * math.prod(s + 2 * radius for s in x.shape[2:])
-    V.check_allocation(fn, "l1_sigma", l1_sigma, padded * 8.0, x.device)
+    V.check_allocation(fn, "l1_sigma", f"l1_sigma={l1_sigma!r}", padded * 8.0, x.device)
     ms = ms_ssim(
         x, y, data_range=data_range, kernel_size=kernel_size, sigma=sigma, weights=weights, k1=k1, k2=k2, reduction="none"
     )

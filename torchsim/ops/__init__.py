@@ -6,7 +6,7 @@ package (not part of the ``torchsim`` top-level API), each tested against the
 reference it reproduces in ``tests/ops/``.
 
 * :mod:`~torchsim.ops.filters`: windows, separable filtering with one window per
-  axis and valid / full / symmetric / reflect / zero / replicate padding.
+  axis and valid / full / symmetric / reflect / zero / replicate padding, exact box sums.
 * :mod:`~torchsim.ops.tiling`: the CPU row-tile chunk geometry of windowed kernels.
 * :mod:`~torchsim.ops.components`: Otsu's threshold, connected components, boxes.
 * :mod:`~torchsim.ops.color`: colour conversions and 8-bit rules (BT.601 / MATLAB Y,
@@ -37,9 +37,10 @@ from .binning import (
 )
 from .bits import Plan, block_keys, distance_dtype, make_plan, pack_bits, pairs_within, popcount
 from .color import blend_white, matlab_y, opencv_gray, pil_luma, quantize_u8, yiq, yiq_distance, yiq_y
-from .components import component_boxes, label_components, otsu_threshold
+from .components import component_boxes, component_regions, label_components, otsu_threshold
 from .filters import (
     PADDING_MODES,
+    box_sum,
     box_window,
     gaussian_window,
     matlab_downsample,
@@ -86,10 +87,12 @@ __all__ = [
     "yiq_y",
     # components
     "component_boxes",
+    "component_regions",
     "label_components",
     "otsu_threshold",
     # filters
     "PADDING_MODES",
+    "box_sum",
     "box_window",
     "gaussian_window",
     "matlab_downsample",

@@ -26,7 +26,7 @@ from typing import Tuple, Union
 import torch
 from torch.autograd.function import once_differentiable
 
-from .._common import compute_dtype, to_compute
+from .._common import compute_dtype, full_scale, to_compute
 
 ValueRange = Union[None, str, Tuple[float, float]]
 Bound = Union[float, torch.Tensor]
@@ -67,12 +67,15 @@ def safe_sqrt(t: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- edges and indices
 
 
-def bin_bounds(v: torch.Tensor, value_range: ValueRange, is_uint8: bool) -> Tuple[Bound, Bound]:
+def bin_bounds(v: torch.Tensor, value_range: ValueRange, full_scale: Union[bool, float]) -> Tuple[Bound, Bound]:
     """``(lo, hi)`` of the binned range: Python floats, or ``(N, 1, ...)`` tensors for ``"minmax"``.
 
-    ``None`` is ``(0, 255)`` for uint8 and ``(0, 1)`` otherwise. ``v`` is ``(N, ...)`` in the
-    compute dtype; ``"minmax"`` takes each image's min and max over all its values (a constant
-    image gets ``(v - 0.5, v + 0.5)``, as NumPy does), differentiably.
+    ``None`` is ``(0, full_scale)``: 255 for uint8 (``full_scale=True`` also means 255), 65535
+    for uint16, ``(0, 1)`` for floating input (``full_scale`` false or 1.0). ``v`` is ``(N, ...)``
+    in the compute dtype; ``"minmax"`` takes each image's min and max over all its values (a
+    constant image gets ``(v - 0.5, v + 0.5)``, as NumPy does), differentiably. An image with a
+    NaN or infinite value has no range: its bounds are NaN, so none of its values is counted
+    (the metrics then report NaN for it, :func:`histogram` a NaN row).
 
     Example:
         >>> import torch
@@ -83,10 +86,14 @@ def bin_bounds(v: torch.Tensor, value_range: ValueRange, is_uint8: bool) -> Tupl
         [[1.5], [2.5]]
     """
     if value_range is None:
-        return (0.0, 255.0) if is_uint8 else (0.0, 1.0)
+        hi = 255.0 if full_scale is True else float(full_scale or 1.0)
+        return (0.0, hi)
     if isinstance(value_range, str):  # "minmax"
         flat = v.flatten(1)
         lo, hi = flat.amin(1), flat.amax(1)  # soft histograms also differentiate through these
+        no_range = ~(torch.isfinite(lo) & torch.isfinite(hi))  # NaN or inf: never index with it
+        nan = torch.full_like(lo, math.nan)
+        lo, hi = torch.where(no_range, nan, lo), torch.where(no_range, nan, hi)
         same = lo == hi
         lo = torch.where(same, lo - 0.5, lo)
         hi = torch.where(same, hi + 0.5, hi)
@@ -410,7 +417,7 @@ def histograms(x: torch.Tensor, bins: int, value_range: ValueRange, bandwidth: f
     v = to_compute(x).reshape(n, c, -1)
     if bandwidth == 0:
         v = v.detach()
-    lo, hi = bin_bounds(v, value_range, x.dtype == torch.uint8)
+    lo, hi = bin_bounds(v, value_range, full_scale(x.dtype))
     if bandwidth == 0:
         out = count_rows(bin_index(v, lo, hi, bins).reshape(r, -1), bins + 1, cdt)
         return out[:, :bins].reshape(n, c, bins).to(v.dtype)
@@ -452,11 +459,10 @@ def joint_histogram(x: torch.Tensor, y: torch.Tensor, bins: int, value_range: Va
         return out[:, :bins, :bins].to(compute_dtype(x.dtype))
     vx = to_compute(x).reshape(n, -1)
     vy = to_compute(y).reshape(n, -1)
-    u8 = x.dtype == torch.uint8
     if bandwidth == 0:
         vx, vy = vx.detach(), vy.detach()
-    lox, hix = bin_bounds(vx, value_range, u8)
-    loy, hiy = bin_bounds(vy, value_range, u8)
+    lox, hix = bin_bounds(vx, value_range, full_scale(x.dtype))
+    loy, hiy = bin_bounds(vy, value_range, full_scale(y.dtype))
     if bandwidth == 0:
         ix = bin_index(vx, lox, hix, bins)
         iy = bin_index(vy, loy, hiy, bins)
