@@ -18,6 +18,20 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _cache_home(tmp_path_factory):
+    """Caches the commands keep (``torchsim dedup``'s hash cache) go to a temporary folder, not ~/.cache."""
+    import os
+
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _single_thread():
     """Test images are tiny: intra-op threads gain nothing there, and on a busy 2-core
     runner OpenMP threads spin against each other (conv2d up to ~50x slower). The

@@ -1,88 +1,365 @@
-"""``torchsim dedup DIR``: exact and near duplicate groups, errors, JSON output."""
+"""``torchsim dedup DIR``: exact and near (star) groups, keep policies, actions, outputs, cache.
 
+Real files written by the tests: photographs from skimage.data saved as PNG and JPEG, with
+re-encoded, resized, brightened and cropped copies, byte-identical copies, a chain of copies
+rotated 1.5 degrees apart, a corrupt file and a text file. Distances are checked against
+imagehash on the same files (Pillow decodes both sides).
+"""
+
+import csv
 import json
 import os
 import shutil
 
+import imagehash
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageEnhance
 
+import torchsim
 from tests.helpers import photo_u8
-from torchsim.cli import main
+from torchsim.cli import _dedup_plan, _dedup_scan, main
+
+
+def _astro() -> Image.Image:
+    return Image.fromarray(photo_u8("astronaut")).resize((256, 256), Image.LANCZOS)
+
+
+def _write_folder(d):
+    """The fixture folder; returns {name: role} for the files that matter."""
+    astro = _astro()
+    w, h = astro.size
+    astro.save(d / "astro.png")
+    shutil.copy(d / "astro.png", d / "astro_copy.png")  # exact copy
+    (d / "sub").mkdir()
+    shutil.copy(d / "astro.png", d / "sub" / "astro_copy2.png")  # exact copy in a sub-folder (-r)
+    astro.save(d / "astro_q70.jpg", quality=70)  # re-encoded
+    astro.resize((192, 192), Image.BICUBIC).save(d / "astro_small.png")  # resized
+    ImageEnhance.Brightness(astro.resize((240, 240), Image.LANCZOS)).enhance(1.15).save(d / "astro_bright.png")  # brightened
+    astro.crop((w // 50, h // 50, w - w // 50, h - h // 50)).save(d / "astro_crop.png")  # cropped 2 %
+    coffee = Image.fromarray(photo_u8("coffee"))
+    coffee.save(d / "coffee.png")
+    coffee.save(d / "coffee_q80.jpg", quality=80)
+    Image.fromarray(photo_u8("camera")).resize((128, 128)).save(d / "camera.png")  # distinct, gray
+    Image.fromarray(photo_u8("chelsea")).save(d / "chelsea.jpg", quality=90)  # distinct
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(64)))  # corrupt
+    (d / "notes.txt").write_text("not an image, ignored")
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     d = tmp_path_factory.mktemp("dedup")
-    astro = Image.fromarray(photo_u8("astronaut")).resize((192, 192), Image.LANCZOS)
-    astro.save(d / "astro.png")
-    shutil.copy(d / "astro.png", d / "astro_copy.png")  # exact duplicate
-    astro.save(d / "astro_q85.jpg", quality=85)  # near duplicate: JPEG re-encode
-    astro.resize((176, 176), Image.BICUBIC).save(d / "astro_small.png")  # near duplicate: slight resize
-    Image.fromarray(photo_u8("coffee")).resize((200, 133)).save(d / "coffee.png")  # distinct
-    Image.fromarray(photo_u8("camera")).resize((128, 128)).save(d / "camera.png")  # distinct, gray
-    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(64)))  # corrupt
-    (d / "notes.txt").write_text("not an image, ignored")
+    _write_folder(d)
+    return d
+
+
+@pytest.fixture()
+def work(tmp_path):
+    """A fresh copy of the fixture folder that a test may change."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    _write_folder(d)
     return d
 
 
 def _run(capsys, *argv):
-    code = main(["dedup", *map(str, argv)])
+    code = main(["dedup", *map(str, argv), "--no-progress"])
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def test_groups_and_error_line(folder, capsys):
-    code, out, err = _run(capsys, folder, "--no-progress")
+def _json(capsys, *argv):
+    code, out, err = _run(capsys, *argv, "--json")
+    return code, json.loads(out), err
+
+
+def _names(paths):
+    return sorted(os.path.basename(p) for p in paths)
+
+
+def _phash(path):
+    return imagehash.phash(Image.open(path))
+
+
+# ---------------------------------------------------------------------------------------- groups
+
+
+def test_text_report(folder, capsys):
+    code, out, err = _run(capsys, folder)
     assert code == 1  # one file failed
     broken = [line for line in err.splitlines() if "broken.png" in line]
-    assert len(broken) == 1 and "not a readable image" in broken[0]
-    assert broken[0].startswith("torchsim dedup: ")
-    assert "7 image file(s)" in out and "6 hashed" in out and "1 failed" in out
+    assert len(broken) == 1 and broken[0].startswith("torchsim dedup: ") and "not a readable image" in broken[0]
+    assert "11 image file(s)" in out and "10 hashed" in out and "1 failed" in out
     exact_part, near_part = out.split("near duplicates")
-    assert "1 group(s)" in exact_part and "astro_copy.png" in exact_part and "astro_q85" not in exact_part
-    assert "1 group(s)" in near_part
-    for name in ("astro.png", "astro_copy.png", "astro_q85.jpg", "astro_small.png"):
-        assert name in near_part
-    assert "coffee" not in out and "camera" not in out and "notes.txt" not in out
+    assert "exact duplicates (same MD5): 1 group(s)" in exact_part
+    assert "keep    " + str(folder / "astro.png") in exact_part and "remove  " + str(folder / "astro_copy.png") in exact_part
+    assert "astro_copy" not in near_part  # an exact copy is reported once, with its exact group
+    assert "2 group(s)" in near_part
+    for name in ("astro_q70.jpg", "astro_small.png", "astro_bright.png", "astro_crop.png", "coffee_q80.jpg"):
+        assert f"remove  {folder / name}" in near_part
+    assert "keep    " + str(folder / "coffee.png") in near_part
+    assert "camera" not in out and "chelsea" not in out and "notes.txt" not in out
+    assert "files to remove: 6 (" in out and "nothing was changed" in out
 
 
-def test_json(folder, capsys):
-    code, out, err = _run(capsys, folder, "--json", "--hash", "dhash", "--batch-size", "2", "--no-progress")
-    assert code == 1
-    doc = json.loads(out)
-    assert doc["hash"] == "dhash" and doc["threshold"] == 4 and doc["hash_size"] == 8
-    assert (doc["files"], doc["hashed"], doc["failed"]) == (7, 6, 1)
-    assert [os.path.basename(p) for p in doc["exact_groups"][0]["files"]] == ["astro.png", "astro_copy.png"]
-    assert len(doc["near_groups"]) == 1
-    members = {os.path.basename(f["path"]): f for f in doc["near_groups"][0]["files"]}
-    assert set(members) == {"astro.png", "astro_copy.png", "astro_q85.jpg", "astro_small.png"}
-    assert all(0 <= f["distance"] <= 4 and len(f["hash"]) == 16 for f in members.values())
-    assert members["astro.png"]["hash"] == members["astro_copy.png"]["hash"]
+def test_json_groups_are_stars_with_imagehash_distances(folder, capsys):
+    code, doc, _ = _json(capsys, folder, "-r")
+    assert code == 1 and doc["complete"] is True and doc["threshold"] == 4 and doc["keep"] == "largest"
+    assert (doc["files"], doc["hashed"], doc["failed"]) == (12, 11, 1)
+    (exact,) = doc["exact_groups"]
+    assert _names(exact["files"]) == ["astro.png", "astro_copy.png", "astro_copy2.png"]
+    assert os.path.basename(exact["keep"]) == "astro.png" and _names(exact["remove"]) == ["astro_copy.png", "astro_copy2.png"]
+    assert exact["md5"] == torchsim.file_md5(folder / "astro.png")
+    groups = {os.path.basename(g["keep"]): g for g in doc["near_groups"]}
+    assert set(groups) == {"astro.png", "coffee.png"}
+    assert _names(f["path"] for f in groups["astro.png"]["files"]) == [
+        "astro.png", "astro_bright.png", "astro_crop.png", "astro_q70.jpg", "astro_small.png"]
+    for g in doc["near_groups"]:
+        keep = _phash(g["keep"])
+        for f in g["files"]:
+            assert f["distance"] == keep - _phash(f["path"]) <= 4  # within the threshold of the kept file
+            assert f["hash"] == str(_phash(f["path"]))
+            assert f["bytes"] == os.path.getsize(f["path"]) and (f["width"], f["height"]) == Image.open(f["path"]).size
+    removed = _names(doc["remove"])
+    assert removed == _names([*exact["remove"], *(f["path"] for g in doc["near_groups"] for f in g["files"] if f["role"] == "remove")])
+    assert len(removed) == len(set(removed)) == 7
+    assert doc["remove_bytes"] == sum(os.path.getsize(p) for p in doc["remove"])
     assert [os.path.basename(e["path"]) for e in doc["errors"]] == ["broken.png"]
 
 
-def test_hashes_equal_imagehash(folder, capsys):
-    import imagehash
-
-    code, out, _ = _run(capsys, folder, "--json", "--hash", "ahash", "--threshold", "64", "--no-progress")
-    doc = json.loads(out)
-    (group,) = doc["near_groups"]  # threshold 64 joins everything
-    assert len(group["files"]) == 6
-    for f in group["files"]:
-        if f["path"].endswith(".png"):  # same decoder output as Pillow for PNG
-            assert f["hash"] == str(imagehash.average_hash(Image.open(f["path"])))
-
-
-def test_progress_bar_and_clean_folder(tmp_path, capsys):
-    a = np.arange(64 * 48 * 3, dtype=np.uint8).reshape(48, 64, 3)
-    Image.fromarray(a).save(tmp_path / "a.png")
-    Image.fromarray(a[::-1].copy()).save(tmp_path / "b.png")
-    code, out, err = _run(capsys, tmp_path)
+def test_rotation_chain_is_not_one_group(tmp_path, capsys):
+    """12 copies rotated 1.5 degrees apart: neighbours are within the threshold, the ends far apart.
+    A chained (connected-components) grouping puts all 12 in one group; stars do not."""
+    astro = _astro()
+    for k in range(12):
+        astro.rotate(1.5 * k, resample=Image.BICUBIC).save(tmp_path / f"rot{k:02d}.png")
+    hashes = {p.name: _phash(p) for p in sorted(tmp_path.glob("*.png"))}
+    names = sorted(hashes)
+    threshold = 6
+    # the chain: every step within the threshold, so the components are one group of 12 ...
+    assert all(hashes[a] - hashes[b] <= threshold for a, b in zip(names, names[1:]))
+    assert hashes[names[0]] - hashes[names[-1]] > 3 * threshold
+    code, doc, _ = _json(capsys, tmp_path, "--threshold", threshold, "--keep", "first")
     assert code == 0
-    assert "torchsim dedup" in err and "%" in err  # tqdm bar on stderr
-    assert "exact duplicates (same MD5): 0 group(s)" in out
+    groups = doc["near_groups"]
+    assert len(groups) >= 2 and all(len(g["files"]) < 12 for g in groups)
+    for g in groups:  # ... but every member of a star is within the threshold of its kept file
+        keep = hashes[os.path.basename(g["keep"])]
+        for f in g["files"]:
+            assert f["distance"] == keep - hashes[os.path.basename(f["path"])] <= threshold
+        others = [hashes[os.path.basename(f["path"])] for f in g["files"]]
+        assert max(a - b for a in others for b in others) <= 2 * threshold
+    assert os.path.basename(groups[0]["keep"]) == "rot00.png"  # first in path order: kept first
+
+
+# ---------------------------------------------------------------------------------------- keep policy
+
+
+def test_keep_policies(work, capsys):
+    def kept(*argv):
+        _, doc, _ = _json(capsys, work, *argv)
+        return {os.path.basename(g["keep"]) for g in doc["near_groups"]}, doc
+
+    assert kept()[0] == {"astro.png", "coffee.png"}  # largest: 256x256 over the 192x192 and the crop
+    # lossless: the PNG, even when a larger JPEG is there
+    _astro().resize((300, 300), Image.LANCZOS).save(work / "astro_big.jpg", quality=95)
+    assert "astro_big.jpg" in kept("--keep", "largest")[0]
+    lossless = kept("--keep", "lossless")[0]
+    assert "astro_big.jpg" not in lossless and any(n.startswith("astro") and n.endswith(".png") for n in lossless)
+    # oldest / newest by modification time
+    for k, name in enumerate(sorted(os.listdir(work))):
+        if name.endswith((".png", ".jpg")):
+            os.utime(work / name, ns=(10**18 + k * 10**9, 10**18 + k * 10**9))
+    os.utime(work / "astro_small.png", ns=(10**17, 10**17))
+    assert "astro_small.png" in kept("--keep", "oldest")[0]
+    newest = max((n for n in os.listdir(work) if n.startswith("astro")), key=lambda n: os.stat(work / n).st_mtime_ns)
+    assert newest in kept("--keep", "newest")[0]
+    assert "astro.png" in kept("--keep", "first")[0]
+    # a preferred folder wins over the policy; byte-identical copies follow it too
+    names, doc = kept("-r", "--prefer", work / "sub")
+    assert "astro_copy2.png" in names and os.path.basename(doc["exact_groups"][0]["keep"]) == "astro_copy2.png"
+
+
+# ---------------------------------------------------------------------------------------- actions
+
+
+def _tree(d):
+    return {str(p.relative_to(d)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_dry_run_changes_nothing(work, capsys):
+    before = _tree(work)
+    for action in (["delete"], ["move", str(work.parent / "dupes")], ["hardlink"]):
+        code, out, _ = _run(capsys, work, "--action", *action)
+        assert code == 1 and "dry run" in out and "nothing was changed" in out
+        assert _tree(work) == before and not (work.parent / "dupes").exists()
+    _, out, _ = _run(capsys, work, "--action", "delete")
+    assert out.count("  would delete  ") == 6
+
+
+def test_apply_delete_keeps_every_kept_file(work, capsys):
+    _, doc, _ = _json(capsys, work, "-r")
+    kept = {g["keep"] for g in doc["near_groups"]} | {g["keep"] for g in doc["exact_groups"]}
+    code, out, err = _run(capsys, work, "-r", "--action", "delete", "--apply")
+    assert code == 1  # the corrupt file; every deletion was done
+    assert "--action delete: 7 of 7 file(s) done" in out
+    assert all(not os.path.exists(p) for p in doc["remove"])
+    assert all(os.path.exists(p) for p in kept)
+    assert sorted(_tree(work)) == ["astro.png", "broken.png", "camera.png", "chelsea.jpg", "coffee.png", "notes.txt"]
+    code, out, _ = _run(capsys, work, "-r")
+    assert "files to remove: 0" in out
+
+
+def test_apply_move_keeps_relative_paths_and_never_overwrites(work, tmp_path, capsys):
+    dupes = tmp_path / "dupes"
+    (dupes / "sub").mkdir(parents=True)
+    (dupes / "sub" / "astro_copy2.png").write_bytes(b"already here")
+    code, doc, err = _json(capsys, work, "-r", "--action", "move", dupes, "--apply")
+    moved = {os.path.relpath(f["target"], dupes) for f in doc["action"]["files"] if f["done"]}
+    assert moved == {"astro_copy.png", "astro_q70.jpg", "astro_small.png", "astro_bright.png", "astro_crop.png", "coffee_q80.jpg"}
+    assert (dupes / "sub" / "astro_copy2.png").read_bytes() == b"already here"  # not overwritten
+    assert (work / "sub" / "astro_copy2.png").exists()  # left where it was, with one line saying why
+    assert any("astro_copy2.png" in line and "already there" in line for line in err.splitlines())
+    assert code == 1
+    for rel in moved:  # the moved files are intact
+        assert (dupes / rel).stat().st_size > 1000 and not (work / rel).exists()
+
+
+def test_apply_hardlink_replaces_only_exact_copies(work, capsys):
+    code, out, err = _run(capsys, work, "-r", "--action", "hardlink", "--apply")
+    for name in ("astro_copy.png", "sub/astro_copy2.png"):
+        assert os.path.samefile(work / name, work / "astro.png")
+    assert (work / "astro_q70.jpg").exists() and not os.path.samefile(work / "astro_q70.jpg", work / "astro.png")
+    assert "--action hardlink: 2 of 2 file(s) done" in out
+    assert "5 near duplicate(s) left: hardlink replaces only byte-identical copies" in out
+    assert sum("hardlink replaces only exact copies" in line for line in err.splitlines()) == 5
+
+
+def test_safety_checks_before_acting(work):
+    """A file changed since it was read, or an exact copy whose bytes changed at the same size and
+    time, or a 'duplicate' that is the kept file through a link: never removed."""
+    infos = []
+    for k, name in enumerate(["astro.png", "astro_copy.png"]):
+        f = _dedup_scan.FileInfo(k, str(work / name))
+        st = os.stat(f.path)
+        f.size, f.mtime_ns, f.md5 = st.st_size, st.st_mtime_ns, torchsim.file_md5(f.path)
+        infos.append(f)
+    keep, copy = infos
+    assert _dedup_plan.check_removal(copy, keep, "exact") is None
+    data = bytearray((work / "astro_copy.png").read_bytes())
+    data[-20] ^= 1  # same size, same time, other bytes
+    (work / "astro_copy.png").write_bytes(bytes(data))
+    os.utime(copy.path, ns=(copy.mtime_ns, copy.mtime_ns))
+    assert "no longer byte-identical" in _dedup_plan.check_removal(copy, keep, "exact")
+    os.utime(copy.path, ns=(copy.mtime_ns + 10**9, copy.mtime_ns + 10**9))
+    assert "changed since it was read" in _dedup_plan.check_removal(copy, keep, "exact")
+    os.remove(copy.path)
+    os.symlink(keep.path, copy.path)  # the "copy" is now the kept file itself
+    st = os.stat(copy.path)
+    copy.size, copy.mtime_ns = st.st_size, st.st_mtime_ns
+    assert "the same file as its kept file" in _dedup_plan.check_removal(copy, keep, "exact")
+    os.remove(copy.path)
+    shutil.copy(keep.path, copy.path)
+    st = os.stat(copy.path)
+    copy.size, copy.mtime_ns = st.st_size, st.st_mtime_ns
+    assert _dedup_plan.check_removal(copy, keep, "near") is None
+    os.remove(keep.path)
+    assert "its kept file" in _dedup_plan.check_removal(copy, keep, "near")
+
+
+# ---------------------------------------------------------------------------------------- outputs
+
+
+def test_csv_and_sheet(folder, tmp_path, capsys):
+    out_csv, sheet = tmp_path / "groups.csv", tmp_path / "sheet.png"
+    code, doc, _ = _json(capsys, folder, "--csv", out_csv, "--sheet", sheet)
+    rows = list(csv.DictReader(out_csv.open()))
+    assert [r["role"] for r in rows].count("keep") == 3 and [r["role"] for r in rows].count("remove") == 6
+    assert {r["kind"] for r in rows} == {"exact", "near"} and rows[0]["kind"] == "exact"
+    for r in rows:
+        assert int(r["bytes"]) == os.path.getsize(r["path"]) and r["md5"] == torchsim.file_md5(r["path"])
+        assert r["role"] == "keep" or int(r["distance"]) <= 4
+    assert sorted(r["path"] for r in rows if r["role"] == "remove") == sorted(doc["remove"])
+    im = np.asarray(Image.open(sheet).convert("RGB"))
+    assert im.shape[0] > 3 * 150 and im.shape[1] >= 5 * 150  # 3 rows, up to 5 thumbnails
+    green = (np.abs(im.astype(int) - (30, 140, 60)).sum(-1) < 10).sum()
+    red = (np.abs(im.astype(int) - (200, 40, 40)).sum(-1) < 10).sum()
+    assert green > 3 * 4 * 100 and red > 6 * 4 * 100  # a frame per kept file, per file to remove
+
+
+def test_progress_bar_counts_files(folder, capsys):
+    assert main(["dedup", str(folder), "--no-cache"]) == 1
+    err = capsys.readouterr().err
+    reading, hashing = err.split("torchsim dedup: hashing", 1)
+    assert "torchsim dedup: reading" in reading and "11/11" in reading  # 11 image files read
+    assert "11/11" in hashing and "22" not in err  # then 11 hashed (one fails): files, not steps
+
+
+# ---------------------------------------------------------------------------------------- cache, speed
+
+
+def test_cache_hashes_only_new_or_changed_files(work, tmp_path, capsys, monkeypatch):
+    calls = []
+    real = _dedup_scan.decode
+
+    def counting(path, *args, **kwargs):
+        calls.append(os.path.basename(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(_dedup_scan, "decode", counting)
+    cache = tmp_path / "hashes.sqlite"
+    _, first, _ = _json(capsys, work, "--cache", cache)
+    # one decode per distinct content (the exact copy is not decoded), the corrupt file tried once
+    assert sorted(calls) == sorted(["astro.png", "astro_q70.jpg", "astro_small.png", "astro_bright.png", "astro_crop.png",
+                                    "coffee.png", "coffee_q80.jpg", "camera.png", "chelsea.jpg", "broken.png"])
+    calls.clear()
+    _, again, _ = _json(capsys, work, "--cache", cache)
+    assert calls == ["broken.png"] and again["cached"] == 10
+    assert again["near_groups"] == first["near_groups"] and again["exact_groups"] == first["exact_groups"]
+    # the folder grows, one file changes: only those are decoded
+    Image.fromarray(photo_u8("rocket")).save(work / "rocket.png")
+    shutil.copy(work / "rocket.png", work / "rocket_copy.png")
+    ImageEnhance.Contrast(Image.open(work / "camera.png")).enhance(1.2).save(work / "camera.png")
+    calls.clear()
+    _, grown, _ = _json(capsys, work, "--cache", cache)
+    assert sorted(calls) == ["broken.png", "camera.png", "rocket.png"]
+    assert _names(grown["exact_groups"][1]["files"]) == ["rocket.png", "rocket_copy.png"]
+    calls.clear()
+    _json(capsys, work, "--no-cache")
+    assert len(calls) == 11  # the 10 distinct contents of before, one changed, and the new one
+
+
+def test_default_cache_is_per_folder_under_xdg(work, capsys):
+    path = _dedup_scan.default_cache_path(str(work))
+    assert path.startswith(os.environ["XDG_CACHE_HOME"]) and not os.path.exists(path)
+    _json(capsys, work)
+    assert os.path.isfile(path) and not any(p.suffix == ".sqlite" for p in work.rglob("*"))
+
+
+def test_parallel_and_fast_decode(folder, capsys):
+    _, exact, _ = _json(capsys, folder, "--no-cache", "--workers", 0)
+    _, pooled, _ = _json(capsys, folder, "--no-cache", "--workers", 3, "--batch-size", 2)
+    assert pooled["near_groups"] == exact["near_groups"] and pooled["exact_groups"] == exact["exact_groups"]
+    _, fast, _ = _json(capsys, folder, "--no-cache", "--fast-decode")
+    report = fast["fast_decode"]
+    assert report["checked"] == 3 and 0 <= report["differing"] <= 3 and report["mean_bits"] <= 4  # the 3 JPEGs
+    assert {g["keep"] for g in fast["near_groups"]} == {g["keep"] for g in exact["near_groups"]}
+    files = lambda doc: {f["path"]: f for g in doc["near_groups"] for f in g["files"]}  # noqa: E731
+    for path, f in files(fast).items():
+        if path.endswith(".png"):  # only JPEGs are decoded at a reduced size
+            assert f["hash"] == files(exact)[path]["hash"]
+        assert (f["width"], f["height"]) == Image.open(path).size  # full sizes, for --keep largest
+
+
+def test_fast_decode_draft_sizes(folder):
+    image, full, lossless = _dedup_scan.fast_decode(str(folder / "coffee_q80.jpg"), {}, (32, 32))
+    assert full == (600, 400) and not lossless
+    assert image.shape[0] == 3 and min(image.shape[1:]) >= 64 and image.shape[2] <= 600 // 4
+    image, full, lossless = _dedup_scan.fast_decode(str(folder / "coffee.png"), {}, (32, 32))
+    assert tuple(image.shape) == (3, 400, 600) and lossless
+
+
+# ---------------------------------------------------------------------------------------- arguments
 
 
 def test_bad_arguments(tmp_path, capsys):
@@ -90,12 +367,22 @@ def test_bad_arguments(tmp_path, capsys):
     assert code == 2 and "DIR is not a folder" in err
     code, _, err = _run(capsys, tmp_path, "--threshold", "-1")
     assert code == 2 and "--threshold must be >= 0" in err
+    code, _, err = _run(capsys, tmp_path, "--action", "move")
+    assert code == 2 and "--action move takes one folder" in err
+    code, _, err = _run(capsys, tmp_path, "--action", "shred")
+    assert code == 2 and "--action must be one of report, move DIR, hardlink, delete; got 'shred'" in err
+    code, _, err = _run(capsys, tmp_path, "--apply")
+    assert code == 2 and "--apply needs an --action" in err
+    code, _, err = _run(capsys, tmp_path, "--prefer", tmp_path / "nope")
+    assert code == 2 and "--prefer is not a folder" in err
     with pytest.raises(SystemExit):
         main(["dedup", str(tmp_path), "--hash", "whash"])
+    with pytest.raises(SystemExit):
+        main(["dedup", str(tmp_path), "--keep", "prettiest"])
 
 
 @pytest.mark.cuda
 def test_cuda_same_report(folder, capsys):
-    _, cpu_out, _ = _run(capsys, folder, "--json", "--no-progress")
-    _, cuda_out, _ = _run(capsys, folder, "--json", "--no-progress", "--device", "cuda")
-    assert json.loads(cuda_out) == json.loads(cpu_out)
+    _, cpu, _ = _json(capsys, folder, "--no-cache")
+    _, cuda, _ = _json(capsys, folder, "--no-cache", "--device", "cuda")
+    assert cuda == cpu
