@@ -14,6 +14,7 @@ import shutil
 import imagehash
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageEnhance
 
 import torchsim
@@ -300,13 +301,13 @@ def test_progress_bar_counts_files(folder, capsys):
 
 def test_cache_hashes_only_new_or_changed_files(work, tmp_path, capsys, monkeypatch):
     calls = []
-    real = _dedup_scan.decode
+    real = _dedup_scan.load
 
     def counting(path, *args, **kwargs):
         calls.append(os.path.basename(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(_dedup_scan, "decode", counting)
+    monkeypatch.setattr(_dedup_scan, "load", counting)
     cache = tmp_path / "hashes.sqlite"
     _, first, _ = _json(capsys, work, "--cache", cache)
     # one decode per distinct content (the exact copy is not decoded), the corrupt file tried once
@@ -352,11 +353,27 @@ def test_parallel_and_fast_decode(folder, capsys):
 
 
 def test_fast_decode_draft_sizes(folder):
-    image, full, lossless = _dedup_scan.fast_decode(str(folder / "coffee_q80.jpg"), {}, (32, 32))
+    image, full, lossless = _dedup_scan.load(str(folder / "coffee_q80.jpg"), {}, (32, 32), fast=True)
     assert full == (600, 400) and not lossless
-    assert image.shape[0] == 3 and min(image.shape[1:]) >= 64 and image.shape[2] <= 600 // 4
-    image, full, lossless = _dedup_scan.fast_decode(str(folder / "coffee.png"), {}, (32, 32))
-    assert tuple(image.shape) == (3, 400, 600) and lossless
+    assert image.shape[0] == 1 and min(image.shape[1:]) >= 64 and image.shape[2] <= 600 // 4
+    image, full, lossless = _dedup_scan.load(str(folder / "coffee.png"), {}, (32, 32), fast=True)
+    assert tuple(image.shape) == (1, 400, 600) and full == (600, 400) and lossless
+
+
+def test_luma_decode_hashes_equal_the_rgb_decode(folder, tmp_path):
+    """Pillow's straight-to-luma decode gives the hashes of the RGB decode the other commands use,
+    on every file of the folder and on modes that take the RGB path (palette, RGBA, 16-bit)."""
+    astro = _astro()
+    astro.convert("P").save(tmp_path / "palette.png")
+    astro.convert("RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray((np.asarray(astro.convert("L")).astype(np.uint16) * 257)).save(tmp_path / "gray16.png")
+    paths = [p for p in sorted(folder.iterdir()) if p.suffix in (".png", ".jpg") and p.name != "broken.png"]
+    for path in [*paths, *sorted(tmp_path.iterdir())]:
+        luma, full, _ = _dedup_scan.load(str(path), {}, (32, 32))
+        rgb, rgb_full, _ = _dedup_scan._rgb(str(path), {})
+        assert full == rgb_full == Image.open(path).size
+        for fn in (torchsim.phash, torchsim.dhash, torchsim.ahash):
+            assert torch.equal(fn(luma[None]), fn(rgb[None])), (path.name, fn.__name__)
 
 
 # ---------------------------------------------------------------------------------------- arguments

@@ -11,6 +11,9 @@ share lives once:
 * ``_errors``: ``CliError``, the stderr line format, the shared argument checks;
 * ``report`` (the per-pair report of ``compare`` and ``demo``) and ``_draw`` (pictures).
 
+``dedup``'s own pieces: ``_dedup_scan`` (MD5, hash cache, decoding pool), ``_dedup_plan``
+(groups, keep policy, actions) and ``_dedup_sheet`` (its contact sheet).
+
 Start-up: importing this package, building the parsers and checking arguments import
 neither torch nor torchvision (``torchsim`` itself loads its metrics on first use), so
 ``torchsim --help`` and argument errors answer at once; each ``run`` imports what it uses.

@@ -7,9 +7,11 @@ Groups (as imagededup reports them, and as a user can act on them):
 * **Near** groups are stars around a kept file, over the distinct contents (one file per MD5,
   the one its exact group keeps): every member is within the threshold *of the kept file*, so
   a chain of small steps (copies rotated 1.5° apart) is never one group whose ends differ by
-  far more than the threshold. Greedy, best first: the best file by the keep policy that is in
-  no group yet becomes a kept file, and every file not in a group yet within the threshold of
-  it joins its group. No member of a group ranks above its kept file.
+  far more than the threshold. Files are taken best first by the keep policy: a file within the
+  threshold of a kept file already chosen joins the nearest of them (ties: the better ranked);
+  any other file is kept, the centre of a new group. So kept files are more than the threshold
+  apart, no member of a group ranks above its kept file, and a file sits with the kept file it
+  is closest to, not with the first one that reached it.
 
 Keep policy: ``--prefer DIR`` (repeatable, in order) first: a file under an earlier preferred
 folder wins; then ``--keep``: ``largest`` (most pixels, then most bytes), ``lossless`` (PNG, BMP,
@@ -96,8 +98,6 @@ def exact_groups(infos: Sequence[FileInfo], key) -> List[Group]:
 
 def near_groups(infos: Sequence[FileInfo], exact: Sequence[Group], key, hash_size: int, threshold: int, device) -> List[Group]:
     """Stars around kept files over the distinct contents (see the module's docstring)."""
-    import torch
-
     import torchsim
 
     copies = {i for g in exact for i, _ in g.members}
@@ -106,33 +106,28 @@ def near_groups(infos: Sequence[FileInfo], exact: Sequence[Group], key, hash_siz
         return []
     hexes = sorted({f.hash for f in contents})
     slot = {hx: k for k, hx in enumerate(hexes)}
-    members: List[List[int]] = [[] for _ in hexes]  # per distinct hash: its contents, best first
-    for pos, f in enumerate(contents):
-        members[slot[f.hash]].append(pos)
     bits = torchsim.hex_to_hash(hexes, hash_size=hash_size).to(device)
     pairs, dist = torchsim.hamming_pairs(bits, threshold)
     near: List[List[Tuple[int, int]]] = [[] for _ in hexes]
     for (a, b), d in zip(pairs.tolist(), dist.tolist()):
         near[a].append((b, d))
         near[b].append((a, d))
-    taken = [False] * len(contents)
-    groups = []
-    for pos, f in enumerate(contents):  # best first
-        if taken[pos]:
-            continue
+    # best first: a file within the threshold of a kept file found before it joins the nearest
+    # such one (ties: the better ranked); any other file is kept, the centre of a new star
+    centres: List[List[int]] = [[] for _ in hexes]  # per distinct hash: its kept files (positions)
+    joined: Dict[int, List[Tuple[int, int]]] = {}
+    for pos, f in enumerate(contents):
         h = slot[f.hash]
-        found = [(q, 0) for q in members[h] if q != pos and not taken[q]]
-        for other, d in near[h]:
-            found.extend((q, d) for q in members[other] if not taken[q])
-        if not found:
-            continue
-        taken[pos] = True
-        for q, _ in found:
-            taken[q] = True
-        found.sort(key=lambda item: (item[1], key(contents[item[0]])))
-        groups.append(Group("near", f.index, [(contents[q].index, d) for q, d in found]))
-        for lst in (members[h], *(members[o] for o, _ in near[h])):  # drop the taken, so no list is walked twice
-            lst[:] = [q for q in lst if not taken[q]]
+        best = min([(0, c) for c in centres[h]] + [(d, c) for other, d in near[h] for c in centres[other]], default=None)
+        if best is None:
+            centres[h].append(pos)
+            joined[pos] = []
+        else:
+            joined[best[1]].append((pos, best[0]))
+    groups = [
+        Group("near", contents[c].index, [(contents[q].index, d) for q, d in sorted(found, key=lambda m: (m[1], m[0]))])
+        for c, found in joined.items() if found
+    ]
     return sorted(groups, key=lambda g: min([g.keep] + [i for i, _ in g.members]))
 
 

@@ -7,10 +7,11 @@
 * :func:`hash_files`: the perceptual hash of every file that lacks one. Byte-identical files are
   decoded once. Decoding runs in a pool of threads (Pillow and libjpeg release the GIL), the
   hashes in batches of one image size on the main thread, while the pool decodes ahead.
-* :func:`fast_decode`: the opt-in reduced-size JPEG decode (Pillow's ``draft``: libjpeg scales
-  the DCT by 1/2, 1/4 or 1/8 while decoding), which keeps at least twice the hash thumbnail's
-  side; other formats are decoded in full. Its hashes can differ from the exact ones by a few
-  bits: :func:`fast_decode_check` measures how often on a sample.
+* :func:`load`: a file decoded by Pillow straight to the 8-bit luma the hashes use (the same
+  hash as from the RGB decode, for less work); with ``fast``, JPEGs at a reduced DCT scale
+  (Pillow's ``draft``: libjpeg scales by 1/2, 1/4 or 1/8 while decoding), keeping at least twice
+  the hash thumbnail's side. Fast hashes can differ from the exact ones by a few bits:
+  :func:`fast_decode_check` measures how often on a sample.
 
 Nothing here imports torch or Pillow when the module is imported.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -224,27 +226,32 @@ def _is_lossless(path: str, fmt: Optional[str]) -> bool:
     return fmt in LOSSLESS_FORMATS
 
 
-def _format(path: str) -> Optional[str]:
+def _rgb(path: str, options: Dict[str, Any]) -> Tuple["torch.Tensor", Tuple[int, int], bool]:
+    """The other commands' decode (8-bit RGB): every format and mode, refusals in their words."""
     from PIL import Image
 
+    image = decode(path, "RGB", keep16=False, **options)
     try:
         with Image.open(path) as im:
-            return im.format
+            fmt = im.format
     except Exception:
-        return None
+        fmt = None
+    return image, (image.shape[-1], image.shape[-2]), _is_lossless(path, fmt)
 
 
-def exact_decode(path: str, options: Dict[str, Any], thumb: Tuple[int, int]) -> Tuple["torch.Tensor", Tuple[int, int], bool]:
-    """The full decode of the other commands (8-bit RGB): ``(image, (width, height), lossless)``."""
-    image = decode(path, "RGB", keep16=False, **options)
-    return image, (image.shape[-1], image.shape[-2]), _is_lossless(path, _format(path))
+_GRAY_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")
 
 
-def fast_decode(path: str, options: Dict[str, Any], thumb: Tuple[int, int]) -> Tuple["torch.Tensor", Tuple[int, int], bool]:
-    """A JPEG decoded at the smallest DCT scale (1/2 .. 1/8) that keeps both sides at least twice
-    ``thumb``; anything else (or a JPEG Pillow refuses) decoded in full by :func:`exact_decode`.
+def load(path: str, options: Dict[str, Any], thumb: Tuple[int, int], fast: bool = False) -> Tuple["torch.Tensor", Tuple[int, int], bool]:
+    """One file as the hashes need it: ``(image, (width, height) of the full image, lossless)``.
 
-    Returns ``(image, (width, height) of the full image, lossless)``.
+    A single-frame 8-bit RGB or gray JPEG, PNG, WebP, BMP or TIFF is decoded by Pillow straight
+    to its 8-bit luma, ``convert("L")`` — the luma the hashes compute from RGB (:func:`torchsim.pil_luma`
+    is Pillow's formula), so the hash is the same while the decode skips the RGB tensor. With
+    ``fast``, a JPEG is decoded at the smallest DCT scale (1/2 .. 1/8) that keeps both sides at
+    least twice ``thumb`` (Pillow's ``draft``), which changes the hash by a few bits at times.
+    Anything else (16-bit, palette, CMYK, animations, corrupt files) goes through the other
+    commands' RGB decode (:func:`._files.decode`), which also words every refusal.
     """
     import warnings
 
@@ -252,25 +259,34 @@ def fast_decode(path: str, options: Dict[str, Any], thumb: Tuple[int, int]) -> T
     import torch
     from PIL import Image, ImageOps
 
-    if not is_jpeg(path):
-        return exact_decode(path, options, thumb)
     check_readable(path)
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(32)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as im:
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the size check is decode's
+            try:
+                im = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
+            with im:
                 full = im.size
-                if full[0] * full[1] > options.get("max_pixels", float("inf")):
-                    return exact_decode(path, options, thumb)  # its refusal, in its words
-                im.draft("RGB", (2 * thumb[0], 2 * thumb[1]))
+                png16 = head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) > 24 and head[24] == 16
+                if (im.mode not in ("RGB", "L") or im.format not in _GRAY_FORMATS or png16
+                        or getattr(im, "n_frames", 1) > 1 or full[0] * full[1] > options.get("max_pixels", float("inf"))):
+                    return _rgb(path, options)
+                if fast and im.format == "JPEG":
+                    im.draft("RGB" if im.mode == "RGB" else "L", (2 * thumb[0], 2 * thumb[1]))
                 if options.get("exif"):
                     if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # a quarter turn: the sides swap
                         full = (full[1], full[0])
                     im = ImageOps.exif_transpose(im)
-                a = np.asarray(im.convert("RGB"))
-    except Exception:
-        return exact_decode(path, options, thumb)
-    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))), full, False
+                a = np.asarray(im.convert("L"))
+                fmt = im.format
+    except Exception:  # truncated, corrupt, unknown: the RGB decode says why (or decodes it)
+        return _rgb(path, options)
+    return torch.from_numpy(a.copy())[None], full, _is_lossless(path, fmt)
 
 
 def is_jpeg(path: str) -> bool:
@@ -291,6 +307,22 @@ def thumb_size(hash_name: str, hash_size: int) -> Tuple[int, int]:
     return hash_size, hash_size
 
 
+@contextlib.contextmanager
+def one_thread(active: bool = True):
+    """Torch ops on one intra-op thread while the worker threads decode and hash: OpenMP threads
+    would fight them for the cores (on a busy 2-core machine one 640x480 image took 43 ms to hash
+    with 2 OpenMP threads, 1.5 ms with 1). The workers are the parallelism."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if active:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def hash_files(
     infos: Sequence[FileInfo],
     hash_fn: Callable[..., "torch.Tensor"],
@@ -299,7 +331,7 @@ def hash_files(
     *,
     workers: int,
     batch_size: int,
-    decoder: Callable[..., Tuple["torch.Tensor", Tuple[int, int], bool]],
+    fast: bool,
     thumb: Tuple[int, int],
     options: Dict[str, Any],
     tick: Callable[[int], None],
@@ -324,9 +356,13 @@ def hash_files(
             twins[f.md5 or f"#{f.index}"].append(f)
             firsts.append(f)
 
+    per_image = device.type == "cpu"  # CPU: each worker hashes what it decoded; CUDA: batches on the device
+
     def work(f: FileInfo):
         try:
-            return f, decoder(f.path, options, thumb), None
+            image, full, lossless = load(f.path, options, thumb, fast)
+            hx = torchsim.hash_to_hex(hash_fn(image[None], hash_size=hash_size))[0] if per_image else None
+            return f, (None if per_image else image, full, lossless, hx), None
         except ImageReadError as exc:
             return f, None, str(exc)
         except Exception as exc:  # nothing about one file may stop the run
@@ -343,26 +379,30 @@ def hash_files(
             bits = hash_fn(torch.stack([image for _, image in items]).to(device), hash_size=hash_size)
             for (f, _), hx in zip(items, torchsim.hash_to_hex(bits)):
                 f.hash = hx
-        for f, _ in batch:
-            for twin in twins[f.md5 or f"#{f.index}"][1:]:
-                twin.hash, twin.width, twin.height, twin.lossless = f.hash, f.width, f.height, f.lossless
-        every = [twin for f in finished for twin in twins[f.md5 or f"#{f.index}"]]
+        every = []
+        for f in finished:
+            for twin in twins[f.md5 or f"#{f.index}"]:
+                if twin is not f:
+                    twin.hash, twin.width, twin.height, twin.lossless = f.hash, f.width, f.height, f.lossless
+                    twin.error = None if f.error is None else f.error.replace(f.path, twin.path)
+                every.append(twin)
         done(every)
         tick(len(every))
         batch.clear()
         finished.clear()
 
-    for f, result, error in _pooled(work, firsts, workers, ahead=batch_size + 2 * workers):
-        finished.append(f)
-        if error is not None:
-            for twin in twins[f.md5 or f"#{f.index}"]:
-                twin.error = error if twin is f else error.replace(f.path, twin.path)
-            continue
-        image, (f.width, f.height), f.lossless = result
-        batch.append((f, image))
-        if len(batch) >= batch_size:
-            flush()
-    flush()
+    with one_thread(per_image):
+        for f, result, error in _pooled(work, firsts, workers, ahead=batch_size + 2 * workers):
+            finished.append(f)
+            if error is not None:
+                f.error = error
+            else:
+                image, (f.width, f.height), f.lossless, f.hash = result
+                if image is not None:
+                    batch.append((f, image))
+            if len(finished) >= batch_size:
+                flush()
+        flush()
 
 
 def fast_decode_check(infos: Sequence[FileInfo], hash_fn, hash_size: int, device, thumb, options, sample: int = 32) -> Tuple[int, int, float]:
@@ -374,13 +414,14 @@ def fast_decode_check(infos: Sequence[FileInfo], hash_fn, hash_size: int, device
     jpegs = [f for f in infos if f.hash is not None and f.error is None and is_jpeg(f.path)]
     picked = jpegs[:: max(1, len(jpegs) // sample)][:sample]
     differing, bits = 0, 0
-    for f in picked:
-        try:
-            image = exact_decode(f.path, options, thumb)[0]
-        except Exception:
-            continue
-        exact = hash_fn(image[None].to(device), hash_size=hash_size).cpu()
-        d = int(torchsim.hamming_distance(exact, torchsim.hex_to_hash([f.hash], hash_size=hash_size))[0])
-        differing += d > 0
-        bits += d
+    with one_thread(device.type == "cpu"):
+        for f in picked:
+            try:
+                image = load(f.path, options, thumb)[0]
+            except Exception:
+                continue
+            exact = hash_fn(image[None].to(device), hash_size=hash_size).cpu()
+            d = int(torchsim.hamming_distance(exact, torchsim.hex_to_hash([f.hash], hash_size=hash_size))[0])
+            differing += d > 0
+            bits += d
     return len(picked), differing, bits / max(1, len(picked))

@@ -138,7 +138,7 @@ def hash_files(infos: Sequence[scan.FileInfo], args, device: "torch.device", cac
     scan.hash_files(
         infos, _metrics.resolve(args.hash).function, args.hash_size, device,
         workers=args.workers, batch_size=args.batch_size,
-        decoder=scan.fast_decode if args.fast_decode else scan.exact_decode,
+        fast=args.fast_decode,
         thumb=scan.thumb_size(args.hash, args.hash_size), options=decode_options(args), tick=tick,
         done=cache.store if cache is not None else (lambda _: None),
     )
