@@ -276,7 +276,7 @@ class _TorchOps:
 # --------------------------------------------------------------------------- search
 
 
-_CHUNK = {"cpu": 1 << 20, "cuda": 1 << 26}  # candidates (or brute-force pairs) verified at once
+_CHUNK = {"cpu": 1 << 20, "cuda": 1 << 25}  # candidates (or brute-force pairs) verified at once
 
 
 def pairs_within(
