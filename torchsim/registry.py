@@ -21,6 +21,7 @@ API::
     rec.higher_is_better                # True (None for hashes and regions)
     rec.kind                            # "score" | "count" | "hash" | "regions" (see KINDS)
     rec.label, rec.reference            # "MS-SSIM", "pytorch_msssim.ms_ssim(...)"
+    rec.conventions                     # ["wang", "pytorch_msssim", "piq", ...]: names it takes as convention=
 
     registry.names()                    # every name, in registration order
     registry.names(kind="score", has_module=True)   # filtered: also differentiable=, needs_data_range=, has_loss=
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Union
 
+from . import conventions
 from . import functional as F
 from ._validation import ms_ssim_min_side
 
@@ -70,14 +72,14 @@ def _any_size(**options: Any) -> int:
     return 1
 
 
-def _window_fits(*, kernel_size: int, **options: Any) -> int:
+def _window_fits(*, kernel_size: Any, **options: Any) -> int:
     # ssim: the window fits the image (with downsample=True also for kernel_size < 384, where
     # an image of kernel_size pixels is not downsampled); diff_regions: the same check.
-    return kernel_size
+    return kernel_size if isinstance(kernel_size, int) else max(kernel_size)
 
 
-def _scales_fit(*, kernel_size: int, weights: Any, **options: Any) -> int:
-    return ms_ssim_min_side(kernel_size, len(weights))
+def _scales_fit(*, kernel_size: Any, weights: Any, pooling: str = "zero", **options: Any) -> int:
+    return ms_ssim_min_side(kernel_size, len(weights), pooling)
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,13 @@ class MetricRecord:
         unknown = set(options) - set(defaults)
         if unknown:
             raise TypeError(f"{self.name}: min_size() got unknown options {sorted(unknown)}; options: {', '.join(defaults)}")
-        return self.min_size_rule(**{**defaults, **options})
+        return self.min_size_rule(**conventions.resolve(self.name, self.name, options, defaults, None))
+
+    @property
+    def conventions(self) -> List[str]:
+        """Names of the published conventions this metric takes as ``convention=`` (empty if none);
+        see :mod:`torchsim.conventions`."""
+        return conventions.names(self.name) if "convention" in self.options else []
 
     @property
     def module(self) -> Optional[type]:
