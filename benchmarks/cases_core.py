@@ -1,6 +1,6 @@
 """Core metrics — SSIM, MS-SSIM, PSNR, MSE — timed side by side with the other libraries.
 
-Every backend is configured for the computation torchsim does by default
+Inputs: photo crops and a noisy copy (``benchmarks/inputs.py``, float32 in [0, 1]). Every backend is configured for the computation torchsim does by default
 (Gaussian window 11 / sigma 1.5, K = (0.01, 0.03), data_range = 1.0, float32,
 SSIM averaged over the valid region, per channel, then over channels and
 images) as far as its library allows; where a library computes something
@@ -20,34 +20,17 @@ from typing import Callable, Dict, List, Tuple
 
 import torch
 
-from benchmarks.harness import Case, Skip, import_backend
+from benchmarks.harness import Registry, Skip, import_backend
+from benchmarks.inputs import pair, shape_name, sized
 
-SEED = 0
-NOISE = 0.05
 DATA_RANGE = 1.0
 SSIM_SHAPES = [(16, 3, 256, 256), (1, 3, 1024, 1024), (4, 1, 512, 512)]
 MS_SSIM_SHAPE = (8, 3, 256, 256)
+MS_SSIM_MIN_SIDE = 176  # five scales of an 11-tap window; torchmetrics wants side // 16 > 10
 PIXEL_SHAPE = (16, 3, 256, 256)
 MEMORY_SHAPE = (16, 3, 256, 256)
 
 Ops = Dict[str, Callable]
-
-
-
-
-def _shape(shape: Tuple[int, ...]) -> str:
-    return "x".join(map(str, shape))
-
-
-def _inputs(shape, device: str, requires_grad: bool = False):
-    """x ~ U[0, 1), y = x + small Gaussian noise; drawn on the CPU with a fixed seed, so every
-    device sees the same numbers. y is clamped to [0, 1] (piq refuses values outside
-    [0, data_range]); nothing else depends on it."""
-    g = torch.Generator().manual_seed(SEED)
-    x = torch.rand(shape, generator=g)
-    y = (x + NOISE * torch.randn(shape, generator=g)).clamp_(0.0, 1.0)
-    x, y = x.to(device), y.to(device)
-    return x.requires_grad_(requires_grad), y
 
 
 # --------------------------------------------------------------------------- one helper per library
@@ -197,7 +180,7 @@ def _op(lib: str, op: str) -> Tuple[Callable, Callable]:
 def _forward(lib: str, op: str, shape, device: str):
     def factory():
         fn, prepare = _op(lib, op)
-        x, y = _inputs(shape, device)
+        x, y = pair(shape, device=device)
         x, y = prepare(x), prepare(y)
 
         def call():
@@ -214,7 +197,7 @@ def _forward_backward(lib: str, op: str, shape, device: str):
 
     def factory():
         fn, _ = _op(lib, op)
-        x, y = _inputs(shape, device, requires_grad=True)
+        x, y = pair(shape, device=device, requires_grad=True)
 
         def call():
             fn(x, y).backward()
@@ -225,8 +208,8 @@ def _forward_backward(lib: str, op: str, shape, device: str):
     return factory
 
 
-def _case(name: str, libs: List[str], make, op: str, shape, device: str, kind: str = "time") -> Case:
-    return Case(name, {lib: make(lib, op, shape, device) for lib in libs}, kind=kind)
+def _backends(libs: List[str], make, op: str, shape, device: str):
+    return {lib: make(lib, op, shape, device) for lib in libs}
 
 
 SSIM_LIBS = ["torchsim", "pytorch_msssim", "piq", "torchmetrics", "kornia", "monai", "skimage"]
@@ -236,24 +219,27 @@ PSNR_LIBS = ["torchsim", "torchmetrics", "piq", "kornia", "skimage", "torch"]
 MSE_LIBS = ["torchsim", "torchmetrics", "skimage", "torch"]
 
 
-def cases(device: str) -> List[Case]:
-    out = []
-    for shape in SSIM_SHAPES:
-        out.append(_case(f"ssim fwd {_shape(shape)}", SSIM_LIBS, _forward, "ssim", shape, device))
-    for shape in SSIM_SHAPES:
-        out.append(_case(f"ssim fwd+bwd {_shape(shape)}", SSIM_GRAD_LIBS, _forward_backward, "ssim_loss", shape, device))
-    out.append(
-        _case(f"ms_ssim fwd+bwd {_shape(MS_SSIM_SHAPE)}", MS_SSIM_LIBS, _forward_backward, "ms_ssim_loss", MS_SSIM_SHAPE, device)
-    )
-    out.append(_case(f"psnr {_shape(PIXEL_SHAPE)}", PSNR_LIBS, _forward, "psnr", PIXEL_SHAPE, device))
-    out.append(_case(f"mse {_shape(PIXEL_SHAPE)}", MSE_LIBS, _forward, "mse", PIXEL_SHAPE, device))
-    out.append(
-        _case(
-            f"ssim fwd+bwd peak memory {_shape(MEMORY_SHAPE)}",
-            SSIM_GRAD_LIBS, _forward_backward, "ssim_loss", MEMORY_SHAPE, device, kind="memory",
-        )
-    )
+def cases(device: str, quick: bool = False) -> Registry:
+    out = {}
+    for shape in (sized(s, quick) for s in SSIM_SHAPES):
+        out[f"ssim fwd {shape_name(shape)}"] = _backends(SSIM_LIBS, _forward, "ssim", shape, device)
+    for shape in (sized(s, quick) for s in SSIM_SHAPES):
+        out[f"ssim fwd+bwd {shape_name(shape)}"] = _backends(SSIM_GRAD_LIBS, _forward_backward, "ssim_loss", shape, device)
+    shape = sized(MS_SSIM_SHAPE, quick, MS_SSIM_MIN_SIDE)
+    out[f"ms_ssim fwd+bwd {shape_name(shape)}"] = _backends(MS_SSIM_LIBS, _forward_backward, "ms_ssim_loss", shape, device)
+    shape = sized(PIXEL_SHAPE, quick)
+    out[f"psnr {shape_name(shape)}"] = _backends(PSNR_LIBS, _forward, "psnr", shape, device)
+    out[f"mse {shape_name(shape)}"] = _backends(MSE_LIBS, _forward, "mse", shape, device)
     return out
+
+
+def memory_cases(device: str, quick: bool = False) -> Registry:
+    shape = sized(MEMORY_SHAPE, quick)
+    return {
+        f"ssim fwd+bwd peak memory {shape_name(shape)}": _backends(
+            SSIM_GRAD_LIBS, _forward_backward, "ssim_loss", shape, device
+        )
+    }
 
 
 def _check(device: str = "cpu") -> None:
@@ -270,7 +256,7 @@ def _check(device: str = "cpu") -> None:
             except (ImportError, Skip) as exc:
                 print(f"{op:13s} {lib:15s} skipped: {exc}")
                 continue
-            x, y = _inputs(shape, device)
+            x, y = pair(shape, device=device)
             try:
                 with torch.no_grad():
                     value = float(fn(prepare(x), prepare(y)))

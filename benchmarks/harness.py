@@ -1,25 +1,27 @@
 """One benchmark harness: interleaved timing of several backends, medians and ratios.
 
-A *case* is a name plus ``{backend: factory}``; a factory builds inputs and
-returns a zero-argument callable (or raises ``ImportError`` / ``Skip`` when the
-backend is not installed or cannot run the case). Backends of one case are
-timed round-robin — one block each, repeated — so that machine noise hits
-all of them alike; the table reports each backend's median and its ratio to
-the fastest. Memory cases report the peak bytes allocated during one call
-(CUDA: the caching allocator's peak; CPU: torch's profiler memory, see
-``peak_memory``).
+Every suite (``benchmarks/cases_<suite>.py``) describes its cases in one registry shape,
+``{case: {backend: factory}}`` (``Registry``): ``cases(device, quick)`` for timings and,
+where it has them, ``memory_cases(device, quick)`` for peak memory. A factory is a
+zero-argument callable that builds the inputs (from ``benchmarks/inputs.py``) and returns the
+zero-argument callable that is measured, or raises ``ImportError`` / ``Skip`` when the
+backend is not installed or cannot run the case. Backends of one case are timed
+round-robin — one block each, repeated — so that machine noise hits all of them alike;
+the table reports each backend's median and its ratio to the fastest and to torchsim.
+Memory cases report the peak bytes allocated during one call (CUDA: the caching
+allocator's peak; CPU: torch's profiler memory, see ``peak_memory``). Every number in a
+table is measured; nothing is extrapolated.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import json
 import platform
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -29,6 +31,8 @@ class Skip(Exception):
 
 
 Factory = Callable[[], Callable[[], object]]
+Registry = Dict[str, Dict[str, Factory]]  # {case: {backend: factory}}
+OURS = "torchsim"  # the backend the "others ÷ torchsim" column divides by
 
 
 def import_backend(name: str):
@@ -39,14 +43,6 @@ def import_backend(name: str):
         return importlib.import_module(name)
     except ImportError as exc:
         raise ImportError(f"{name} not installed ({exc})") from exc
-
-
-@dataclasses.dataclass
-class Case:
-    name: str
-    backends: Dict[str, Factory]
-    kind: str = "time"  # "time" or "memory"
-    ours: str = "torchsim"
 
 
 def _sync(device: Optional[str]) -> None:
@@ -63,13 +59,14 @@ def _block(fn: Callable[[], object], n: int, device: Optional[str]) -> float:
     return (time.perf_counter() - t0) / n
 
 
-def time_case(case: Case, device: str, rounds: int = 7, min_block_s: float = 0.2) -> Dict[str, dict]:
+def time_case(backends: Dict[str, Factory], device: str, rounds: int = 7, min_block_s: float = 0.2) -> Dict[str, dict]:
     fns: Dict[str, Callable[[], object]] = {}
     results: Dict[str, dict] = {}
-    for name, factory in case.backends.items():
+    for name, factory in backends.items():
         try:
-            fns[name] = factory()
-            fns[name]()  # warm-up (and compile, where a backend compiles)
+            fn = factory()
+            fn()  # warm-up (and compile, where a backend compiles)
+            fns[name] = fn
         except (ImportError, Skip, NotImplementedError) as exc:
             results[name] = {"skipped": f"{type(exc).__name__}: {exc}"[:120]}
         except Exception as exc:  # a competitor that fails on this case is reported, not fatal
@@ -121,9 +118,9 @@ def peak_memory(fn: Callable[[], object], device: str) -> int:
     return peak
 
 
-def memory_case(case: Case, device: str) -> Dict[str, dict]:
+def memory_case(backends: Dict[str, Factory], device: str) -> Dict[str, dict]:
     results: Dict[str, dict] = {}
-    for name, factory in case.backends.items():
+    for name, factory in backends.items():
         try:
             fn = factory()
             fn()
@@ -143,20 +140,20 @@ def _fmt_time(s: float) -> str:
     return f"{s * 1e6:8.1f} us"
 
 
-def print_table(case: Case, res: Dict[str, dict], out=sys.stdout) -> None:
-    key = "median_s" if case.kind == "time" else "peak_bytes"
+def print_table(name: str, kind: str, res: Dict[str, dict], out=sys.stdout) -> None:
+    key = "median_s" if kind == "time" else "peak_bytes"
     ok = {k: v[key] for k, v in res.items() if key in v}
-    print(f"\n### {case.name}", file=out)
+    print(f"\n### {name}", file=out)
     if not ok:
         print("(no backend ran)", file=out)
     best = min(ok.values()) if ok else None
-    ours = ok.get(case.ours)
-    hdr = "| backend | median | × fastest | others ÷ torchsim |" if case.kind == "time" else "| backend | peak memory | × smallest | others ÷ torchsim |"
+    ours = ok.get(OURS)
+    hdr = "| backend | median | × fastest | others ÷ torchsim |" if kind == "time" else "| backend | peak memory | × smallest | others ÷ torchsim |"
     print(hdr, file=out)
     print("|---|---:|---:|---:|", file=out)
     for name in sorted(ok, key=ok.get):
         v = ok[name]
-        shown = _fmt_time(v) if case.kind == "time" else f"{v / 2**20:9.1f} MiB"
+        shown = _fmt_time(v) if kind == "time" else f"{v / 2**20:9.1f} MiB"
         rel = f"{v / best:6.2f}" if best else "-"
         vs = f"{v / ours:6.2f}" if ours else "-"
         print(f"| {name} | {shown} | {rel} | {vs} |", file=out)
@@ -185,13 +182,25 @@ def environment(device: str) -> dict:
     return info
 
 
-def run_cases(cases: List[Case], device: str, json_path: Optional[str] = None, rounds: int = 7) -> dict:
+def run_cases(
+    registries: List[Tuple[str, Registry]],
+    device: str = "cpu",
+    json_path: Optional[str] = None,
+    rounds: int = 7,
+    min_block_s: float = 0.2,
+) -> dict:
+    """Run ``[(kind, registry), ...]`` in order (kind ``"time"`` or ``"memory"``), print a table per
+    case and return (and optionally save as JSON) the report."""
     report = {"environment": environment(device), "cases": {}}
     print(f"# device: {device}; torch {torch.__version__}; threads {torch.get_num_threads()}")
-    for case in cases:
-        res = time_case(case, device, rounds=rounds) if case.kind == "time" else memory_case(case, device)
-        report["cases"][case.name] = {"kind": case.kind, "results": res}
-        print_table(case, res)
+    todo = [(name, kind, backends) for kind, registry in registries for name, backends in registry.items()]
+    for name, kind, backends in todo:
+        if kind == "time":
+            res = time_case(backends, device, rounds=rounds, min_block_s=min_block_s)
+        else:
+            res = memory_case(backends, device)
+        report["cases"][name] = {"kind": kind, "results": res}
+        print_table(name, kind, res)
         sys.stdout.flush()
     if json_path:
         with open(json_path, "w") as fh:

@@ -1,11 +1,18 @@
-"""Write ``notebooks/tour.ipynb`` (unexecuted) from the cells below: ``python notebooks/make_tour.py``.
+"""Write ``notebooks/tour.ipynb`` from the cells below and execute it, so that the stored file
+shows its outputs (the pictures are visible where the repository is browsed):
 
-Sections that show a feature torchsim does not have yet (checked with
-``hasattr(torchsim, ...)`` when this script runs) become marked markdown stubs.
+    python notebooks/make_tour.py               # build, run (about a minute on a CPU), write
+    python notebooks/make_tour.py --no-execute  # build and write without outputs
+
+Run it after changing a cell or the library's output; ``tests/test_notebook.py`` checks that the
+stored cells are these and executes the notebook again. Execution uses this interpreter as the
+kernel and this checkout's torchsim. Sections that show a feature torchsim does not have yet
+(checked with ``hasattr(torchsim, ...)`` when this script runs) become marked markdown stubs.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -356,10 +363,39 @@ def build() -> nbformat.NotebookNode:
     return nb
 
 
-def main() -> None:
-    path = os.path.join(HERE, "tour.ipynb")
-    nbformat.write(build(), path)
-    print(f"wrote {path}")
+def execute(nb: nbformat.NotebookNode, cwd: str, timeout: int = 600) -> nbformat.NotebookNode:
+    """Run ``nb`` in place with nbclient on a ``python3`` kernel of this interpreter that imports
+    this checkout's torchsim; cell outputs replace the old ones. No timings are stored."""
+    import nbclient
+
+    root = os.path.dirname(HERE)
+    saved = {k: os.environ.get(k) for k in ("PATH", "PYTHONPATH")}
+    # "python" in the python3 kernelspec is this interpreter; the checkout comes first on sys.path.
+    os.environ["PATH"] = os.pathsep.join(filter(None, [os.path.dirname(sys.executable), saved["PATH"]]))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, saved["PYTHONPATH"]]))
+    try:
+        nbclient.NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", record_timing=False, resources={"metadata": {"path": cwd}}
+        ).execute()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return nb
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Build notebooks/tour.ipynb and store its outputs.")
+    parser.add_argument("--no-execute", action="store_true", help="write the cells without running them")
+    parser.add_argument("-o", "--output", default=os.path.join(HERE, "tour.ipynb"))
+    args = parser.parse_args(argv)
+    nb = build()
+    if not args.no_execute:
+        execute(nb, cwd=HERE)
+    nbformat.write(nb, args.output)
+    print(f"wrote {args.output} ({os.path.getsize(args.output) / 1e6:.2f} MB)")
 
 
 if __name__ == "__main__":

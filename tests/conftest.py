@@ -1,6 +1,11 @@
+"""Fixtures for every test file: ``device`` (CPU, and CUDA where there is one), real
+photographs. The helpers themselves are in tests/helpers.py."""
+
 import numpy as np
 import pytest
 import torch
+
+from tests.helpers import DISTORTIONS, PHOTOS, load_photos
 
 
 def pytest_collection_modifyitems(config, items):
@@ -28,18 +33,24 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 @pytest.fixture(params=DEVICES)
 def device(request):
+    """Every family's device tests run once per device: the CUDA run is the same test, and
+    skips (marker ``cuda``) where there is no GPU."""
     return torch.device(request.param)
 
 
 @pytest.fixture(scope="session")
 def photos():
     """Real photographs from skimage.data as float64 HxWxC arrays in [0, 1] (gray ones HxW)."""
-    from skimage import data
+    return load_photos()
 
-    return {
-        "astronaut": data.astronaut() / 255.0,
-        "coffee": data.coffee() / 255.0,
-        "chelsea": data.chelsea() / 255.0,
-        "camera": data.camera() / 255.0,
-    }
 
+@pytest.fixture(scope="session")
+def photo_pairs(photos):
+    """``{(photo, distortion): (reference, distorted)}``: every photo downscaled by 4 (float64 in
+    [0, 1]) with each distortion, clipped to [0, 1]."""
+    out = {}
+    for name in PHOTOS:
+        img = photos[name][::4, ::4]
+        for dist, fn in DISTORTIONS.items():
+            out[(name, dist)] = (img, np.clip(fn(img), 0, 1))
+    return out

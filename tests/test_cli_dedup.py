@@ -8,21 +8,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import photo_u8
 from torchsim.cli import main
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    from skimage import data
-
     d = tmp_path_factory.mktemp("dedup")
-    astro = Image.fromarray(data.astronaut()).resize((192, 192), Image.LANCZOS)
+    astro = Image.fromarray(photo_u8("astronaut")).resize((192, 192), Image.LANCZOS)
     astro.save(d / "astro.png")
     shutil.copy(d / "astro.png", d / "astro_copy.png")  # exact duplicate
     astro.save(d / "astro_q85.jpg", quality=85)  # near duplicate: JPEG re-encode
     astro.resize((176, 176), Image.BICUBIC).save(d / "astro_small.png")  # near duplicate: slight resize
-    Image.fromarray(data.coffee()).resize((200, 133)).save(d / "coffee.png")  # distinct
-    Image.fromarray(data.camera()).resize((128, 128)).save(d / "camera.png")  # distinct, gray
+    Image.fromarray(photo_u8("coffee")).resize((200, 133)).save(d / "coffee.png")  # distinct
+    Image.fromarray(photo_u8("camera")).resize((128, 128)).save(d / "camera.png")  # distinct, gray
     (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(64)))  # corrupt
     (d / "notes.txt").write_text("not an image, ignored")
     return d

@@ -6,14 +6,13 @@ import torch
 from PIL import Image, ImageDraw
 from torchvision.io import decode_png, read_file
 
+from tests.helpers import photo_u8
 from torchsim.cli import main
 
 
 @pytest.fixture()
 def pair(tmp_path):
-    from skimage import data
-
-    a = Image.fromarray(data.astronaut()).resize((96, 80))
+    a = Image.fromarray(photo_u8("astronaut")).resize((96, 80))
     b = a.copy()
     ImageDraw.Draw(b).ellipse([10, 10, 40, 35], fill=(0, 200, 0))
     pa, pb = tmp_path / "a.png", tmp_path / "b.png"

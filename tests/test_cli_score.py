@@ -1,14 +1,12 @@
 """``torchsim score REF_DIR TEST_DIR``: BasicSR equality on real photos, failures, reports, torchrun.
 
-BasicSR's ``calculate_psnr`` / ``calculate_ssim`` (basicsr/metrics/psnr_ssim.py) are
-written out below from their published definitions (cv2 BGR images on 0..255,
-``crop_border``, ``test_y_channel``), and compared with the command's CSV.
+BasicSR's ``calculate_psnr`` / ``calculate_ssim`` (cv2 BGR images on 0..255, ``crop_border``,
+``test_y_channel``; ported in tests/reference/ports.py) are compared with the command's CSV.
 """
 
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -21,56 +19,8 @@ import torchsim
 from torchsim.cli import main
 from torchsim.io import write_png
 
-from .helpers import DISTORTIONS
-
-# ----------------------------------------------------------------------------------------------
-# BasicSR, from basicsr/metrics/psnr_ssim.py and basicsr/utils/color_util.py (v1.4)
-# ----------------------------------------------------------------------------------------------
-
-
-def basicsr_to_y_channel(img):
-    """``to_y_channel``: ``bgr2ycbcr(img / 255, y_only=True) * 255`` on a BGR uint8/float image."""
-    img = img.astype(np.float32) / 255.0
-    out = np.dot(img, [24.966, 128.553, 65.481]) + 16.0  # bgr2ycbcr, y_only (float64 dot)
-    out = (out / 255.0).astype(np.float32)  # _convert_output_type_range for float32 input
-    return out[..., None] * 255.0
-
-
-def _basicsr_prepare(img, img2, crop_border, test_y_channel):
-    if crop_border != 0:
-        img = img[crop_border:-crop_border, crop_border:-crop_border, ...]
-        img2 = img2[crop_border:-crop_border, crop_border:-crop_border, ...]
-    if test_y_channel:
-        img, img2 = basicsr_to_y_channel(img), basicsr_to_y_channel(img2)
-    return img.astype(np.float64), img2.astype(np.float64)
-
-
-def basicsr_psnr(img, img2, crop_border, test_y_channel=False):
-    img, img2 = _basicsr_prepare(img, img2, crop_border, test_y_channel)
-    mse = np.mean((img - img2) ** 2)
-    if mse == 0:
-        return float("inf")
-    return 10.0 * np.log10(255.0 * 255.0 / mse)
-
-
-def _basicsr_ssim_channel(img, img2):
-    c1 = (0.01 * 255) ** 2
-    c2 = (0.03 * 255) ** 2
-    kernel = cv2.getGaussianKernel(11, 1.5)
-    window = np.outer(kernel, kernel.transpose())
-    mu1 = cv2.filter2D(img, -1, window)[5:-5, 5:-5]
-    mu2 = cv2.filter2D(img2, -1, window)[5:-5, 5:-5]
-    mu1_sq, mu2_sq, mu1_mu2 = mu1**2, mu2**2, mu1 * mu2
-    sigma1_sq = cv2.filter2D(img**2, -1, window)[5:-5, 5:-5] - mu1_sq
-    sigma2_sq = cv2.filter2D(img2**2, -1, window)[5:-5, 5:-5] - mu2_sq
-    sigma12 = cv2.filter2D(img * img2, -1, window)[5:-5, 5:-5] - mu1_mu2
-    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
-    return ssim_map.mean()
-
-
-def basicsr_ssim(img, img2, crop_border, test_y_channel=False):
-    img, img2 = _basicsr_prepare(img, img2, crop_border, test_y_channel)
-    return np.array([_basicsr_ssim_channel(img[..., i], img2[..., i]) for i in range(img.shape[2])]).mean()
+from tests.helpers import DISTORTIONS, free_port, photo_u8, u8
+from tests.reference.ports import basicsr_calculate_psnr, basicsr_calculate_ssim
 
 
 # ----------------------------------------------------------------------------------------------
@@ -79,20 +29,17 @@ def basicsr_ssim(img, img2, crop_border, test_y_channel=False):
 
 
 def _write(path, hwc_float01):
-    u8 = np.round(np.clip(hwc_float01, 0, 1) * 255).astype(np.uint8)
-    write_png(torch.from_numpy(np.ascontiguousarray(u8)).permute(2, 0, 1), path)
+    write_png(torch.from_numpy(u8(hwc_float01)).permute(2, 0, 1), path)
 
 
 @pytest.fixture(scope="module")
 def photo_dirs(tmp_path_factory):
     """REF/ and TEST/ with real photos (three sizes, one odd) and noise / blur / JPEG distortions."""
-    from skimage import data
-
     root = tmp_path_factory.mktemp("score")
     ref, test = root / "ref", root / "test"
     ref.mkdir()
     test.mkdir()
-    photos = {"astronaut": data.astronaut(), "coffee": data.coffee(), "chelsea": data.chelsea()}
+    photos = {name: photo_u8(name) for name in ("astronaut", "coffee", "chelsea")}
     for (pname, img), (dname, distort) in zip(photos.items(), DISTORTIONS.items()):
         f = img / 255.0
         _write(str(ref / f"{pname}_{dname}.png"), f)
@@ -133,8 +80,8 @@ def test_equals_basicsr_on_real_photos(photo_dirs, tmp_path, capsys, y_channel):
     for row in rows:
         a = cv2.imread(str(ref / row["name"]), cv2.IMREAD_COLOR)  # BGR, as BasicSR reads
         b = cv2.imread(str(test / row["name"]), cv2.IMREAD_COLOR)
-        want_psnr = basicsr_psnr(a, b, 4, test_y_channel=y_channel)
-        want_ssim = basicsr_ssim(a, b, 4, test_y_channel=y_channel)
+        want_psnr = basicsr_calculate_psnr(a, b, 4, test_y_channel=y_channel)
+        want_ssim = basicsr_calculate_ssim(a, b, 4, test_y_channel=y_channel)
         assert float(row["psnr"]) == pytest.approx(want_psnr, abs=1e-4), row["name"]
         assert float(row["ssim"]) == pytest.approx(want_ssim, abs=2e-6), row["name"]
     # the printed means are the means of the per-image values
@@ -293,12 +240,6 @@ def test_metric_table_lists_what_the_library_has():
 # ----------------------------------------------------------------------------------------------
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.distributed
 def test_torchrun_two_processes_merge(photo_dirs, tmp_path, capsys):
     ref, test = photo_dirs
@@ -318,7 +259,7 @@ def test_torchrun_two_processes_merge(photo_dirs, tmp_path, capsys):
     assert code == 1
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.path.dirname(os.path.dirname(torchsim.__file__)))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), "-m", "torchsim", "score", str(bad_ref), str(bad_test),
+           "--master-port", str(free_port()), "-m", "torchsim", "score", str(bad_ref), str(bad_test),
            "--metrics", metrics, "--y-channel", "--crop-border", "4", "--csv", str(multi_csv), "--json", str(multi_json),
            "--batch-size", "2", "--workers", "0", "--no-progress"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
@@ -389,3 +330,24 @@ def test_metric_not_applicable_is_na_and_left_out_of_the_mean(messy_dirs, tmp_pa
     assert "ms_ssim: n/a for 2 image(s) smaller than 161 px" in err
     mean_line = [line for line in out.splitlines() if line.startswith("mean (2 images)")][0]
     assert mean_line.split()[-1] == "n/a"
+
+
+def test_any_registry_score_is_scorable_without_touching_the_cli(tmp_path):
+    """GMSD is added to the library by its function, one registry record and its test: `score` takes it."""
+    import json
+
+    from PIL import Image
+
+    ref, test = tmp_path / "ref", tmp_path / "test"
+    ref.mkdir()
+    test.mkdir()
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(a).save(ref / "a.png")
+    Image.fromarray(b).save(test / "a.png")
+    out = tmp_path / "r.json"
+    assert main(["score", str(ref), str(test), "--metrics", "gmsd", "--json", str(out), "--no-progress", "--workers", "0"]) == 0
+    value = json.loads(out.read_text())["images"][0]["gmsd"]
+    expected = torchsim.gmsd(torch.from_numpy(b).permute(2, 0, 1)[None], torch.from_numpy(a).permute(2, 0, 1)[None])
+    assert value == pytest.approx(expected.item(), rel=1e-5)

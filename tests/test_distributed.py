@@ -6,13 +6,13 @@ single-process value on the concatenated data.
 """
 
 import os
-import socket
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
 import torchsim
+from tests.helpers import free_port, pair
 from torchsim.modules import Metric
 
 pytestmark = pytest.mark.distributed
@@ -21,12 +21,6 @@ WORLD = 2
 N = 9
 SHARDS = {0: (0, 7), 1: (7, 9)}  # rank 0: 7 images, rank 1: 2 images
 BATCHES = {0: [3, 4], 1: [1, 1]}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _modules():
@@ -42,11 +36,8 @@ def _modules():
     return out
 
 
-def _data(size=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(N, 3, size, size, generator=g)
-    y = (x + 0.3 * torch.rand(N, 3, size, size, generator=g)).clamp(0, 1)
-    return x, y
+def _data(size=32):
+    return pair(N, 3, size, size, dtype=torch.float32)
 
 
 def _value(out):
@@ -91,7 +82,7 @@ def test_compute_all_reduces_uneven_shards(tmp_path):
     # fork where there is one: the children reuse the imported torch (spawn re-imports it, seconds
     # per process); each child runs single-threaded.
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    mp.start_processes(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True, start_method=method)
+    mp.start_processes(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True, start_method=method)
     per_rank = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     expected = {}
     for name, (cls, kwargs) in _modules().items():

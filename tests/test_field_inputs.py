@@ -222,3 +222,101 @@ def test_huge_l1_sigma_is_refused_with_the_size_it_needs():
         torchsim.ms_ssim_l1(x, x, data_range=1.0, l1_sigma=1e7)
     with pytest.raises(ValueError, match=r"^MSSSIML1Loss: l1_sigma must be a positive finite number"):
         torchsim.MSSSIML1Loss(data_range=1.0, l1_sigma=float("nan"))
+
+
+# --------------------------------------------------------------------------- histograms, MI, NMI, hashes (items 1, 3, 6)
+
+HIST_FNS = {
+    "histogram_similarity": lambda x, y, **kw: torchsim.histogram_similarity(x, y, reduction="none", **kw),
+    "mutual_information": lambda x, y, **kw: torchsim.mutual_information(x, y, reduction="none", **kw),
+    "normalized_mutual_information": lambda x, y, **kw: torchsim.normalized_mutual_information(
+        x, y, reduction="none", **kw
+    ),
+}
+
+
+@pytest.mark.parametrize("value_range", [None, "minmax"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+@pytest.mark.parametrize("name", list(HIST_FNS))
+def test_histogram_metrics_non_finite_pixel_gives_nan(photos, name, bad, value_range):
+    img = torch.from_numpy(photos["camera"][:64, :64]).float()
+    x = torch.stack([img, img.T])[:, None]
+    y = (x + 0.05).clamp(0, 1)
+    x[0, 0, 5, 5] = bad
+    v = HIST_FNS[name](x, y, bins=32, value_range=value_range)
+    assert math.isnan(v[0].item())
+    assert math.isfinite(v[1].item())
+
+
+def test_minmax_histogram_of_an_image_with_nan_is_a_nan_row():
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    x[0, 0, 0, 0] = float("inf")
+    h = torchsim.histogram(x, bins=4, value_range="minmax")
+    assert torch.isnan(h[0]).all()
+    assert h[1].sum().item() == 64
+
+
+def test_uint16_histogram_equals_numpy(photos):
+    a = _u16(photos["astronaut"])
+    got = torchsim.histogram(to_nchw(a), bins=64)[0]
+    for c in range(3):
+        expected, _ = np.histogram(a[..., c], bins=64, range=(0, 65535))
+        np.testing.assert_array_equal(got[c].numpy(), expected)
+
+
+def test_uint16_nmi_equals_sklearn(photos):
+    from sklearn.metrics import normalized_mutual_info_score
+
+    a = _u16(photos["camera"])
+    b = _u16(blur(photos["camera"], 2.0))
+    edges = np.linspace(0, 65535, 33)
+    la = np.clip(np.searchsorted(edges, a.ravel(), side="right") - 1, 0, 31)
+    lb = np.clip(np.searchsorted(edges, b.ravel(), side="right") - 1, 0, 31)
+    expected = normalized_mutual_info_score(la, lb)
+    got = torchsim.normalized_mutual_information(to_nchw(a), to_nchw(b), bins=32).item()
+    assert got == pytest.approx(expected, abs=1e-6)  # float32 result, as for uint8 input
+
+
+@pytest.mark.parametrize("hash_fn", ["average_hash", "dhash", "phash"])
+def test_uint16_png_hashes_equal_imagehash_of_the_high_byte(tmp_path, photos, hash_fn):
+    """A real 16-bit PNG read back by Pillow (mode I;16), hashed by imagehash after taking its high
+    byte, against the uint16 tensor. (Pillow's own ``convert("L")`` of an I;16 image clips every
+    value above 255 to white instead, so imagehash on the raw I;16 image hashes an almost white
+    picture; torchsim follows SPEC and reads the high byte, ``v >> 8``.)"""
+    import imagehash
+    from PIL import Image
+
+    a = _u16(photos["camera"])
+    path = tmp_path / "camera16.png"
+    Image.fromarray(a).save(path)  # Pillow writes a 16-bit grayscale PNG from uint16
+    with Image.open(path) as im:
+        assert im.mode in ("I;16", "I;16B", "I")
+        high = Image.fromarray((np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8))
+    expected = str(getattr(imagehash, hash_fn)(high))
+    ours = {"average_hash": torchsim.ahash, "dhash": torchsim.dhash, "phash": torchsim.phash}[hash_fn]
+    assert torchsim.hash_to_hex(ours(to_nchw(a)))[0] == expected
+
+
+def test_hopeless_sizes_are_refused_with_the_size_they_need():
+    u = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"^histogram: bins=10000000000 would need [0-9.]+ GiB"):
+        torchsim.histogram(u, bins=10**10)
+    with pytest.raises(ValueError, match=r"^mutual_information: bins=1000000 would need [0-9.]+ GiB"):
+        torchsim.mutual_information(u, u, bins=10**6)
+    with pytest.raises(ValueError, match=r"^ahash: a 200000x200000 thumbnail would need [0-9.]+ GiB"):
+        torchsim.ahash(u, hash_size=200000)
+    with pytest.raises(ValueError, match=r"^pairwise_hamming: the 1000000 x 1000000 distance matrix would need"):
+        torchsim.pairwise_hamming(torch.zeros(10**6, 64, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"^pairwise_hamming: hashes must have fewer than 8388608 bits"):
+        torchsim.pairwise_hamming(torch.zeros(2, 1 << 23, dtype=torch.bool))
+
+
+def test_uint16_pixelmatch_reads_the_high_byte(photos):
+    a16 = _u16(photos["astronaut"][:96, :96])
+    b16 = _u16(noise(photos["astronaut"][:96, :96], 0.05))
+    x16, y16 = to_nchw(a16), to_nchw(b16)
+    x8, y8 = to_nchw((a16 >> 8).astype(np.uint8)), to_nchw((b16 >> 8).astype(np.uint8))
+    c16, d16 = torchsim.pixelmatch(x16, y16, return_diff=True)
+    c8, d8 = torchsim.pixelmatch(x8, y8, return_diff=True)
+    assert c16.item() == c8.item() > 0
+    assert torch.equal(d16, d8)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import torchsim
-from torchsim.functional.hashing import _lanczos_matrix_cpu, _resize_uint8
+from tests.helpers import photo_u8, to_nchw
+from torchsim.ops import pil_matrix, pil_resize_u8
 
 HASHES = {"ahash": torchsim.ahash, "dhash": torchsim.dhash, "phash": torchsim.phash}
 
@@ -74,14 +75,14 @@ def test_pil_luma_formula():
 
 def test_lanczos_rows_sum_to_one_and_identity_skip():
     for n_in, n_out in [(100, 8), (33, 9), (8, 32), (512, 32), (7, 7)]:
-        m = _lanczos_matrix_cpu(n_in, n_out)
+        m = pil_matrix(n_in, n_out)
         assert m.shape == (n_out, n_in)
         # fixed-point coefficients of each output pixel sum to 2**22 up to rounding
         assert (m.sum(1) - 2**22).abs().max() <= m.shape[1]
     img = torch.randint(0, 256, (2, 10, 12), dtype=torch.uint8)
-    assert torch.equal(_resize_uint8(img, 12, 10), img)  # no pass at all for an unchanged size
+    assert torch.equal(pil_resize_u8(img, 12, 10), img)  # no pass at all for an unchanged size
     flat = torch.full((1, 30, 40), 77, dtype=torch.uint8)
-    assert bool((_resize_uint8(flat, 8, 9) == 77).all())  # a constant stays constant
+    assert bool((pil_resize_u8(flat, 8, 9) == 77).all())  # a constant stays constant
 
 
 # ----------------------------------------------------------------------------------- distances
@@ -201,20 +202,17 @@ def test_bad_hex():
         torchsim.hex_to_hash([1, 2])
 
 
-# ----------------------------------------------------------------------------------- CUDA
+# ----------------------------------------------------------------------------------- every device
 
 
-@pytest.mark.cuda
 @pytest.mark.parametrize("name", sorted(HASHES))
-def test_cuda_equals_cpu(name):
-    from skimage import data
-
+def test_device_equals_cpu(name, device):
     fn = HASHES[name]
-    photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].contiguous()
+    photo = to_nchw(photo_u8("astronaut"))
     x = torch.cat([photo, photo.flip(-1), (photo.float() * 0.7).to(torch.uint8)])
     for hash_size in (8, 16):
-        assert torch.equal(fn(x.cuda(), hash_size=hash_size).cpu(), fn(x, hash_size=hash_size))
+        assert torch.equal(fn(x.to(device), hash_size=hash_size).cpu(), fn(x, hash_size=hash_size))
     r = _images(n=8, seed=9)
-    assert torch.equal(fn(r.cuda()).cpu(), fn(r))
+    assert torch.equal(fn(r.to(device)).cpu(), fn(r))
     h = fn(r)
-    assert torch.equal(torchsim.pairwise_hamming(h.cuda()).cpu(), torchsim.pairwise_hamming(h))
+    assert torch.equal(torchsim.pairwise_hamming(h.to(device)).cpu(), torchsim.pairwise_hamming(h))

@@ -5,14 +5,10 @@ import pytest
 import torch
 
 import torchsim
+from tests.helpers import assert_finite_gradients, assert_gradcheck, degenerate_pairs, rand
 from torchsim.functional.histogram import HISTOGRAM_METHODS
 
 FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def _rand(shape, dtype=torch.float32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(shape, generator=g, dtype=torch.float64).to(dtype)
 
 
 def _rand_u8(shape, seed=0):
@@ -26,7 +22,7 @@ def _rand_u8(shape, seed=0):
 @pytest.mark.parametrize("bins", [1, 7, 64, 256])
 @pytest.mark.parametrize("value_range", [None, (0.2, 0.7), (-0.5, 1.5)])
 def test_exact_equals_numpy_histogram(bins, value_range):
-    x = _rand((2, 3, 9, 11), torch.float64)
+    x = rand((2, 3, 9, 11))
     h = torchsim.histogram(x, bins=bins, value_range=value_range)
     assert h.shape == (2, 3, bins) and h.dtype == torch.float64
     rng = value_range or (0.0, 1.0)
@@ -47,6 +43,17 @@ def test_uint8_256_bins_counts_each_level_like_uint8_over_255():
     torch.testing.assert_close(torchsim.histogram(x.double() / 255).float(), h, rtol=0, atol=0)
 
 
+def test_uint8_batch_with_fewer_bins():
+    """Regression: a uint8 batch of several RGB images with bins != 256 crashed
+    ("expanded size (6) must match (3)") while moving level counts to bins."""
+    x = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    h = torchsim.histogram(x, bins=32)
+    assert h.shape == (2, 3, 32)
+    for n in range(2):
+        for c in range(3):
+            np.testing.assert_array_equal(h[n, c].numpy(), np.histogram(x[n, c].numpy(), 32, (0, 255))[0])
+
+
 def test_last_bin_closed_and_outside_values_not_counted():
     x = torch.tensor([-0.1, 0.0, 0.25, 0.5, 1.0, 1.2, float("nan"), float("inf")]).view(1, 1, 2, 4)
     h = torchsim.histogram(x, bins=4)
@@ -56,7 +63,7 @@ def test_last_bin_closed_and_outside_values_not_counted():
 
 
 def test_minmax_over_all_channels_of_each_image():
-    x = _rand((2, 3, 8, 8), torch.float64)
+    x = rand((2, 3, 8, 8))
     x[1] = x[1] * 4 - 1
     h = torchsim.histogram(x, bins=10, value_range="minmax")
     for n in range(2):
@@ -73,7 +80,7 @@ def test_minmax_constant_image_uses_value_plus_minus_half():
 
 
 def test_batch_equals_single_images():
-    x = _rand((4, 3, 10, 10))
+    x = rand((4, 3, 10, 10), dtype=torch.float32)
     for bw in (0.0, 1.0):
         for vr in (None, "minmax"):
             whole = torchsim.histogram(x, bins=16, value_range=vr, bandwidth=bw)
@@ -92,7 +99,7 @@ def test_dtypes(dtype):
 
 
 def test_channels_last_and_no_grad_and_autocast():
-    x = _rand((2, 3, 8, 8))
+    x = rand((2, 3, 8, 8), dtype=torch.float32)
     ref = torchsim.histogram(x, bins=16, bandwidth=0.7)
     with torch.no_grad():
         torch.testing.assert_close(torchsim.histogram(x.to(memory_format=torch.channels_last), bins=16, bandwidth=0.7), ref)
@@ -101,7 +108,7 @@ def test_channels_last_and_no_grad_and_autocast():
 
 
 def test_device(device):
-    x = _rand((2, 3, 8, 8))
+    x = rand((2, 3, 8, 8), dtype=torch.float32)
     ref = torchsim.histogram(x, bins=16)
     torch.testing.assert_close(torchsim.histogram(x.to(device), bins=16).cpu(), ref)
     soft = torchsim.histogram(x, bins=16, bandwidth=1.0)
@@ -113,7 +120,7 @@ def test_device(device):
 
 @pytest.mark.parametrize("bandwidth", [0.3, 1.0, 2.5, 40.0])
 def test_soft_histogram_keeps_mass_and_is_nonnegative(bandwidth):
-    x = _rand((2, 2, 8, 8), torch.float64)
+    x = rand((2, 2, 8, 8))
     x[0, 0, 0, 0] = 0.0
     x[0, 0, 0, 1] = 1.0
     x[1, 1, 0, 0] = 1.5  # outside: not counted
@@ -136,14 +143,14 @@ def test_soft_converges_to_exact_as_bandwidth_shrinks():
 
 
 def test_soft_histogram_gradcheck():
-    x = _rand((2, 2, 4, 3), torch.float64).requires_grad_()
+    x = rand((2, 2, 4, 3))
     for bw in (0.6, 1.0, 2.5):
-        assert torch.autograd.gradcheck(lambda a: torchsim.histogram(a, bins=6, bandwidth=bw), (x,))
-        assert torch.autograd.gradcheck(lambda a: torchsim.histogram(a, bins=5, bandwidth=bw, value_range="minmax"), (x,))
+        assert_gradcheck(lambda a: torchsim.histogram(a, bins=6, bandwidth=bw), x)
+        assert_gradcheck(lambda a: torchsim.histogram(a, bins=5, bandwidth=bw, value_range="minmax"), x)
 
 
 def test_exact_histogram_has_no_gradient():
-    x = _rand((1, 1, 4, 4)).requires_grad_()
+    x = rand((1, 1, 4, 4), dtype=torch.float32).requires_grad_()
     assert not torchsim.histogram(x, bins=4).requires_grad
 
 
@@ -163,7 +170,7 @@ PERFECT = {
 @pytest.mark.parametrize("method", HISTOGRAM_METHODS)
 @pytest.mark.parametrize("bandwidth", [0.0, 1.0])
 def test_identical_images_score_perfectly(method, bandwidth):
-    x = _rand((2, 3, 12, 12))
+    x = rand((2, 3, 12, 12), dtype=torch.float32)
     v = torchsim.histogram_similarity(x, x, bins=32, method=method, bandwidth=bandwidth, reduction="none")
     assert v.shape == (2,)
     torch.testing.assert_close(v, torch.full((2,), PERFECT[method]), atol=1e-6, rtol=0)
@@ -171,7 +178,7 @@ def test_identical_images_score_perfectly(method, bandwidth):
 
 @pytest.mark.parametrize("method", HISTOGRAM_METHODS)
 def test_channel_average_and_reductions(method):
-    x, y = _rand((3, 3, 10, 10), seed=1), _rand((3, 3, 10, 10), seed=2) ** 2
+    x, y = rand((3, 3, 10, 10), seed=1, dtype=torch.float32), rand((3, 3, 10, 10), seed=2, dtype=torch.float32) ** 2
     none = torchsim.histogram_similarity(x, y, bins=16, method=method, reduction="none")
     per_c = torch.stack(
         [torchsim.histogram_similarity(x[:, c : c + 1], y[:, c : c + 1], bins=16, method=method, reduction="none") for c in range(3)],
@@ -185,7 +192,7 @@ def test_channel_average_and_reductions(method):
 
 
 def test_formulas_against_numpy():
-    x, y = _rand((1, 1, 16, 16), torch.float64, seed=3), _rand((1, 1, 16, 16), torch.float64, seed=4) ** 3
+    x, y = rand((1, 1, 16, 16), seed=3), rand((1, 1, 16, 16), seed=4) ** 3
     p = np.histogram(x.numpy(), bins=8, range=(0, 1))[0].astype(float)
     q = np.histogram(y.numpy(), bins=8, range=(0, 1))[0].astype(float)
     p, q = p / p.sum(), q / q.sum()
@@ -214,25 +221,20 @@ def test_overlap_is_one_where_both_bins_are_empty():
 
 @pytest.mark.parametrize("method", HISTOGRAM_METHODS)
 def test_soft_similarity_gradcheck(method):
-    x = _rand((2, 2, 4, 3), torch.float64, seed=5).requires_grad_()
-    y = _rand((2, 2, 4, 3), torch.float64, seed=6).requires_grad_()
     fn = lambda a, b: torchsim.histogram_similarity(a, b, bins=6, method=method, bandwidth=1.0, reduction="none")  # noqa: E731
-    assert torch.autograd.gradcheck(fn, (x, y))
+    assert_gradcheck(fn, rand((2, 2, 4, 3), seed=5), rand((2, 2, 4, 3), seed=6))
 
 
+@pytest.mark.parametrize("case", sorted(degenerate_pairs(1, 1, 2, 2)))
 @pytest.mark.parametrize("method", HISTOGRAM_METHODS)
-def test_finite_gradients_on_identical_and_constant_images(method):
-    x = _rand((2, 3, 8, 8), seed=7)
-    for a, b in [(x, x.clone()), (torch.full_like(x, 0.5), torch.full_like(x, 0.5)), (torch.zeros_like(x), x), (torch.ones_like(x), torch.zeros_like(x))]:
-        a = a.clone().requires_grad_()
-        b = b.clone().requires_grad_()
-        torchsim.histogram_similarity(a, b, bins=16, method=method, bandwidth=1.0).backward()
-        assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all(), method
+def test_finite_gradients_on_identical_and_constant_images(method, case, device):
+    x, y = degenerate_pairs(2, 3, 8, 8, seed=7, dtype=torch.float32, device=device)[case]
+    assert_finite_gradients(torchsim.histogram_similarity, x, y, bins=16, method=method, bandwidth=1.0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_inputs_compute_in_float32(dtype):
-    x, y = _rand((2, 3, 8, 8), seed=1), _rand((2, 3, 8, 8), seed=2)
+    x, y = rand((2, 3, 8, 8), seed=1, dtype=torch.float32), rand((2, 3, 8, 8), seed=2, dtype=torch.float32)
     for bw in (0.0, 1.0):
         got = torchsim.histogram_similarity(x.to(dtype), y.to(dtype), bins=16, bandwidth=bw)
         ref = torchsim.histogram_similarity(x.to(dtype).float(), y.to(dtype).float(), bins=16, bandwidth=bw)
@@ -241,7 +243,7 @@ def test_half_inputs_compute_in_float32(dtype):
 
 
 def test_module_equals_function():
-    x, y = _rand((2, 3, 8, 8), seed=1), _rand((2, 3, 8, 8), seed=2)
+    x, y = rand((2, 3, 8, 8), seed=1, dtype=torch.float32), rand((2, 3, 8, 8), seed=2, dtype=torch.float32)
     m = torchsim.HistogramSimilarity(bins=16, method="intersection", reduction="none")
     torch.testing.assert_close(m(x, y), torchsim.histogram_similarity(x, y, bins=16, method="intersection", reduction="none"))
     assert "intersection" in repr(m)
@@ -270,7 +272,7 @@ def test_module_equals_function():
 )
 def test_histogram_bad_arguments(kwargs, exc, pattern):
     with pytest.raises(exc, match=pattern):
-        torchsim.histogram(_rand((1, 1, 4, 4)), **kwargs)
+        torchsim.histogram(rand((1, 1, 4, 4), dtype=torch.float32), **kwargs)
 
 
 def test_histogram_bad_inputs():
@@ -285,7 +287,7 @@ def test_histogram_bad_inputs():
 
 
 def test_histogram_similarity_bad_inputs():
-    x = _rand((1, 3, 4, 4))
+    x = rand((1, 3, 4, 4), dtype=torch.float32)
     fn = torchsim.histogram_similarity
     with pytest.raises(ValueError, match=r"histogram_similarity: method must be one of 'correlation'.*got 'emd'"):
         fn(x, x, method="emd")

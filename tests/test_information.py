@@ -7,20 +7,16 @@ import pytest
 import torch
 
 import torchsim
+from tests.helpers import assert_finite_gradients, assert_gradcheck, degenerate_pairs, rand
 from torchsim.functional.information import NMI_NORMALIZATIONS
 
 SKLEARN_NORMS = ("arithmetic", "geometric", "min", "max")
 
 
-def _rand(shape, dtype=torch.float32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(shape, generator=g, dtype=torch.float64).to(dtype)
-
-
 def _pair(shape=(2, 2, 8, 8), dtype=torch.float32, seed=0):
     """y depends on x (shared structure) plus noise, so MI is clearly positive."""
-    x = _rand(shape, torch.float64, seed)
-    y = (0.7 * x + 0.3 * _rand(shape, torch.float64, seed + 100)).clamp(0, 1)
+    x = rand(shape, seed=seed)
+    y = (0.7 * x + 0.3 * rand(shape, seed=seed + 100)).clamp(0, 1)
     return x.to(dtype), y.to(dtype)
 
 
@@ -67,7 +63,7 @@ def test_nmi_equals_numpy_formula(normalization):
 def test_mi_of_image_with_itself_is_its_entropy():
     x = torch.tensor([0, 0, 255, 255], dtype=torch.uint8).view(1, 1, 2, 2)
     assert torchsim.mutual_information(x, x).item() == pytest.approx(math.log(2), rel=1e-6)
-    x = _rand((2, 3, 8, 8))
+    x = rand((2, 3, 8, 8), dtype=torch.float32)
     for norm in SKLEARN_NORMS:
         torch.testing.assert_close(torchsim.normalized_mutual_information(x, x, bins=16, normalization=norm), torch.tensor(1.0))
     torch.testing.assert_close(torchsim.normalized_mutual_information(x, x, bins=16, normalization="studholme"), torch.tensor(2.0))
@@ -86,7 +82,7 @@ def test_one_joint_histogram_over_all_channels():
 def test_edge_cases_like_sklearn(normalization):
     c1 = torch.full((1, 1, 4, 4), 0.25)
     c2 = torch.full((1, 1, 4, 4), 0.75)
-    x = _rand((1, 1, 4, 4))
+    x = rand((1, 1, 4, 4), dtype=torch.float32)
     nmi = lambda a, b: torchsim.normalized_mutual_information(a, b, bins=8, normalization=normalization).item()  # noqa: E731
     assert nmi(c1, c2) == 1.0  # both constant: a perfect match, as sklearn returns
     assert nmi(c1, x) == 0.0  # one constant: MI = 0
@@ -96,7 +92,7 @@ def test_edge_cases_like_sklearn(normalization):
 
 def test_studholme_edge_cases():
     c1 = torch.full((1, 1, 4, 4), 0.25)
-    x = _rand((1, 1, 4, 4))
+    x = rand((1, 1, 4, 4), dtype=torch.float32)
     nmi = lambda a, b: torchsim.normalized_mutual_information(a, b, bins=8, normalization="studholme").item()  # noqa: E731
     assert nmi(c1, c1 + 0.5) == 2.0
     assert nmi(c1, x) == pytest.approx(1.0)
@@ -190,51 +186,45 @@ def test_soft_converges_to_exact_as_bandwidth_shrinks():
 
 
 def test_soft_mi_gradcheck():
-    x = _rand((2, 2, 4, 3), torch.float64, seed=1).requires_grad_()
-    y = _rand((2, 2, 4, 3), torch.float64, seed=2).requires_grad_()
+    x, y = rand((2, 2, 4, 3), seed=1), rand((2, 2, 4, 3), seed=2)
     for bw in (0.7, 1.0, 2.0):
         fn = lambda a, b: torchsim.mutual_information(a, b, bins=5, bandwidth=bw, reduction="none")  # noqa: E731
-        assert torch.autograd.gradcheck(fn, (x, y))
+        assert_gradcheck(fn, x, y)
 
 
 @pytest.mark.parametrize("normalization", NMI_NORMALIZATIONS)
 def test_soft_nmi_gradcheck(normalization):
-    x = _rand((2, 2, 4, 3), torch.float64, seed=3).requires_grad_()
-    y = _rand((2, 2, 4, 3), torch.float64, seed=4).requires_grad_()
+    x, y = rand((2, 2, 4, 3), seed=3), rand((2, 2, 4, 3), seed=4)
     for vr in (None, "minmax"):
         fn = lambda a, b: torchsim.normalized_mutual_information(  # noqa: E731
             a, b, bins=5, bandwidth=1.0, normalization=normalization, value_range=vr, reduction="none"
         )
-        assert torch.autograd.gradcheck(fn, (x, y))
+        assert_gradcheck(fn, x, y)
 
 
+@pytest.mark.parametrize("case", sorted(degenerate_pairs(1, 1, 2, 2)))
 @pytest.mark.parametrize("normalization", NMI_NORMALIZATIONS)
 @pytest.mark.parametrize("value_range", [None, "minmax"])
-def test_finite_gradients_on_identical_and_constant_images(normalization, value_range):
-    x = _rand((2, 3, 8, 8), seed=5)
-    cases = [
-        (x, x.clone()),
-        (torch.full_like(x, 0.5), torch.full_like(x, 0.5)),
-        (torch.zeros_like(x), torch.ones_like(x)),
-        (torch.zeros_like(x), x),
-        (torch.ones_like(x), torch.ones_like(x)),
-    ]
-    for a, b in cases:
-        a = a.clone().requires_grad_()
-        b = b.clone().requires_grad_()
-        v = torchsim.normalized_mutual_information(a, b, bins=16, bandwidth=1.0, normalization=normalization, value_range=value_range)
-        (v + torchsim.mutual_information(a, b, bins=16, bandwidth=1.0, value_range=value_range)).backward()
-        assert torch.isfinite(v)
-        assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
+def test_finite_gradients_on_identical_and_constant_images(normalization, value_range, case, device):
+    x, y = degenerate_pairs(2, 3, 8, 8, seed=5, dtype=torch.float32, device=device)[case]
+
+    def nmi_and_mi(a, b):
+        kw = dict(bins=16, bandwidth=1.0, value_range=value_range)
+        return (
+            torchsim.normalized_mutual_information(a, b, normalization=normalization, **kw),
+            torchsim.mutual_information(a, b, **kw),
+        )
+
+    assert_finite_gradients(nmi_and_mi, x, y)
 
 
 def test_soft_memory_is_linear_in_pixels():
     """The soft joint histogram keeps O(K) numbers per pixel, never pixels x bins or bins^2 per pixel."""
-    from torchsim.functional.histogram import _joint_histogram
+    from torchsim.ops import joint_histogram
 
-    x = _rand((1, 1, 64, 64)).requires_grad_()
-    y = _rand((1, 1, 64, 64), seed=1)
-    out = _joint_histogram(x, y, 256, None, 1.0)
+    x = rand((1, 1, 64, 64), dtype=torch.float32).requires_grad_()
+    y = rand((1, 1, 64, 64), seed=1, dtype=torch.float32)
+    out = joint_histogram(x, y, 256, None, 1.0)
     saved = [t.numel() for t in out.grad_fn.saved_tensors]
     assert sum(saved) <= 16 * x.numel()  # index + 4 tap arrays of K=3 values per pixel
 
@@ -279,7 +269,7 @@ def test_losses_are_soft_and_differentiable():
 def test_report_section():
     from torchsim.cli.report import Pair, _histogram_information
 
-    x = _rand((1, 3, 16, 16))
+    x = rand((1, 3, 16, 16), dtype=torch.float32)
     x8 = (x * 255).to(torch.uint8)
     rows = _histogram_information(Pair(x8, x8))
     values = {name: value for name, value, _ in rows}
@@ -293,7 +283,7 @@ def test_report_section():
 @pytest.mark.parametrize("fn_name", ["mutual_information", "normalized_mutual_information"])
 def test_bad_inputs(fn_name):
     fn = getattr(torchsim, fn_name)
-    x = _rand((1, 2, 4, 4))
+    x = rand((1, 2, 4, 4), dtype=torch.float32)
     cases = [
         (dict(bins=0), ValueError, rf"{fn_name}: bins must be a positive integer"),
         (dict(value_range=(1, 0)), ValueError, rf"{fn_name}: value_range must have lo < hi"),
@@ -316,6 +306,6 @@ def test_bad_inputs(fn_name):
 
 
 def test_unknown_normalization():
-    x = _rand((1, 1, 4, 4))
+    x = rand((1, 1, 4, 4), dtype=torch.float32)
     with pytest.raises(ValueError, match=r"normalized_mutual_information: normalization must be one of 'arithmetic'.*got 'joint'"):
         torchsim.normalized_mutual_information(x, x, normalization="joint")

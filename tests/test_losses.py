@@ -5,21 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch.autograd import gradcheck
 
 import torchsim
-
-MS_SMALL = dict(kernel_size=3, weights=(0.3, 0.3, 0.4))  # min side 9
-
-
-def _rand(*shape, seed=0, dtype=torch.float64):
-    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-
-
-def _pair(*shape, seed=0, dtype=torch.float64, noise=0.2):
-    x = _rand(*shape, seed=seed, dtype=dtype)
-    y = (x + noise * (_rand(*shape, seed=seed + 1, dtype=dtype) - 0.5)).clamp(0, 1)
-    return x, y
+from tests.helpers import MS_SMALL, assert_finite_gradients, assert_gradcheck, degenerate_pairs, pair, rand
 
 
 # (loss factory taking reduction, metric function equivalent, input shape)
@@ -61,7 +49,7 @@ def _msssim_l1_reference(x: torch.Tensor, y: torch.Tensor, data_range, alpha=0.8
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_loss_equals_one_minus_metric(name, reduction):
     make, ref, shape = LOSSES[name]
-    x, y = _pair(3, *shape[1:], dtype=torch.float32)
+    x, y = pair(3, *shape[1:], dtype=torch.float32)
     loss = make(reduction=reduction)
     out = loss(x, y)
     expected = ref(x, y, reduction="none")
@@ -71,13 +59,13 @@ def test_loss_equals_one_minus_metric(name, reduction):
 
 
 def test_default_reduction_is_mean():
-    x, y = _pair(3, 2, 13, 14, dtype=torch.float32)
+    x, y = pair(3, 2, 13, 14, dtype=torch.float32)
     torch.testing.assert_close(torchsim.SSIMLoss(data_range=1.0)(x, y), 1 - torchsim.ssim(x, y, data_range=1.0))
     torch.testing.assert_close(torchsim.CosineSimilarityLoss()(x, y), 1 - torchsim.cosine_similarity(x, y))
 
 
 def test_identical_images_give_zero_loss():
-    x = _rand(2, 3, 16, 17, dtype=torch.float32)
+    x = rand(2, 3, 16, 17, dtype=torch.float32)
     for name, (make, _, _) in LOSSES.items():
         torch.testing.assert_close(make()(x, x.clone()), torch.tensor(0.0), atol=1e-6, rtol=0, msg=name)
     torch.testing.assert_close(
@@ -88,7 +76,7 @@ def test_identical_images_give_zero_loss():
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("data_range", [1.0, 255.0, "tensor"])
 def test_msssim_l1_equals_zhao_formula(reduction, data_range):
-    x, y = _pair(2, 3, 33, 35)
+    x, y = pair(2, 3, 33, 35)
     if data_range == "tensor":
         data_range = torch.tensor([1.0, 255.0], dtype=torch.float64)
     scale = data_range.reshape(-1, 1, 1, 1) if isinstance(data_range, torch.Tensor) else data_range
@@ -100,7 +88,7 @@ def test_msssim_l1_equals_zhao_formula(reduction, data_range):
 
 
 def test_msssim_l1_alpha_and_sigma():
-    x, y = _pair(2, 1, 40, 41)
+    x, y = pair(2, 1, 40, 41)
     for alpha, sigma in [(0.0, 2.0), (1.0, 8.0), (0.5, 3.0)]:
         loss = torchsim.MSSSIML1Loss(data_range=1.0, alpha=alpha, l1_sigma=sigma, reduction="none", **MS_SMALL)
         expected = _msssim_l1_reference(x, y, 1.0, alpha=alpha, l1_sigma=sigma, **MS_SMALL)
@@ -109,7 +97,7 @@ def test_msssim_l1_alpha_and_sigma():
 
 def test_msssim_l1_default_size():
     """Default MS-SSIM (5 scales, 161 px minimum) and the paper's alpha = 0.84, sigma = 8."""
-    x, y = _pair(1, 3, 161, 165, dtype=torch.float32)
+    x, y = pair(1, 3, 161, 165, dtype=torch.float32)
     loss = torchsim.MSSSIML1Loss(data_range=1.0)
     expected = _msssim_l1_reference(x, y, 1.0)
     torch.testing.assert_close(loss(x, y).double(), expected[0], rtol=1e-5, atol=1e-6)
@@ -122,53 +110,36 @@ def test_msssim_l1_default_size():
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_gradcheck(name):
     make, _, shape = LOSSES[name]
-    x, y = _pair(*shape)
-    x.requires_grad_(True)
-    y.requires_grad_(True)
     loss = make()
-    assert gradcheck(lambda a, b: loss(a, b), (x, y))
+    assert_gradcheck(lambda a, b: loss(a, b), *pair(*shape))
 
 
 @pytest.mark.slow
 def test_msssim_l1_gradcheck():
-    x, y = _pair(1, 2, 11, 12, seed=4)
-    x.requires_grad_(True)
-    y.requires_grad_(True)
+    x, y = pair(1, 2, 11, 12, seed=4)
     loss = torchsim.MSSSIML1Loss(data_range=1.0, l1_sigma=1.0, **MS_SMALL)
-    assert gradcheck(lambda a, b: loss(a, b), (x, y))
+    assert_gradcheck(lambda a, b: loss(a, b), x, y)
     # the paper's sigma = 8 (49-tap window, larger than the image: mirrored many times)
     loss8 = torchsim.MSSSIML1Loss(data_range=1.0, reduction="none", **MS_SMALL)
-    assert gradcheck(lambda a, b: loss8(a, b), (x, y), fast_mode=True)
+    assert_gradcheck(lambda a, b: loss8(a, b), x, y, fast_mode=True)
 
 
 @pytest.mark.parametrize("name", [*sorted(LOSSES), "MSSSIML1Loss"])
-@pytest.mark.parametrize("case", ["identical", "constant", "zero", "block", "x-vs-1-x"])
-def test_finite_gradients(name, case):
+@pytest.mark.parametrize("case", sorted(degenerate_pairs(1, 1, 2, 2)))
+def test_finite_gradients(name, case, device):
     if name == "MSSSIML1Loss":
         loss, shape = torchsim.MSSSIML1Loss(data_range=1.0, **MS_SMALL), (1, 3, 16, 17)
     else:
         make, _, shape = LOSSES[name]
         loss = make()
-    r = _rand(*shape)
-    block = torch.zeros(shape, dtype=torch.float64)
-    block[..., 3:7, 4:8] = 1.0
-    x, y = {
-        "identical": (r, r.clone()),
-        "constant": (torch.full(shape, 0.5, dtype=torch.float64), torch.full(shape, 0.5, dtype=torch.float64)),
-        "zero": (torch.zeros(shape, dtype=torch.float64), torch.zeros(shape, dtype=torch.float64)),
-        "block": (block, 0.5 * block),
-        "x-vs-1-x": (r, 1 - r),
-    }[case]
-    x = x.clone().requires_grad_(True)
-    out = loss(x, y)
-    out.backward()
-    assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+    x, y = degenerate_pairs(*shape, device=device)[case]
+    assert_finite_gradients(lambda a, b: loss.to(device)(a, b), x, y)
 
 
 def test_training_step_decreases_loss():
     """One optimiser step on the input lowers every loss (a smoke test of sign and gradient)."""
-    target = _rand(1, 3, 24, 25, dtype=torch.float32, seed=3)
-    start = (target + 0.3 * (_rand(1, 3, 24, 25, dtype=torch.float32, seed=4) - 0.5)).clamp(0, 1)
+    target = rand(1, 3, 24, 25, dtype=torch.float32, seed=3)
+    start = (target + 0.3 * (rand(1, 3, 24, 25, dtype=torch.float32, seed=4) - 0.5)).clamp(0, 1)
     losses = [
         torchsim.SSIMLoss(data_range=1.0),
         torchsim.MSSSIMLoss(data_range=1.0, **MS_SMALL),
@@ -191,7 +162,7 @@ def test_training_step_decreases_loss():
 
 @pytest.mark.parametrize("low", [torch.float16, torch.bfloat16], ids=str)
 def test_half_inputs_give_float32_loss(low):
-    x, y = _pair(2, 3, 16, 17, dtype=torch.float32)
+    x, y = pair(2, 3, 16, 17, dtype=torch.float32)
     for name, (make, _, _) in LOSSES.items():
         loss = make()
         out = loss(x.to(low), y.to(low))
@@ -202,7 +173,7 @@ def test_half_inputs_give_float32_loss(low):
 
 
 def test_float64_and_uint8():
-    x, y = _pair(2, 3, 16, 17)
+    x, y = pair(2, 3, 16, 17)
     assert torchsim.SSIMLoss(data_range=1.0)(x, y).dtype == torch.float64
     assert torchsim.MSSSIML1Loss(data_range=1.0, **MS_SMALL)(x, y).dtype == torch.float64
     xu, yu = (x * 255).round().to(torch.uint8), (y * 255).round().to(torch.uint8)
@@ -213,6 +184,17 @@ def test_float64_and_uint8():
         torchsim.MSSSIML1Loss(**MS_SMALL)(xu, yu),
         torchsim.MSSSIML1Loss(data_range=255.0, **MS_SMALL)(xu.float(), yu.float()),
     )
+
+
+def test_msssim_l1_on_device_equals_cpu(device):
+    x, y = pair(2, 3, 32, 33, dtype=torch.float32, device=device)
+    loss = torchsim.MSSSIML1Loss(data_range=1.0, **MS_SMALL).to(device)
+    xx = x.clone().requires_grad_(True)
+    out = loss(xx, y)
+    out.backward()
+    assert out.device.type == device.type and torch.isfinite(xx.grad).all()
+    ref = torchsim.MSSSIML1Loss(data_range=1.0, **MS_SMALL)(x.cpu(), y.cpu())
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-5, atol=1e-6)
 
 
 def test_losses_hold_no_state():
@@ -236,7 +218,7 @@ def test_loss_repr_shows_options():
 
 
 def test_missing_data_range_raises_at_forward():
-    x, y = _pair(1, 1, 16, 16, dtype=torch.float32)
+    x, y = pair(1, 1, 16, 16, dtype=torch.float32)
     with pytest.raises(TypeError, match=r"data_range=1\.0"):
         torchsim.SSIMLoss()(x, y)
     with pytest.raises(TypeError, match=r"data_range=1\.0"):
@@ -262,7 +244,7 @@ def test_bad_constructor_arguments(make, match):
 
 
 def test_bad_forward_arguments_name_the_function():
-    x, y = _pair(1, 1, 16, 16, dtype=torch.float32)
+    x, y = pair(1, 1, 16, 16, dtype=torch.float32)
     with pytest.raises(ValueError, match=r"SSIMLoss: kernel_size"):  # caught when the loss is built
         torchsim.SSIMLoss(data_range=1.0, kernel_size=4)
     with pytest.raises(ValueError, match=r"ms_ssim: every spatial dimension must be at least 161"):

@@ -9,15 +9,7 @@ import pytest
 import torch
 
 import torchsim
-
-MS_SMALL = dict(kernel_size=3, weights=(0.3, 0.3, 0.4))
-
-
-def _pair(*shape, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(*shape, generator=g, dtype=dtype)
-    y = (x + 0.2 * (torch.rand(*shape, generator=g, dtype=dtype) - 0.5)).clamp(0, 1)
-    return x, y
+from tests.helpers import MS_SMALL, pair
 
 
 # (module class, function, keyword arguments)
@@ -43,7 +35,7 @@ def _id(case):
 
 @pytest.mark.parametrize("cls, fn, kw", CASES, ids=[_id(c) for c in CASES])
 def test_forward_equals_function(cls, fn, kw):
-    x, y = _pair(3, 3, 24, 25)
+    x, y = pair(3, 3, 24, 25, dtype=torch.float32)
     m = cls(**kw)
     torch.testing.assert_close(m(x, y), fn(x, y, **kw), rtol=0, atol=0)
     # gradients flow through the module exactly as through the function
@@ -55,7 +47,7 @@ def test_forward_equals_function(cls, fn, kw):
 
 
 def test_ssim_module_return_map_and_downsample():
-    x, y = _pair(2, 1, 24, 25)
+    x, y = pair(2, 1, 24, 25, dtype=torch.float32)
     value, smap = torchsim.SSIM(data_range=1.0, return_map=True)(x, y)
     v2, m2 = torchsim.ssim(x, y, data_range=1.0, return_map=True)
     torch.testing.assert_close(value, v2, rtol=0, atol=0)
@@ -66,7 +58,7 @@ def test_ssim_module_return_map_and_downsample():
 
 
 def test_tensor_data_range_and_uint8():
-    x, y = _pair(2, 3, 24, 25)
+    x, y = pair(2, 3, 24, 25, dtype=torch.float32)
     dr = torch.tensor([1.0, 2.0])
     torch.testing.assert_close(torchsim.SSIM(data_range=dr)(x, y), torchsim.ssim(x, y, data_range=dr))
     torch.testing.assert_close(torchsim.PSNR(data_range=dr)(x, y), torchsim.psnr(x, y, data_range=dr))
@@ -100,7 +92,7 @@ def test_state_dict_has_no_junk(m):
 @pytest.mark.parametrize("m", ALL, ids=lambda m: type(m).__name__)
 def test_module_moves_copies_and_pickles(m):
     side = max(24, m.record.min_size())  # MS-SSIM needs 161 px
-    x, y = _pair(2, 3, side, side + 1)
+    x, y = pair(2, 3, side, side + 1, dtype=torch.float32)
     ref = m(x, y)
     m2 = copy.deepcopy(m).to(torch.float64).to("cpu")
     torch.testing.assert_close(m2(x, y), ref, rtol=0, atol=0)
@@ -125,10 +117,16 @@ def test_keyword_only_constructor():
 
 
 def test_module_errors_name_the_function():
-    x, y = _pair(1, 1, 16, 16)
+    x, y = pair(1, 1, 16, 16, dtype=torch.float32)
     with pytest.raises(TypeError, match=r"ssim: data_range is required .*data_range=1\.0"):
         torchsim.SSIM()(x, y)
     with pytest.raises(TypeError, match=r"psnr: data_range is required"):
         torchsim.PSNR()(x, y)
     with pytest.raises(ValueError, match=r"MSE: reduction"):  # caught when the module is built
         torchsim.MSE(reduction="avg")
+
+
+def test_module_on_device(device):
+    x, y = pair(2, 3, 32, 33, dtype=torch.float32, device=device)
+    m = torchsim.SSIM(data_range=1.0).to(device)
+    torch.testing.assert_close(m(x, y), torchsim.ssim(x, y, data_range=1.0))

@@ -1,4 +1,4 @@
-"""mse, psnr, cosine_similarity and rgb_to_y: gradients, degenerate images, dtypes, layouts, batching."""
+"""mse, psnr, cosine_similarity and rgb_to_y: gradients, degenerate images, dtypes, layouts, batching, devices."""
 
 from __future__ import annotations
 
@@ -6,19 +6,23 @@ import math
 
 import pytest
 import torch
-from torch.autograd import gradcheck
 
 import torchsim
-
-
-def _rand(*shape, seed=0, dtype=torch.float64):
-    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-
-
-def _pair(*shape, seed=0, dtype=torch.float64):
-    x = _rand(*shape, seed=seed, dtype=dtype)
-    y = (x + 0.2 * (_rand(*shape, seed=seed + 1, dtype=dtype) - 0.5)).clamp(0, 1)
-    return x, y
+from tests.helpers import (
+    IDENTICAL,
+    assert_autocast_computes_in_float32,
+    assert_device_equals_cpu,
+    assert_finite_gradients,
+    assert_gradcheck,
+    assert_half_computes_in_float32,
+    assert_per_image_data_range_on_device,
+    assert_uint8_on_device_equals_cpu,
+    degenerate_pairs,
+    metric_cases,
+    pair,
+    rand,
+    value_and_grads,
+)
 
 
 # (name, callable taking (x, y, **kw), kwargs) for the pair metrics
@@ -34,97 +38,72 @@ PAIR = {
 
 @pytest.mark.parametrize("reduction", ["mean", "none", "sum"])
 @pytest.mark.parametrize("name", sorted(PAIR))
-def test_gradcheck(name, reduction):
+def test_gradcheck(name, reduction, device):
     fn, kw = PAIR[name]
-    x, y = _pair(2, 2, 5, 6)
-    x.requires_grad_(True)
-    y.requires_grad_(True)
-    assert gradcheck(lambda a, b: fn(a, b, reduction=reduction, **kw), (x, y))
+    assert_gradcheck(lambda a, b: fn(a, b, reduction=reduction, **kw), *pair(2, 2, 5, 6, device=device))
 
 
-def test_psnr_gradcheck_per_image_data_range():
-    x, y = _pair(3, 1, 4, 5)
-    x.requires_grad_(True)
-    y.requires_grad_(True)
-    dr = torch.tensor([1.0, 2.0, 255.0], dtype=torch.float64)
-    assert gradcheck(lambda a, b: torchsim.psnr(a, b, data_range=dr, reduction="none"), (x, y))
+def test_psnr_gradcheck_per_image_data_range(device):
+    dr = torch.tensor([1.0, 2.0, 255.0], dtype=torch.float64, device=device)
+    assert_gradcheck(lambda a, b: torchsim.psnr(a, b, data_range=dr, reduction="none"), *pair(3, 1, 4, 5, device=device))
 
 
-def test_cosine_gradcheck_signed_values():
-    x, y = _pair(2, 3, 4, 5)
-    x = (x - 0.5).requires_grad_(True)
-    y = (y - 0.3).requires_grad_(True)
-    assert gradcheck(lambda a, b: torchsim.cosine_similarity(a, b, reduction="none"), (x, y))
+def test_cosine_gradcheck_signed_values(device):
+    x, y = pair(2, 3, 4, 5, device=device)
+    assert_gradcheck(lambda a, b: torchsim.cosine_similarity(a, b, reduction="none"), x - 0.5, y - 0.3)
 
 
 @pytest.mark.parametrize("data_range", [1.0, 255.0])
-def test_rgb_to_y_gradcheck(data_range):
-    x = (_rand(2, 3, 4, 5) * data_range).requires_grad_(True)
-    assert gradcheck(lambda a: torchsim.rgb_to_y(a, data_range=data_range), (x,))
-    dr = torch.tensor([1.0, 255.0], dtype=torch.float64)
-    assert gradcheck(lambda a: torchsim.rgb_to_y(a, data_range=dr), (x,))
+def test_rgb_to_y_gradcheck(data_range, device):
+    x = rand(2, 3, 4, 5, device=device) * data_range
+    assert_gradcheck(lambda a: torchsim.rgb_to_y(a, data_range=data_range), x)
+    dr = torch.tensor([1.0, 255.0], dtype=torch.float64, device=device)
+    assert_gradcheck(lambda a: torchsim.rgb_to_y(a, data_range=dr), x)
 
 
-def test_mse_volume_gradcheck():
-    x, y = _pair(1, 2, 3, 4, 5)
-    x.requires_grad_(True)
-    assert gradcheck(lambda a: torchsim.mse(a, y), (x,))
+def test_mse_volume_gradcheck(device):
+    x, y = pair(1, 2, 3, 4, 5, device=device)
+    assert_gradcheck(lambda a: torchsim.mse(a, y), x)
 
 
 # --------------------------------------------------------------------------- degenerate images
 
 
-def _grad_x(fn, x, y, **kw):
-    x = x.detach().clone().requires_grad_(True)
-    out = fn(x, y, **kw)
-    (g,) = torch.autograd.grad(out.sum(), x)
-    return out, g
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 def test_psnr_identical_is_inf_with_zero_finite_gradient(dtype):
-    x = _rand(2, 3, 8, 9, dtype=dtype)
-    out, g = _grad_x(torchsim.psnr, x, x.clone(), data_range=1.0, reduction="none")
+    x = rand(2, 3, 8, 9, dtype=dtype)
+    out, g, _ = value_and_grads(torchsim.psnr, x, x.clone(), data_range=1.0, reduction="none")
     assert torch.isinf(out).all() and (out > 0).all()
     assert torch.isfinite(g).all()
     torch.testing.assert_close(g, torch.zeros_like(g), rtol=0, atol=0)
     # one identical image in a batch: inf only for that one, the other gradient is untouched
     y = x.clone()
     y[1] = (y[1] + 0.1).clamp(0, 1)
-    out, g = _grad_x(torchsim.psnr, x, y, data_range=1.0, reduction="none")
+    out, g, _ = value_and_grads(torchsim.psnr, x, y, data_range=1.0, reduction="none")
     assert math.isinf(out[0].item()) and math.isfinite(out[1].item())
     assert torch.isfinite(g).all() and (g[0] == 0).all() and (g[1] != 0).any()
     # mean over a batch containing an identical pair is +inf (as averaging per-image PSNRs gives)
     assert torchsim.psnr(x, y, data_range=1.0).item() == float("inf")
 
 
+DEGENERATE = sorted(degenerate_pairs(1, 1, 2, 2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("name", sorted(PAIR))
-@pytest.mark.parametrize(
-    "case",
-    ["identical", "const-half", "const-zero", "zero-vs-random", "random-vs-zero"],
-)
-def test_finite_gradients_on_degenerate_images(name, case):
+@pytest.mark.parametrize("case", DEGENERATE)
+def test_finite_gradients_on_degenerate_images(name, case, dtype, device):
     fn, kw = PAIR[name]
-    r = _rand(1, 3, 8, 9)
-    zeros = torch.zeros(1, 3, 8, 9, dtype=torch.float64)
-    x, y = {
-        "identical": (r, r.clone()),
-        "const-half": (torch.full_like(r, 0.5), torch.full_like(r, 0.5)),
-        "const-zero": (zeros, zeros.clone()),
-        "zero-vs-random": (zeros, r),
-        "random-vs-zero": (r, zeros),
-    }[case]
-    out, g = _grad_x(fn, x, y, **kw)
-    assert torch.isfinite(g).all(), (name, case)
-    if name != "psnr" or case not in ("identical", "const-half", "const-zero"):
-        assert torch.isfinite(out).all()
+    x, y = degenerate_pairs(1, 3, 8, 9, dtype=dtype, device=device)[case]
+    # PSNR of identical images is +inf by definition; every other value is finite
+    assert_finite_gradients(fn, x, y, finite_value=name != "psnr" or case not in IDENTICAL, **kw)
 
 
 def test_cosine_all_zero_is_zero_not_nan():
     zeros = torch.zeros(2, 3, 4, 5)
-    r = _rand(2, 3, 4, 5, dtype=torch.float32)
+    r = rand(2, 3, 4, 5, dtype=torch.float32)
     for a, b in [(zeros, r), (r, zeros), (zeros, zeros)]:
-        out, g = _grad_x(torchsim.cosine_similarity, a, b, reduction="none")
+        out, g, _ = value_and_grads(torchsim.cosine_similarity, a, b, reduction="none")
         torch.testing.assert_close(out, torch.zeros(2))
         assert torch.isfinite(g).all()
 
@@ -148,7 +127,7 @@ def test_known_values():
 @pytest.mark.parametrize("name", sorted(PAIR))
 def test_reductions_and_batch_equals_single_calls(name):
     fn, kw = PAIR[name]
-    x, y = _pair(4, 3, 10, 11, dtype=torch.float32)
+    x, y = pair(4, 3, 10, 11, dtype=torch.float32)
     none = fn(x, y, reduction="none", **kw)
     assert none.shape == (4,)
     single = torch.cat([fn(x[i : i + 1], y[i : i + 1], reduction="none", **kw) for i in range(4)])
@@ -160,7 +139,7 @@ def test_reductions_and_batch_equals_single_calls(name):
 
 
 def test_rgb_to_y_batch_and_shape():
-    x = _rand(3, 3, 6, 7, dtype=torch.float32)
+    x = rand(3, 3, 6, 7, dtype=torch.float32)
     y = torchsim.rgb_to_y(x, data_range=1.0)
     assert y.shape == (3, 1, 6, 7) and y.dtype == torch.float32
     single = torch.cat([torchsim.rgb_to_y(x[i : i + 1], data_range=1.0) for i in range(3)])
@@ -174,7 +153,7 @@ def test_rgb_to_y_batch_and_shape():
 @pytest.mark.parametrize("name", sorted(PAIR))
 def test_half_inputs_compute_in_float32(name, low):
     fn, kw = PAIR[name]
-    x, y = _pair(2, 3, 16, 17, dtype=torch.float32)
+    x, y = pair(2, 3, 16, 17, dtype=torch.float32)
     xl, yl = x.to(low), y.to(low)
     out = fn(xl, yl, reduction="none", **kw)
     assert out.dtype == torch.float32
@@ -185,7 +164,7 @@ def test_half_inputs_compute_in_float32(name, low):
 
 @pytest.mark.parametrize("low", [torch.float16, torch.bfloat16], ids=str)
 def test_rgb_to_y_half(low):
-    x = _rand(2, 3, 6, 7, dtype=torch.float32)
+    x = rand(2, 3, 6, 7, dtype=torch.float32)
     out = torchsim.rgb_to_y(x.to(low), data_range=1.0)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, torchsim.rgb_to_y(x.to(low).float(), data_range=1.0))
@@ -202,8 +181,8 @@ def test_half_mse_does_not_overflow():
 @pytest.mark.parametrize("name", sorted(PAIR))
 def test_float64_stays_float64(name):
     fn, kw = PAIR[name]
-    x, y = _pair(2, 3, 8, 9)
-    out, g = _grad_x(fn, x, y, **kw)
+    x, y = pair(2, 3, 8, 9)
+    out, g, _ = value_and_grads(fn, x, y, **kw)
     assert out.dtype == torch.float64 and g.dtype == torch.float64
     assert torchsim.rgb_to_y(x, data_range=1.0).dtype == torch.float64
 
@@ -212,7 +191,7 @@ def test_float64_stays_float64(name):
 def test_uint8_is_0_255(name):
     fn, kw = PAIR[name]
     kw = {k: v for k, v in kw.items() if k != "data_range"}  # uint8 default is 255
-    x, y = _pair(2, 3, 8, 9, dtype=torch.float32)
+    x, y = pair(2, 3, 8, 9, dtype=torch.float32)
     xu, yu = (x * 255).round().to(torch.uint8), (y * 255).round().to(torch.uint8)
     out = fn(xu, yu, reduction="none", **kw)
     assert out.dtype == torch.float32
@@ -225,14 +204,14 @@ def test_uint8_is_0_255(name):
 
 
 def test_rgb_to_y_uint8_default_range():
-    x = (_rand(1, 3, 5, 6, dtype=torch.float32) * 255).round().to(torch.uint8)
+    x = (rand(1, 3, 5, 6, dtype=torch.float32) * 255).round().to(torch.uint8)
     torch.testing.assert_close(torchsim.rgb_to_y(x), torchsim.rgb_to_y(x.float(), data_range=255.0))
 
 
 @pytest.mark.parametrize("name", sorted(PAIR))
 def test_autocast_channels_last_no_grad(name):
     fn, kw = PAIR[name]
-    x, y = _pair(2, 3, 8, 9, dtype=torch.float32)
+    x, y = pair(2, 3, 8, 9, dtype=torch.float32)
     ref = fn(x, y, reduction="none", **kw)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = fn(x, y, reduction="none", **kw)
@@ -248,7 +227,7 @@ def test_autocast_channels_last_no_grad(name):
 
 
 def test_rgb_to_y_autocast_and_channels_last():
-    x = _rand(2, 3, 6, 7, dtype=torch.float32)
+    x = rand(2, 3, 6, 7, dtype=torch.float32)
     ref = torchsim.rgb_to_y(x, data_range=1.0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = torchsim.rgb_to_y(x, data_range=1.0)
@@ -260,7 +239,7 @@ def test_rgb_to_y_autocast_and_channels_last():
 @pytest.mark.slow
 def test_compile_fullgraph_equals_eager():
     torch._dynamo.reset()
-    x, y = _pair(2, 3, 8, 9, dtype=torch.float32)
+    x, y = pair(2, 3, 8, 9, dtype=torch.float32)
     for name, (fn, kw) in sorted(PAIR.items()):
         compiled = torch.compile(fn, backend="aot_eager", fullgraph=True)
         torch.testing.assert_close(compiled(x, y, reduction="none", **kw), fn(x, y, reduction="none", **kw))
@@ -284,3 +263,36 @@ def test_ssim_promotes_mixed_float_dtypes():
     expected = torchsim.ssim(x.double(), x.double().flip(-1), data_range=1.0)
     got = torchsim.ssim(x, x.double().flip(-1), data_range=1.0)
     assert got.dtype == torch.float64 and torch.allclose(got, expected)
+
+
+# --------------------------------------------------------------------------- every device (CUDA: the same tests)
+
+PIXEL_CASES = metric_cases(torchsim.mse, torchsim.psnr, torchsim.cosine_similarity)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("name, fn, kw, shape", PIXEL_CASES)
+def test_device_equals_cpu(name, fn, kw, shape, dtype, device):
+    assert_device_equals_cpu(fn, kw, shape, dtype, device)
+
+
+@pytest.mark.parametrize("low", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("name, fn, kw, shape", PIXEL_CASES)
+def test_half_inputs_on_device_compute_in_float32(name, fn, kw, shape, low, device):
+    assert_half_computes_in_float32(fn, kw, shape, low, device)
+
+
+@pytest.mark.parametrize("name, fn, kw, shape", PIXEL_CASES)
+def test_autocast_on_device(name, fn, kw, shape, device):
+    assert_autocast_computes_in_float32(fn, kw, shape, device)
+
+
+def test_psnr_per_image_data_range_on_device(device):
+    assert_per_image_data_range_on_device(torchsim.psnr, {}, device)
+
+
+def test_uint8_on_device(device):
+    for fn in (torchsim.psnr, torchsim.mse, torchsim.cosine_similarity):
+        assert_uint8_on_device_equals_cpu(fn, device)
+    xu = (rand(2, 3, 32, 33, dtype=torch.float32) * 255).round().to(torch.uint8)
+    torch.testing.assert_close(torchsim.rgb_to_y(xu.to(device)).cpu(), torchsim.rgb_to_y(xu), rtol=1e-6, atol=1e-4)

@@ -62,26 +62,32 @@ def test_batch_equals_one_by_one():
         assert torch.equal(d[0], diff[i])
 
 
+GENERATIONS = [{"compat": "mapbox"}, {"compat": "mapbox", "checkerboard": False}, {"compat": "pixelmatch-py"}]
+
+
+@pytest.mark.parametrize("gen", GENERATIONS, ids=str)
 @pytest.mark.parametrize("opaque", [True, False])
 @pytest.mark.parametrize("include_aa", [False, True])
 @pytest.mark.parametrize("diff_mask", [False, True])
-def test_sparse_and_dense_paths_agree(opaque, include_aa, diff_mask):
+def test_sparse_and_dense_paths_agree(opaque, include_aa, diff_mask, gen):
     for seed in range(6):
         x, y = _palette_pair(seed=seed, opaque=opaque)
         if opaque:  # RGB input takes the known-opaque shortcut
             x, y = x[:, :3], y[:, :3]
+        ignore = torch.rand(x.shape[0], *x.shape[2:], generator=torch.Generator().manual_seed(seed)) < 0.2 if seed % 2 else None
         args = (35215 * 0.05**2, include_aa, 0.3, ((1, 2, 3), (4, 5, 6), (7, 8, 9)), diff_mask, True)
-        c1, d1 = _kernel(x, y, *args, sparse=True)
-        c2, d2 = _kernel(x, y, *args, sparse=False)
+        c1, d1 = _kernel(x, y, *args, sparse=True, ignore=ignore, **gen)
+        c2, d2 = _kernel(x, y, *args, sparse=False, ignore=ignore, **gen)
         assert torch.equal(c1, c2) and torch.equal(d1, d2)
 
 
-def test_thin_images_border_rules():
+@pytest.mark.parametrize("gen", GENERATIONS, ids=str)
+def test_thin_images_border_rules(gen):
     for h, w in [(1, 1), (1, 7), (7, 1), (2, 2), (3, 5)]:
         x, y = _palette_pair(n=2, h=h, w=w, seed=h * 10 + w)
         args = (35215 * 0.01, False, 0.1, _COLORS, False, True)
-        c1, d1 = _kernel(x, y, *args, sparse=True)
-        c2, d2 = _kernel(x, y, *args, sparse=False)
+        c1, d1 = _kernel(x, y, *args, sparse=True, **gen)
+        c2, d2 = _kernel(x, y, *args, sparse=False, **gen)
         assert torch.equal(c1, c2) and torch.equal(d1, d2)
 
 
@@ -143,6 +149,20 @@ def test_no_grad_needed_and_channels_last():
         ({"diff_color": (255, 0)}, ValueError, "pixelmatch: diff_color must be three numbers"),
         ({"aa_color": (0, 0, 300)}, ValueError, "pixelmatch: aa_color must be three numbers"),
         ({"diff_color_alt": "red"}, ValueError, "pixelmatch: diff_color_alt must be three numbers"),
+        ({"compat": "v5"}, ValueError, "pixelmatch: compat must be one of 'mapbox', 'pixelmatch-py', got 'v5'"),
+        ({"checkerboard": "yes"}, ValueError, "pixelmatch: checkerboard must be None, True or False, got 'yes'"),
+        ({"compat": "pixelmatch-py", "checkerboard": True}, ValueError, "checkerboard=True needs compat='mapbox'"),
+        ({"mask": torch.zeros(1, 1, 4, 4, dtype=torch.uint8)}, TypeError, "pixelmatch: mask must be a bool tensor (N, 1, H, W)"),
+        ({"mask": torch.zeros(1, 4, 4, dtype=torch.bool)}, ValueError, "pixelmatch: mask must have shape (N, 1, H, W) = (1, 1, 4, 4)"),
+        ({"mask": torch.zeros(2, 1, 4, 4, dtype=torch.bool)}, ValueError, "pixelmatch: mask must have shape (N, 1, H, W) = (1, 1, 4, 4)"),
+        ({"mask": (0, 0, 2, 2)}, ValueError, "wrap a single rectangle in a list: [(x0, y0, x1, y1)]"),
+        ({"mask": [(0, 0, 2)]}, ValueError, "pixelmatch: mask rectangle 0 must be four integers (x0, y0, x1, y1), got (0, 0, 2)"),
+        ({"mask": [(0, 0, 2, 2), (0.5, 0, 2, 2)]}, ValueError, "pixelmatch: mask rectangle 1 must be four integers"),
+        ({"mask": [(0, 0, 5, 2)]}, ValueError, "pixelmatch: mask rectangle 0 must satisfy 0 <= x0 < x1 <= 4 and 0 <= y0 < y1 <= 4 (x1, y1 exclusive), got (0, 0, 5, 2)"),
+        ({"mask": [(2, 0, 2, 2)]}, ValueError, "must satisfy 0 <= x0 < x1 <= 4"),
+        ({"mask": [(-1, 0, 2, 2)]}, ValueError, "must satisfy 0 <= x0 < x1 <= 4"),
+        ({"mask": torch.zeros(3, 5, dtype=torch.int64)}, TypeError, "pixelmatch: mask must be a bool tensor (N, 1, H, W) (True = ignore) or a list of rectangles"),
+        ({"mask": "all"}, TypeError, "pixelmatch: mask must be a bool tensor"),
     ],
 )
 def test_errors(kwargs, exc, text):
@@ -160,3 +180,64 @@ def test_device(device):
     c0, d0 = torchsim.pixelmatch(x, y, diff_color_alt=(0, 0, 255), return_diff=True)
     assert c.device.type == device.type
     assert torch.equal(c.cpu(), c0) and torch.equal(d.cpu(), d0)
+
+
+def test_mask_rectangles_equal_a_bool_mask_and_ignore_pixels():
+    x, y = _pair(n=2, c=4)
+    rects = [(4, 5, 9, 8), (0, 0, 2, 24)]
+    m = torch.zeros(2, 1, 24, 20, dtype=torch.bool)
+    for x0, y0, x1, y1 in rects:
+        m[:, :, y0:y1, x0:x1] = True
+    for gen in GENERATIONS:
+        base = torchsim.pixelmatch(x, y, return_diff=True, **gen)
+        got = torchsim.pixelmatch(x, y, mask=rects, return_diff=True, **gen)
+        same = torchsim.pixelmatch(x, y, mask=m, return_diff=True, **gen)
+        tensor_rects = torchsim.pixelmatch(x, y, mask=torch.tensor(rects), return_diff=True, **gen)
+        for other in (same, tensor_rects):
+            assert torch.equal(got[0], other[0]) and torch.equal(got[1], other[1])
+        real = (base[1][:, :3] == torch.tensor([255, 0, 0]).reshape(1, 3, 1, 1)).all(1)
+        assert torch.equal(got[0], base[0] - (real & m[:, 0]).flatten(1).sum(1))  # masked mismatches drop out
+        outside = ~m[:, 0].unsqueeze(1).expand(-1, 4, -1, -1)
+        assert torch.equal(got[1][outside], base[1][outside])  # nothing else changes
+        inside = got[1].permute(0, 2, 3, 1)[m[:, 0]]
+        assert (inside[:, 0] == inside[:, 1]).all() and (inside[:, 3] == 255).all()  # drawn as grey background
+        empty = torchsim.pixelmatch(x, y, mask=[], return_diff=True, **gen)
+        nothing = torchsim.pixelmatch(x, y, mask=torch.zeros_like(m), return_diff=True, **gen)
+        for other in (empty, nothing):
+            assert torch.equal(other[0], base[0]) and torch.equal(other[1], base[1])
+
+
+def test_mask_per_image_and_everything_masked():
+    x, y = _pair(n=2)
+    m = torch.zeros(2, 1, 24, 20, dtype=torch.bool)
+    m[0, :, 5:12, 4:9] = True  # covers image 0's whole change, not image 1's
+    count, diff = torchsim.pixelmatch(x, y, mask=m, return_diff=True)
+    full = torchsim.pixelmatch(x, y)
+    assert count[0] == 0 and count[1] == full[1]
+    same = torchsim.pixelmatch(x, x, return_diff=True)
+    assert torch.equal(diff[0], same[1][0])  # differs only under the mask: drawn as identical
+    for gen in GENERATIONS:  # also pixelmatch-py's identical-image path (Pillow's grey)
+        c, d = torchsim.pixelmatch(x[:1], y[:1], mask=m[:1], return_diff=True, **gen)
+        c0, d0 = torchsim.pixelmatch(x[:1], x[:1], return_diff=True, **gen)
+        assert c.tolist() == [0] and torch.equal(d, d0)
+
+
+def test_threshold_zero_tolerates_nothing_and_sizes_must_match():
+    x = torch.full((1, 3, 8, 8), 100, dtype=torch.uint8)
+    y = x.clone()
+    y[0, 2, 3, 3] = 101  # one level of blue in one pixel: Δ ≈ 0.04, far below the default threshold
+    for gen in GENERATIONS:
+        assert torchsim.pixelmatch(x, y, threshold=0.0, **gen).tolist() == [1]
+        assert torchsim.pixelmatch(x, y, **gen).tolist() == [0]
+    with pytest.raises(ValueError, match="x and y must have the same shape"):
+        torchsim.pixelmatch(x, y[:, :, :7])
+
+
+def test_generations_differ_only_on_semi_transparent_pixels():
+    x, y = _palette_pair(seed=11, opaque=True)
+    assert torch.equal(torchsim.pixelmatch(x, y), torchsim.pixelmatch(x, y, compat="pixelmatch-py"))
+    a = torch.tensor([0, 0, 0, 128], dtype=torch.uint8).reshape(1, 4, 1, 1)  # 50 % black
+    b = torch.tensor([127, 127, 127, 255], dtype=torch.uint8).reshape(1, 4, 1, 1)  # opaque grey
+    assert torchsim.pixelmatch(a, b).tolist() == [1]  # different on v7's dark checkerboard
+    assert torchsim.pixelmatch(a, b, checkerboard=False).tolist() == [0]  # the same on white
+    assert torchsim.pixelmatch(a, b, compat="pixelmatch-py").tolist() == [0]

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import torchsim
+from tests.helpers import pair
 from torchsim.modules import Metric
 
 N = 7
@@ -36,12 +37,10 @@ def _make(cls, **kwargs):
     return cls(**kwargs)
 
 
-def _inputs(cls, n=N, dtype=torch.float32, seed=0):
+def _inputs(cls, n=N, dtype=torch.float32):
     """Pairs the module accepts: 32x32, or bigger when its window/scales need it."""
-    g = torch.Generator().manual_seed(seed)
     for size in (32, 161):
-        x = torch.rand(n, 3, size, size, generator=g, dtype=dtype)
-        y = (x + 0.2 * torch.rand(n, 3, size, size, generator=g, dtype=dtype)).clamp(0, 1)
+        x, y = pair(n, 3, size, size, dtype=dtype)
         try:
             _make(cls)(x[:1], y[:1])
         except ValueError:

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 import torchsim
+from tests.helpers import MS_SMALL, rand
 
 PAIR_FNS = ["mse", "psnr", "ssim", "ms_ssim", "cosine_similarity"]
 RANGE_FNS = ["psnr", "ssim", "ms_ssim"]  # need data_range for floating inputs
 WINDOW_FNS = ["ssim", "ms_ssim"]
-MS_SMALL = dict(kernel_size=3, weights=(0.3, 0.3, 0.4))  # min side 9
 
 
 def _ok_kwargs(fn: str) -> dict:
@@ -25,7 +25,7 @@ def _ok_kwargs(fn: str) -> dict:
 
 
 def _img(*shape, dtype=torch.float32):
-    return torch.rand(*shape, generator=torch.Generator().manual_seed(0)).to(dtype)
+    return rand(*shape, dtype=dtype)
 
 
 def _call(fn, x, y, **kw):

@@ -4,7 +4,8 @@ Policy (SPEC, "Conventions shared by every metric"):
 
 * ``float16`` / ``bfloat16`` are computed in ``float32`` and returned as ``float32``;
 * ``float64`` stays ``float64`` end to end;
-* ``uint8`` is read as 0..255 and computed in ``float32``.
+* ``uint8`` is read as 0..255 and ``uint16`` as 0..65535, both computed in ``float32``;
+  hashes and pixelmatch take the high byte of 16-bit input (:func:`to_uint8`), as Pillow does.
 
 Kernels run with autocast disabled, so ``torch.autocast`` never lowers the
 precision of variances (``E[x^2] - E[x]^2`` cancels catastrophically in half).
@@ -16,6 +17,39 @@ import contextlib
 from typing import Union
 
 import torch
+
+
+#: integer image dtypes and the value their full scale is read as (SPEC: uint8 0..255, uint16 0..65535)
+INTEGER_MAX = {torch.uint8: 255.0, torch.uint16: 65535.0}
+
+
+def full_scale(dtype: torch.dtype) -> float:
+    """The value white is stored as: 255 for uint8, 65535 for uint16, 1.0 for floating dtypes."""
+    return INTEGER_MAX.get(dtype, 1.0)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """8-bit copy of an integer image as Pillow makes it: uint8 unchanged, uint16 its high byte (``v >> 8``)."""
+    if x.dtype == torch.uint16:
+        return x.to(torch.int32).bitwise_right_shift(8).to(torch.uint8)
+    return x
+
+
+def nan_where_nonfinite(value: torch.Tensor, *images: torch.Tensor) -> torch.Tensor:
+    """``value`` (``(N,)`` or ``(N, ...)``, one row per image) with NaN for every image that has a NaN or inf pixel.
+
+    Integer images are always finite and cost nothing; floating ones cost one ``isfinite`` pass,
+    no host-device sync. SPEC: a non-finite pixel never yields a plausible number.
+    """
+    bad = None
+    for t in images:
+        if t.is_floating_point():
+            b = ~torch.isfinite(t).flatten(1).all(1)
+            bad = b if bad is None else bad | b
+    if bad is None:
+        return value
+    bad = bad.to(value.device).reshape((-1,) + (1,) * (value.dim() - 1))
+    return torch.where(bad, torch.full_like(value, float("nan")), value)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -19,8 +19,7 @@ Number = Union[int, float]
 DataRange = Union[Number, torch.Tensor, None]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-#: integer image dtypes and the value their full scale is read as (SPEC: uint8 0..255, uint16 0..65535)
-INTEGER_MAX = {torch.uint8: 255.0, torch.uint16: 65535.0}
+from ._common import INTEGER_MAX
 _REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -274,12 +273,15 @@ def device_memory_bytes(device: torch.device) -> int:
         return 1 << 40
 
 
-def check_allocation(fn: str, name: str, value: object, nbytes: float, device: torch.device) -> None:
-    """Refuse an option (``bins``, ``hash_size``, ...) whose buffers could never fit in ``device``'s memory."""
+def check_allocation(fn: str, name: str, what: str, nbytes: float, device: torch.device) -> None:
+    """Refuse an option (``bins``, ``hash_size``, ...) whose buffers could never fit in ``device``'s memory.
+
+    ``what`` describes the request (``"l1_sigma=1e7"``); the message gives the size it would need.
+    """
     limit = device_memory_bytes(device)
     if nbytes > limit:
         raise ValueError(
-            f"{fn}: {name}={value!r} would need {nbytes / 2**30:.1f} GiB for one buffer, more than the "
+            f"{fn}: {what} would need {nbytes / 2**30:.1f} GiB for one buffer, more than the "
             f"{limit / 2**30:.1f} GiB of memory on {device}; use a smaller {name}"
         )
 
@@ -443,6 +445,16 @@ def check_value_range(fn: str, value_range: object) -> Union[None, str, Tuple[fl
     return (lo, hi)
 
 
+def check_histogram_args(
+    fn: str, bins: object, value_range: object, bandwidth: object
+) -> Tuple[int, Union[None, str, Tuple[float, float]], float]:
+    """The binning options shared by the histogram, MI and NMI functions: ``(bins, value_range, bandwidth)``."""
+    b = check_bins(fn, bins)
+    vr = check_value_range(fn, value_range)
+    check_positive(fn, "bandwidth", bandwidth, allow_zero=True)
+    return b, vr, float(bandwidth)  # type: ignore[arg-type]
+
+
 def check_options(owner: str, fn, options: dict) -> None:
     """Validate a module's or loss's stored keyword arguments for ``fn`` when it is built.
 
@@ -512,3 +524,56 @@ def check_options(owner: str, fn, options: dict) -> None:
             raise ValueError(
                 f"{owner}: data_range must be a positive finite number or a tensor of shape (N,), got {_describe(dr)}"
             )
+
+
+_MASK_FORMS = "a bool tensor (N, 1, H, W) (True = ignore) or a list of rectangles [(x0, y0, x1, y1), ...]"
+
+
+def check_mask(fn: str, mask: object, x: torch.Tensor, name: str = "mask") -> Optional[torch.Tensor]:
+    """Pixels to ignore in the images ``x`` ``(N, C, H, W)``: ``None`` or a bool tensor ``(N, 1, H, W)``.
+
+    ``mask`` is ``None``; a bool tensor ``(N, 1, H, W)``, True where pixels are
+    ignored (same device as ``x``); or rectangles ``(x0, y0, x1, y1)`` in pixels
+    (``x1``, ``y1`` exclusive, as ``diff_regions`` returns them) ignored in every
+    image, given as a list or an integer tensor ``(K, 4)``. An empty list ignores
+    nothing (``None``). Reads the values of a rectangle tensor (one host sync).
+    """
+    import operator
+
+    if mask is None:
+        return None
+    n, _, h, w = x.shape
+    if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool:
+        if tuple(mask.shape) != (n, 1, h, w):
+            raise ValueError(f"{fn}: {name} must have shape (N, 1, H, W) = {(n, 1, h, w)} like the images, got {tuple(mask.shape)}")
+        if mask.device != x.device:
+            raise ValueError(f"{fn}: {name} must be on the images' device {x.device}, got {mask.device}")
+        return mask
+    if isinstance(mask, torch.Tensor):
+        if mask.dtype.is_floating_point or mask.dtype.is_complex or mask.dim() != 2 or mask.shape[1] != 4:
+            raise TypeError(f"{fn}: {name} must be {_MASK_FORMS}, got {_describe(mask)}; convert a 0/1 mask with mask > 0")
+        mask = mask.tolist()
+    if not isinstance(mask, (list, tuple)):
+        raise TypeError(f"{fn}: {name} must be {_MASK_FORMS}, got {_describe(mask)}")
+    rects = []
+    for i, r in enumerate(mask):
+        try:
+            vals = [operator.index(v) if not isinstance(v, bool) else None for v in r]  # type: ignore[union-attr]
+        except TypeError:
+            vals = []
+        if len(vals) != 4 or None in vals:
+            hint = "; wrap a single rectangle in a list: [(x0, y0, x1, y1)]" if not isinstance(r, (list, tuple, torch.Tensor)) else ""
+            raise ValueError(f"{fn}: {name} rectangle {i} must be four integers (x0, y0, x1, y1), got {r!r}{hint}")
+        x0, y0, x1, y1 = vals
+        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+            raise ValueError(
+                f"{fn}: {name} rectangle {i} must satisfy 0 <= x0 < x1 <= {w} and 0 <= y0 < y1 <= {h} "
+                f"(x1, y1 exclusive), got {tuple(vals)}"
+            )
+        rects.append(vals)
+    if not rects:
+        return None
+    m = torch.zeros((h, w), dtype=torch.bool, device=x.device)
+    for x0, y0, x1, y1 in rects:
+        m[y0:y1, x0:x1] = True
+    return m.expand(n, 1, h, w)

@@ -218,6 +218,16 @@ _RECORDS = (
         module_name="CosineSimilarity", loss_name="CosineSimilarityLoss",
     ),
     MetricRecord(
+        # any size: zero padding, as GMSD.m's conv2(..., 'same') (the default min_size_rule)
+        name="gmsd", function=F.gmsd, kind="score", label="GMSD",
+        reference=(
+            "piq.gmsd(x, y, data_range=L, reduction='none'); Xue et al.'s GMSD.m on the same luma, "
+            "with std2 over n instead of n - 1"
+        ),
+        needs_data_range=True, differentiable=True, higher_is_better=False,
+        module_name="GMSD", loss_name="GMSDLoss", loss_form="f",
+    ),
+    MetricRecord(
         # higher is better for the default "correlation" (and "intersection", "overlap"); the
         # chi-square, Bhattacharyya and KL methods are distances
         name="histogram_similarity", function=F.histogram_similarity, kind="score", label="hist corr",

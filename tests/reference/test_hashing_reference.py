@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 import torchsim
-from torchsim.functional.hashing import _resize_uint8
+from tests.helpers import photo_u8, to_nchw
+from torchsim.ops import pil_resize_u8
 
 BASE = [
     "astronaut", "coffee", "chelsea", "camera", "rocket", "immunohistochemistry", "hubble_deep_field",
@@ -23,11 +24,9 @@ BASE = [
 
 
 def _load():
-    from skimage import data
-
     out = []
     for name in BASE:
-        a = getattr(data, name)()
+        a = photo_u8(name)
         if a.shape[0] > 800:  # keep the test fast: retina and hubble at about half size
             a = np.asarray(Image.fromarray(a).resize((a.shape[1] // 2 + 1, a.shape[0] // 2 + 1), Image.BILINEAR))
         h, w = a.shape[:2]
@@ -42,12 +41,6 @@ def _load():
 @pytest.fixture(scope="module")
 def images():
     return _load()
-
-
-def _nchw(a: np.ndarray) -> torch.Tensor:
-    t = torch.from_numpy(np.array(a, copy=True))
-    t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
-    return t[None].contiguous()
 
 
 CASES = [
@@ -66,7 +59,7 @@ def test_hashes_match_imagehash(images):
     worst = (0, None)
     for name, a in images:
         pil = Image.fromarray(a)
-        x = _nchw(a)
+        x = to_nchw(a)
         for fn_name, ref_fn, kw in CASES:
             ref = ref_fn(pil, **kw)
             ours = getattr(torchsim, fn_name)(x, **kw)
@@ -87,7 +80,7 @@ def test_pil_luma_exact(images):
     for name, a in images:
         if a.ndim == 2:
             continue
-        ours = torchsim.pil_luma(_nchw(a))[0, 0].numpy()
+        ours = torchsim.pil_luma(to_nchw(a))[0, 0].numpy()
         assert np.array_equal(ours, np.asarray(Image.fromarray(a).convert("L"))), name
 
 
@@ -96,11 +89,11 @@ def test_pil_luma_all_colours():
     r, g, b = np.meshgrid(np.arange(256), np.arange(256), np.arange(256), indexing="ij")
     rgb = np.stack([r, g, b], -1).reshape(4096, 4096, 3).astype(np.uint8)
     ref = np.asarray(Image.fromarray(rgb).convert("L"))
-    assert np.array_equal(torchsim.pil_luma(_nchw(rgb))[0, 0].numpy(), ref)
+    assert np.array_equal(torchsim.pil_luma(to_nchw(rgb))[0, 0].numpy(), ref)
     alpha = np.random.default_rng(0).integers(0, 256, (4096, 4096, 1), dtype=np.uint8)
     rgba = np.concatenate([rgb, alpha], axis=-1)
     assert np.array_equal(np.asarray(Image.fromarray(rgba, "RGBA").convert("L")), ref)
-    assert np.array_equal(torchsim.pil_luma(_nchw(rgba))[0, 0].numpy(), ref)
+    assert np.array_equal(torchsim.pil_luma(to_nchw(rgba))[0, 0].numpy(), ref)
 
 
 def test_resize_equals_pillow(images):
@@ -110,27 +103,8 @@ def test_resize_equals_pillow(images):
         t = torch.from_numpy(gray.copy())[None]
         for size in [(8, 8), (9, 8), (32, 32), (48, 20), (w, 11), (13, h), (w + 17, h // 3), (2 * w, 2 * h)]:
             ref = np.asarray(Image.fromarray(gray).resize(size, Image.LANCZOS))
-            ours = _resize_uint8(t, *size)[0].numpy()
+            ours = pil_resize_u8(t, *size)[0].numpy()
             assert np.array_equal(ours, ref), (name, size, int((ours != ref).sum()))
-
-
-def test_resize_equals_pillow_random_sizes():
-    """Random noise (the hardest case for rounding) at random sizes, up and down, 2..200 px.
-
-    Covers both pass orders: Pillow >= 13 runs the vertical pass first when the height
-    shrinks by more than twice as many pixels as the width.
-    """
-    rng = np.random.default_rng(0)
-    orders = set()
-    for _ in range(150):
-        iw, ih = (int(v) for v in rng.integers(2, 160, 2))
-        ow, oh = (int(v) for v in rng.integers(2, 200, 2))
-        g = rng.integers(0, 256, (ih, iw), dtype=np.uint8)
-        ref = np.asarray(Image.fromarray(g).resize((ow, oh), Image.LANCZOS))
-        ours = _resize_uint8(torch.from_numpy(g)[None], ow, oh)[0].numpy()
-        assert np.array_equal(ours, ref), ((iw, ih), (ow, oh), int((ours != ref).sum()))
-        orders.add(ow != iw and oh < ih and ih - oh > 2 * (iw - ow))
-    assert orders == {True, False}
 
 
 def test_hex_matches_imagehash():

@@ -15,21 +15,9 @@ from skimage.metrics import normalized_mutual_information as sk_nmi
 from sklearn.metrics import mutual_info_score, normalized_mutual_info_score
 
 import torchsim
-from tests.helpers import DISTORTIONS, to_nchw
+from tests.helpers import DISTORTIONS, PHOTOS, to_nchw, u8
 
-PHOTOS = ["astronaut", "coffee", "chelsea", "camera"]
 AVERAGE_METHODS = ["arithmetic", "geometric", "min", "max"]
-
-
-@pytest.fixture(scope="module")
-def pairs(photos):
-    """``{(photo, distortion): (reference float64 in [0, 1], distorted float64)}``."""
-    out = {}
-    for name in PHOTOS:
-        img = photos[name][::4, ::4]
-        for dist, fn in DISTORTIONS.items():
-            out[(name, dist)] = (img, np.clip(fn(img), 0, 1))
-    return out
 
 
 def _one_per_photo(pairs):
@@ -38,36 +26,32 @@ def _one_per_photo(pairs):
     return {k: v for k, v in pairs.items() if dists.index(k[1]) == PHOTOS.index(k[0]) % len(dists)}
 
 
-def _u8(a):
-    return np.round(a * 255).astype(np.uint8)
-
-
 def _labels(a, bins, rng=(0.0, 1.0)):
     """NumPy's bin of every value (last bin closed), as sklearn labels."""
     edges = np.linspace(rng[0], rng[1], bins + 1)
     return np.clip(np.searchsorted(edges, a.ravel(), side="right") - 1, 0, bins - 1)
 
 
-def test_mi_uint8_equals_sklearn(pairs):
-    for (name, dist), (a, b) in pairs.items():
-        a8, b8 = _u8(a), _u8(b)
+def test_mi_uint8_equals_sklearn(photo_pairs):
+    for (name, dist), (a, b) in photo_pairs.items():
+        a8, b8 = u8(a), u8(b)
         ref = mutual_info_score(a8.ravel(), b8.ravel())
         got = torchsim.mutual_information(to_nchw(a8), to_nchw(b8)).item()
         assert got == pytest.approx(ref, rel=1e-5), (name, dist)
 
 
 @pytest.mark.parametrize("method", AVERAGE_METHODS)
-def test_nmi_uint8_equals_sklearn(pairs, method):
-    for (name, dist), (a, b) in pairs.items():
-        a8, b8 = _u8(a), _u8(b)
+def test_nmi_uint8_equals_sklearn(photo_pairs, method):
+    for (name, dist), (a, b) in photo_pairs.items():
+        a8, b8 = u8(a), u8(b)
         ref = normalized_mutual_info_score(a8.ravel(), b8.ravel(), average_method=method)
         got = torchsim.normalized_mutual_information(to_nchw(a8), to_nchw(b8), normalization=method).item()
         assert got == pytest.approx(ref, rel=1e-5), (name, dist)
 
 
 @pytest.mark.parametrize("bins", [256, 64])
-def test_float_inputs_equal_sklearn_on_numpy_bins(pairs, bins):
-    for (name, dist), (a, b) in _one_per_photo(pairs).items():
+def test_float_inputs_equal_sklearn_on_numpy_bins(photo_pairs, bins):
+    for (name, dist), (a, b) in _one_per_photo(photo_pairs).items():
         la, lb = _labels(a, bins), _labels(b, bins)
         x, y = to_nchw(a), to_nchw(b)  # float64
         assert torchsim.mutual_information(x, y, bins=bins).item() == pytest.approx(mutual_info_score(la, lb), rel=1e-9)
@@ -80,19 +64,19 @@ def test_float_inputs_equal_sklearn_on_numpy_bins(pairs, bins):
         assert got32 == pytest.approx(normalized_mutual_info_score(la, lb), rel=1e-5), (name, dist)
 
 
-def test_uint8_with_a_coarser_range_equals_sklearn(pairs):
-    a, b = pairs[("coffee", "jpeg")]
-    a8, b8 = _u8(a), _u8(b)
+def test_uint8_with_a_coarser_range_equals_sklearn(photo_pairs):
+    a, b = photo_pairs[("coffee", "jpeg")]
+    a8, b8 = u8(a), u8(b)
     la, lb = _labels(a8.astype(np.float64), 32, (0, 255)), _labels(b8.astype(np.float64), 32, (0, 255))
     got = torchsim.normalized_mutual_information(to_nchw(a8), to_nchw(b8), bins=32, normalization="geometric").item()
     assert got == pytest.approx(normalized_mutual_info_score(la, lb, average_method="geometric"), rel=1e-5)
 
 
 @pytest.mark.parametrize("bins", [256, 100, 32])
-def test_studholme_minmax_equals_skimage(pairs, bins):
-    floats = _one_per_photo(pairs)
-    for (name, dist), (a, b) in pairs.items():
-        casts = [(_u8, 1e-6)]
+def test_studholme_minmax_equals_skimage(photo_pairs, bins):
+    floats = _one_per_photo(photo_pairs)
+    for (name, dist), (a, b) in photo_pairs.items():
+        casts = [(u8, 1e-6)]
         if (name, dist) in floats:
             casts += [(lambda t: t, 1e-10), (lambda t: t.astype(np.float32), 1e-6)]
         for cast, rel in casts:
@@ -104,12 +88,12 @@ def test_studholme_minmax_equals_skimage(pairs, bins):
             assert got == pytest.approx(ref, rel=rel), (name, dist, p.dtype)
 
 
-def test_batched_photos_equal_sklearn_one_by_one(pairs):
-    items = [(a, b) for (name, _), (a, b) in pairs.items() if name == "camera"]
-    x = torch.cat([to_nchw(_u8(a)) for a, _ in items])
-    y = torch.cat([to_nchw(_u8(b)) for _, b in items])
+def test_batched_photos_equal_sklearn_one_by_one(photo_pairs):
+    items = [(a, b) for (name, _), (a, b) in photo_pairs.items() if name == "camera"]
+    x = torch.cat([to_nchw(u8(a)) for a, _ in items])
+    y = torch.cat([to_nchw(u8(b)) for _, b in items])
     got = torchsim.normalized_mutual_information(x, y, reduction="none")
-    ref = [normalized_mutual_info_score(_u8(a).ravel(), _u8(b).ravel()) for a, b in items]
+    ref = [normalized_mutual_info_score(u8(a).ravel(), u8(b).ravel()) for a, b in items]
     np.testing.assert_allclose(got.numpy(), ref, rtol=1e-5)
 
 
@@ -126,8 +110,8 @@ def test_constant_images_like_sklearn():
         assert torchsim.mutual_information(to_nchw(a), to_nchw(b)).item() == pytest.approx(mutual_info_score(a.ravel(), b.ravel()), abs=1e-7)
 
 
-def test_soft_nmi_close_to_exact_on_photos(pairs):
-    a, b = pairs[("astronaut", "noise")]
+def test_soft_nmi_close_to_exact_on_photos(photo_pairs):
+    a, b = photo_pairs[("astronaut", "noise")]
     x, y = to_nchw(a).float(), to_nchw(b).float()
     exact = torchsim.normalized_mutual_information(x, y, bins=32).item()
     soft = torchsim.normalized_mutual_information(x, y, bins=32, bandwidth=0.25).item()

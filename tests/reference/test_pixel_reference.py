@@ -2,7 +2,8 @@
 
 References, evaluated at test time: ``skimage.metrics.mean_squared_error`` and
 ``peak_signal_noise_ratio``; numpy ``dot(a, b) / (norm(a) norm(b))``; BasicSR's
-``to_y_channel`` (``bgr2ycbcr(img / 255, y_only=True) * 255``), written below from its code.
+``to_y_channel`` (``bgr2ycbcr(img / 255, y_only=True) * 255``) and ``calculate_psnr``, ported in
+tests/reference/ports.py.
 """
 
 from __future__ import annotations
@@ -13,22 +14,14 @@ import torch
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
 
 import torchsim
-from tests.helpers import DISTORTIONS, to_nchw
+from tests.helpers import DISTORTIONS, PHOTOS, crop, photo_pair, to_nchw, u8
+from tests.reference.ports import basicsr_calculate_psnr, basicsr_to_y_channel
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "camera")
-
-
-def _crop(img: np.ndarray, h: int = 120, w: int = 157) -> np.ndarray:
-    return np.ascontiguousarray(img[41 : 41 + h, 29 : 29 + w])
+CROP = dict(h=120, w=157, top=41, left=29)
 
 
 def _pair(photos, name, distortion):
-    a = _crop(photos[name])
-    return a, DISTORTIONS[distortion](a)
-
-
-def _u8(a: np.ndarray) -> np.ndarray:
-    return np.round(a * 255).astype(np.uint8)
+    return photo_pair(photos[name], distortion, **CROP)
 
 
 def _batch(arrays, dtype=None) -> torch.Tensor:
@@ -43,23 +36,24 @@ CASES = [(n, d) for n in PHOTOS for d in sorted(DISTORTIONS)]
 
 
 @pytest.mark.parametrize("name, distortion", CASES)
-def test_mse_equals_skimage(photos, name, distortion):
+def test_mse_equals_skimage(photos, name, distortion, device):
     a, b = _pair(photos, name, distortion)
     expected = mean_squared_error(a, b)
-    actual = torchsim.mse(to_nchw(a), to_nchw(b))
+    actual = torchsim.mse(to_nchw(a, device=device), to_nchw(b, device=device)).cpu()
     assert actual.dtype == torch.float64
     torch.testing.assert_close(actual, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
     # float32 at float32 precision
     a32, b32 = a.astype(np.float32), b.astype(np.float32)
-    actual32 = torchsim.mse(to_nchw(a32), to_nchw(b32))
+    actual32 = torchsim.mse(to_nchw(a32, device=device), to_nchw(b32, device=device)).cpu()
     assert actual32.dtype == torch.float32
     expected32 = mean_squared_error(a32.astype(np.float64), b32.astype(np.float64))
     torch.testing.assert_close(actual32.double(), torch.tensor(expected32, dtype=torch.float64), rtol=1e-5, atol=0)
     # uint8 is read as 0..255 (skimage casts to float64 first, no wrap-around)
-    au, bu = _u8(a), _u8(b)
+    au, bu = u8(a), u8(b)
     expected_u8 = mean_squared_error(au, bu)
     torch.testing.assert_close(
-        torchsim.mse(to_nchw(au), to_nchw(bu)).double(), torch.tensor(expected_u8, dtype=torch.float64), rtol=1e-6, atol=0
+        torchsim.mse(to_nchw(au, device=device), to_nchw(bu, device=device)).cpu().double(),
+        torch.tensor(expected_u8, dtype=torch.float64), rtol=1e-6, atol=0,
     )
 
 
@@ -76,26 +70,27 @@ def test_mse_batch_reductions_equal_skimage(photos):
 
 
 @pytest.mark.parametrize("name, distortion", CASES)
-def test_psnr_uint8_equals_skimage(photos, name, distortion):
+def test_psnr_uint8_equals_skimage(photos, name, distortion, device):
     """uint8: skimage's data_range defaults to 255 (the dtype range); so does ours."""
     a, b = _pair(photos, name, distortion)
-    au, bu = _u8(a), _u8(b)
+    au, bu = u8(a), u8(b)
     expected = peak_signal_noise_ratio(au, bu)
-    actual = torchsim.psnr(to_nchw(au), to_nchw(bu))
+    actual = torchsim.psnr(to_nchw(au, device=device), to_nchw(bu, device=device)).cpu()
     assert actual.dtype == torch.float32
     torch.testing.assert_close(actual.double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-6, atol=1e-5)
-    torch.testing.assert_close(actual, torchsim.psnr(to_nchw(au), to_nchw(bu), data_range=255.0))
+    again = torchsim.psnr(to_nchw(au, device=device), to_nchw(bu, device=device), data_range=255.0).cpu()
+    torch.testing.assert_close(actual, again)
 
 
 @pytest.mark.parametrize("name, distortion", CASES)
-def test_psnr_float_equals_skimage(photos, name, distortion):
+def test_psnr_float_equals_skimage(photos, name, distortion, device):
     a, b = _pair(photos, name, distortion)
     expected = peak_signal_noise_ratio(a, b, data_range=1.0)
-    actual = torchsim.psnr(to_nchw(a), to_nchw(b), data_range=1.0)
+    actual = torchsim.psnr(to_nchw(a, device=device), to_nchw(b, device=device), data_range=1.0).cpu()
     assert actual.dtype == torch.float64
     torch.testing.assert_close(actual, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
     a32, b32 = a.astype(np.float32), b.astype(np.float32)
-    actual32 = torchsim.psnr(to_nchw(a32), to_nchw(b32), data_range=1.0)
+    actual32 = torchsim.psnr(to_nchw(a32, device=device), to_nchw(b32, device=device), data_range=1.0).cpu()
     expected32 = peak_signal_noise_ratio(a32.astype(np.float64), b32.astype(np.float64), data_range=1.0)
     torch.testing.assert_close(actual32.double(), torch.tensor(expected32, dtype=torch.float64), rtol=1e-5, atol=1e-5)
 
@@ -124,7 +119,7 @@ def test_psnr_per_image_data_range_and_mean_of_psnrs(photos):
 
 
 def test_psnr_identical_is_inf_like_skimage(photos):
-    a = _crop(photos["chelsea"])
+    a = crop(photos["chelsea"], **CROP)
     with np.errstate(divide="ignore"):
         expected = peak_signal_noise_ratio(a, a, data_range=1.0)
     assert expected == np.inf
@@ -140,21 +135,21 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("name, distortion", CASES)
-def test_cosine_equals_numpy(photos, name, distortion):
+def test_cosine_equals_numpy(photos, name, distortion, device):
     a, b = _pair(photos, name, distortion)
     expected = _cosine(a, b)
-    actual = torchsim.cosine_similarity(to_nchw(a), to_nchw(b))
+    actual = torchsim.cosine_similarity(to_nchw(a, device=device), to_nchw(b, device=device)).cpu()
     assert actual.dtype == torch.float64
     torch.testing.assert_close(actual, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
     # centred images give a value far from 1, which exercises the sign and the norms
     ac, bc = a - a.mean(), b - b.mean()
     torch.testing.assert_close(
-        torchsim.cosine_similarity(to_nchw(ac), to_nchw(bc)), torch.tensor(_cosine(ac, bc), dtype=torch.float64),
-        rtol=1e-10, atol=1e-12,
+        torchsim.cosine_similarity(to_nchw(ac, device=device), to_nchw(bc, device=device)).cpu(),
+        torch.tensor(_cosine(ac, bc), dtype=torch.float64), rtol=1e-10, atol=1e-12,
     )
-    au, bu = _u8(a), _u8(b)
+    au, bu = u8(a), u8(b)
     torch.testing.assert_close(
-        torchsim.cosine_similarity(to_nchw(au), to_nchw(bu)).double(),
+        torchsim.cosine_similarity(to_nchw(au, device=device), to_nchw(bu, device=device)).cpu().double(),
         torch.tensor(_cosine(au, bu), dtype=torch.float64), rtol=1e-6, atol=1e-6,
     )
 
@@ -173,26 +168,14 @@ def test_cosine_batch_equals_numpy(photos):
 # --------------------------------------------------------------------------- rgb_to_y vs BasicSR
 
 
-def _basicsr_to_y_channel(img_rgb_255: np.ndarray) -> np.ndarray:
-    """BasicSR ``to_y_channel``: ``bgr2ycbcr(img / 255, y_only=True) * 255`` on a BGR image.
-
-    ``bgr2ycbcr(y_only=True)`` is ``dot(img, [24.966, 128.553, 65.481]) + 16`` (on a
-    [0, 1] BGR image, result on 0..255, then divided back by 255 for float input).
-    Computed in float64 here (BasicSR itself works in float32).
-    """
-    bgr = img_rgb_255[..., ::-1].astype(np.float64) / 255.0
-    y = np.dot(bgr, [24.966, 128.553, 65.481]) + 16.0
-    return y  # (y / 255) * 255
-
-
 @pytest.mark.parametrize("distortion", [None, *sorted(DISTORTIONS)])
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
 def test_rgb_to_y_equals_basicsr(photos, name, distortion):
-    a = _crop(photos[name])
+    a = crop(photos[name], **CROP)
     if distortion is not None:
         a = DISTORTIONS[distortion](a)
     a255 = np.round(a * 255)
-    expected = torch.from_numpy(_basicsr_to_y_channel(a255))[None, None]
+    expected = torch.from_numpy(basicsr_to_y_channel(a255[..., ::-1], np.float64)[..., 0])[None, None]
     # float64 on 0..255
     y64 = torchsim.rgb_to_y(to_nchw(a255), data_range=255.0)
     assert y64.shape == (1, 1, *a.shape[:2]) and y64.dtype == torch.float64
@@ -212,8 +195,8 @@ def test_rgb_to_y_range_and_batch(photos):
     white = torch.ones(1, 3, 4, 4, dtype=torch.float64)
     torch.testing.assert_close(torchsim.rgb_to_y(0 * white, data_range=1.0), torch.full((1, 1, 4, 4), 16 / 255, dtype=torch.float64))
     torch.testing.assert_close(torchsim.rgb_to_y(white, data_range=1.0), torch.full((1, 1, 4, 4), 235 / 255, dtype=torch.float64))
-    a = _crop(photos["astronaut"])
-    b = _crop(photos["coffee"])
+    a = crop(photos["astronaut"], **CROP)
+    b = crop(photos["coffee"], **CROP)
     x = torch.cat([to_nchw(a), to_nchw(b * 255)])
     out = torchsim.rgb_to_y(x, data_range=torch.tensor([1.0, 255.0], dtype=torch.float64))
     torch.testing.assert_close(out[:1], torchsim.rgb_to_y(to_nchw(a), data_range=1.0))
@@ -221,11 +204,11 @@ def test_rgb_to_y_range_and_batch(photos):
 
 
 def test_psnr_on_y_channel_equals_basicsr_recipe(photos):
-    """BasicSR calculate_psnr(test_y_channel=True): PSNR of the float Y channels with L = 255."""
-    a = _u8(_crop(photos["astronaut"]))
-    b = _u8(DISTORTIONS["jpeg"](_crop(photos["astronaut"])))
-    ya, yb = _basicsr_to_y_channel(a), _basicsr_to_y_channel(b)
-    expected = 10.0 * np.log10(255.0**2 / np.mean((ya - yb) ** 2))
+    """BasicSR calculate_psnr(test_y_channel=True): PSNR of the float Y channels with L = 255
+    (its Y channel computed in float64 here; BasicSR itself works in float32)."""
+    a = u8(crop(photos["astronaut"], **CROP))
+    b = u8(DISTORTIONS["jpeg"](crop(photos["astronaut"], **CROP)))
+    expected = basicsr_calculate_psnr(a[..., ::-1], b[..., ::-1], crop_border=0, test_y_channel=True, y_dtype=np.float64)
     x, y = to_nchw(a.astype(np.float64)), to_nchw(b.astype(np.float64))
     actual = torchsim.psnr(torchsim.rgb_to_y(x, data_range=255.0), torchsim.rgb_to_y(y, data_range=255.0), data_range=255.0)
     torch.testing.assert_close(actual, torch.tensor(expected, dtype=torch.float64), rtol=1e-10, atol=0)

@@ -1,7 +1,8 @@
-"""pixelmatch vs pixelmatch-py 0.4.0: equal counts and byte-identical diff images.
+"""pixelmatch(compat="pixelmatch-py") vs pixelmatch-py 0.4.0: equal counts and byte-identical diff images.
 
 The reference is ``pixelmatch.contrib.PIL.pixelmatch`` with ``output =
 Image.new("RGBA", size)`` (pure Python, so the images are kept at 128 px).
+mapbox pixelmatch v7, the default generation, is checked in test_pixelmatch_mapbox.py.
 """
 
 import numpy as np
@@ -9,16 +10,15 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 from pixelmatch.contrib.PIL import pixelmatch as pm_ref
-from skimage import data
 
 import torchsim
+from tests.helpers import photo_u8, to_nchw
 
 SIZE = 128
 
 
 def _t(img: Image.Image) -> torch.Tensor:
-    a = np.asarray(img)
-    return torch.from_numpy(a.copy()).permute(2, 0, 1)[None].contiguous()
+    return to_nchw(np.asarray(img))
 
 
 def _reference(i1, i2, **kw):
@@ -39,14 +39,14 @@ def _reference(i1, i2, **kw):
 
 def _check(i1, i2, **kw):
     count, diff = _reference(i1, i2, **kw)
-    got, got_diff = torchsim.pixelmatch(_t(i1), _t(i2), return_diff=True, **kw)
+    got, got_diff = torchsim.pixelmatch(_t(i1), _t(i2), return_diff=True, compat="pixelmatch-py", **kw)
     assert got.tolist() == [count]
     assert torch.equal(got_diff, diff), f"{int((got_diff != diff).any(1).sum())} pixels differ"
     return count
 
 
 def _photo(name):
-    return Image.fromarray(getattr(data, name)()).convert("RGB").resize((SIZE, SIZE), Image.BILINEAR)
+    return Image.fromarray(photo_u8(name, size=(SIZE, SIZE), rgb=True))
 
 
 def _edited(img):
@@ -170,7 +170,7 @@ def test_diff_color_alt_follows_mapbox_definition(pair):
     else:
         a, b = _rgba_pair(1)
     count, ref_diff = _reference(a, b, diff_color=(255, 0, 0))
-    got, diff = torchsim.pixelmatch(_t(a), _t(b), diff_color_alt=(0, 255, 0), return_diff=True)
+    got, diff = torchsim.pixelmatch(_t(a), _t(b), diff_color_alt=(0, 255, 0), return_diff=True, compat="pixelmatch-py")
     assert got.tolist() == [count]
     mismatch = (ref_diff[0, :3] == torch.tensor([255, 0, 0]).reshape(3, 1, 1)).all(0)
     darker = torch.from_numpy(_blended_y(a) - _blended_y(b) > 0)
@@ -180,3 +180,29 @@ def test_diff_color_alt_follows_mapbox_definition(pair):
     assert 0 < int(alt.sum()) < count
     other = ~mismatch
     assert torch.equal(diff[0][:, other], ref_diff[0][:, other])
+
+
+@pytest.mark.parametrize("opts", [{}, {"diff_mask": True}, {"alpha": 0.6, "threshold": 0.05}], ids=str)
+def test_mask_reference_verdicts_outside_background_inside(opts):
+    """``mask`` with ``compat="pixelmatch-py"``: outside the mask every pixel as pixelmatch-py draws the
+    pair, inside its per-pixel background (``draw_gray_pixel``, from its core on ``(a, a)``, or
+    transparent with ``diff_mask``); the count drops by the mismatches inside."""
+    from pixelmatch.core import pixelmatch as pm_core
+
+    a, b = _rgba_pair(2)
+    count, diff = _reference(a, b, **opts)
+    _, only = _reference(a, b, **dict(opts, diff_mask=True))
+    raw = np.asarray(a).tobytes()
+    out = bytearray(len(raw))
+    pm_core(raw, raw, SIZE, SIZE, out, alpha=opts.get("alpha", 0.1), diff_mask=opts.get("diff_mask", False))
+    background = torch.frombuffer(out, dtype=torch.uint8).reshape(SIZE, SIZE, 4).permute(2, 0, 1)[None]
+    mask = torch.zeros(1, 1, SIZE, SIZE, dtype=torch.bool)
+    mask[..., 30:75, 20:60] = True
+    mask[..., ::7, :] = True
+    got, got_diff = torchsim.pixelmatch(_t(a), _t(b), mask=mask, return_diff=True, compat="pixelmatch-py", **opts)
+    assert got.tolist() == [count - int((only[0, 3] == 255)[mask[0, 0]].sum())]
+    assert torch.equal(got_diff, torch.where(mask, background, diff))
+    # a pair that differs only under the mask is identical: pixelmatch-py's Pillow drawing of (a, a)
+    changed = torch.from_numpy((np.asarray(a) != np.asarray(b)).any(-1))[None, None]
+    got, got_diff = torchsim.pixelmatch(_t(a), _t(b), mask=changed, return_diff=True, compat="pixelmatch-py", **opts)
+    assert got.tolist() == [0] and torch.equal(got_diff, _reference(a, a.copy(), **opts)[1])

@@ -16,17 +16,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from skimage import data
 from skimage.metrics import structural_similarity
 
 import torchsim
+from tests.helpers import photo_u8, to_nchw
 from torchsim.functional.regions import _gray
 from torchsim.ops import component_boxes, otsu_threshold
-
-
-def _t(a: np.ndarray) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(a))
-    return (t[None] if t.dim() == 2 else t.permute(2, 0, 1))[None].contiguous()
 
 
 def _recipe(a: np.ndarray, b: np.ndarray):
@@ -57,7 +52,7 @@ def _edit(img: np.ndarray, kind: str) -> np.ndarray:
 
 
 def _photo(name: str) -> np.ndarray:
-    return np.asarray(Image.fromarray(getattr(data, name)()).convert("RGB").resize((256, 192), Image.BILINEAR)).copy()
+    return photo_u8(name, size=(256, 192), rgb=True)
 
 
 def _match_within(ref, got, tol=2):
@@ -75,14 +70,14 @@ def test_boxes_match_the_recipe_on_photos(name, kind):
     a = _photo(name)
     b = _edit(a, kind)
     ref, _ = _recipe(a, b)
-    got = [tuple(r) for r in torchsim.diff_regions(_t(a), _t(b))[0].tolist()]
+    got = [tuple(r) for r in torchsim.diff_regions(to_nchw(a), to_nchw(b))[0].tolist()]
     assert ref  # the edit is found
     _match_within(ref, sorted(got))
 
 
 def test_batched_photos_match_the_recipe():
     pairs = [(a, _edit(a, k)) for a, k in ((_photo("astronaut"), "draw"), (_photo("coffee"), "paste"))]
-    boxes = torchsim.diff_regions(torch.cat([_t(a) for a, _ in pairs]), torch.cat([_t(b) for _, b in pairs]))
+    boxes = torchsim.diff_regions(torch.cat([to_nchw(a) for a, _ in pairs]), torch.cat([to_nchw(b) for _, b in pairs]))
     for (a, b), got in zip(pairs, boxes):
         _match_within(_recipe(a, b)[0], sorted(tuple(r) for r in got.tolist()))
 
@@ -91,14 +86,14 @@ def test_ssim_map_equals_skimage_full():
     a = _photo("chelsea")
     b = _edit(a, "paste")
     _, ref = _recipe(a, b)
-    _, smap = torchsim.diff_regions(_t(a), _t(b), return_map=True)
+    _, smap = torchsim.diff_regions(to_nchw(a), to_nchw(b), return_map=True)
     np.testing.assert_allclose(smap[0, 0].numpy(), ref, rtol=0, atol=1e-10)
 
 
 def test_gray_equals_cv2():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
-    got = _gray(_t(img))[0, 0].numpy()
+    got = _gray(to_nchw(img))[0, 0].numpy()
     np.testing.assert_array_equal(got, cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float64))
 
 

@@ -4,46 +4,37 @@ Every expected number is computed by the reference at test time:
 
 * scikit-image ``structural_similarity`` (Gaussian convention and its own default);
 * ``pytorch_msssim.ssim`` / ``ms_ssim`` (2-D and 3-D);
-* BasicSR's ``calculate_ssim`` ("same as MATLAB"), written below from its published code;
-* Wang's ``ssim.m`` automatic downsampling, written below from ``ssim.m``.
+* BasicSR's ``calculate_ssim`` ("same as MATLAB") and Wang's ``ssim.m`` with its automatic
+  downsampling, ported in tests/reference/ports.py.
 
 Tolerances: float64 against a float64 reference ~1e-10 relative; float32 ~1e-5.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import pytorch_msssim
 import torch
-from skimage.color import rgb2gray
 from skimage.metrics import structural_similarity
 from skimage.transform import resize
 
 import torchsim
-from tests.helpers import DISTORTIONS, to_nchw
+from tests.helpers import DISTORTIONS, PHOTOS, TOL, crop, photo_pair, to_nchw, u8
+from tests.reference.ports import basicsr_calculate_ssim, matlab_round, ssim_m_channels
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "camera")  # camera is gray
 DTYPES = (torch.float32, torch.float64)
-TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-12)}
-
-
-def _crop(img: np.ndarray, h: int, w: int, top: int = 37, left: int = 53) -> np.ndarray:
-    return np.ascontiguousarray(img[top : top + h, left : left + w])
+REF_TOL = TOL["reference"]  # by dtype
+TOP, LEFT = 37, 53  # where the crops start
 
 
 def _pair(photos, name, distortion, h=97, w=131, gray=False):
     """A (reference, distorted) crop of a photo as float64 numpy arrays in [0, 1]."""
-    img = photos[name]
-    if gray and img.ndim == 3:
-        img = rgb2gray(img)
-    ref = _crop(img, h, w)
-    return ref, DISTORTIONS[distortion](ref)
+    return photo_pair(photos[name], distortion, h, w, TOP, LEFT, gray=gray)
 
 
-def _t(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-    return to_nchw(a).to(dtype)
+def _t(a: np.ndarray, dtype: torch.dtype, device=None) -> torch.Tensor:
+    return to_nchw(a, dtype, device)
 
 
 def _ref_input(a: np.ndarray, dtype: torch.dtype) -> np.ndarray:
@@ -57,7 +48,7 @@ def _skimage(a, b, **kw):
 
 def _close(actual: torch.Tensor, expected, dtype: torch.dtype) -> None:
     expected = torch.as_tensor(np.asarray(expected, dtype=np.float64))
-    torch.testing.assert_close(actual.double(), expected.reshape(actual.shape), **TOL[dtype])
+    torch.testing.assert_close(actual.double(), expected.reshape(actual.shape), **REF_TOL[dtype])
 
 
 def _win64(kernel_size: int = 11, sigma: float = 1.5, channels: int = 1, dims: int = 2) -> torch.Tensor:
@@ -89,15 +80,15 @@ PM32 = dict(rtol=5e-5, atol=5e-5)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("distortion", sorted(DISTORTIONS))
 @pytest.mark.parametrize("name", PHOTOS)
-def test_default_equals_skimage_gaussian(photos, name, distortion, dtype):
+def test_default_equals_skimage_gaussian(photos, name, distortion, dtype, device):
     a, b = _pair(photos, name, distortion)
     expected = _skimage(
         _ref_input(a, dtype), _ref_input(b, dtype), gaussian_weights=True, sigma=1.5,
         use_sample_covariance=False, data_range=1.0,
     )
-    actual = torchsim.ssim(_t(a, dtype), _t(b, dtype), data_range=1.0)
-    assert actual.dtype == dtype
-    _close(actual, expected, dtype)
+    actual = torchsim.ssim(_t(a, dtype, device), _t(b, dtype, device), data_range=1.0)
+    assert actual.dtype == dtype and actual.device.type == device.type
+    _close(actual.cpu(), expected, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -145,13 +136,14 @@ def test_k1_k2_sigma_kernel_equal_skimage(photos):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("distortion", sorted(DISTORTIONS))
 @pytest.mark.parametrize("name", PHOTOS)
-def test_uniform_sample_covariance_equals_skimage_default(photos, name, distortion, dtype):
+def test_uniform_sample_covariance_equals_skimage_default(photos, name, distortion, dtype, device):
     a, b = _pair(photos, name, distortion)
     expected = _skimage(_ref_input(a, dtype), _ref_input(b, dtype), data_range=1.0)
     actual = torchsim.ssim(
-        _t(a, dtype), _t(b, dtype), data_range=1.0, gaussian=False, kernel_size=7, sample_covariance=True,
+        _t(a, dtype, device), _t(b, dtype, device), data_range=1.0, gaussian=False, kernel_size=7,
+        sample_covariance=True,
     )
-    _close(actual, expected, dtype)
+    _close(actual.cpu(), expected, dtype)
 
 
 @pytest.mark.parametrize("win", [3, 5, 9])
@@ -175,7 +167,7 @@ def test_default_equals_pytorch_msssim_float32(photos, name, distortion):
     x, y = _t(a, torch.float32), _t(b, torch.float32)
     actual = torchsim.ssim(x, y, data_range=1.0, reduction="none")
     assert actual.shape == (1,) and actual.dtype == torch.float32
-    torch.testing.assert_close(actual.double(), _pm_exact("ssim", x, y, data_range=1.0), **TOL[torch.float32])
+    torch.testing.assert_close(actual.double(), _pm_exact("ssim", x, y, data_range=1.0), **REF_TOL[torch.float32])
     expected = pytorch_msssim.ssim(x, y, data_range=1.0, size_average=False)
     torch.testing.assert_close(actual, expected, **PM32)
 
@@ -198,8 +190,8 @@ def test_batch_equals_pytorch_msssim(photos):
     y = torch.cat([_t(b, torch.float32) for _, b in pairs])
     expected = _pm_exact("ssim", x, y, data_range=1.0)
     actual = torchsim.ssim(x, y, data_range=1.0, reduction="none")
-    torch.testing.assert_close(actual.double(), expected, **TOL[torch.float32])
-    torch.testing.assert_close(torchsim.ssim(x, y, data_range=1.0).double(), expected.mean(), **TOL[torch.float32])
+    torch.testing.assert_close(actual.double(), expected, **REF_TOL[torch.float32])
+    torch.testing.assert_close(torchsim.ssim(x, y, data_range=1.0).double(), expected.mean(), **REF_TOL[torch.float32])
     loose = pytorch_msssim.ssim(x, y, data_range=1.0, size_average=False)
     torch.testing.assert_close(actual, loose, **PM32)
 
@@ -207,39 +199,12 @@ def test_batch_equals_pytorch_msssim(photos):
 # --------------------------------------------------------------------------- BasicSR calculate_ssim
 
 
-def _basicsr_ssim_channel(img: np.ndarray, img2: np.ndarray) -> float:
-    """BasicSR ``_ssim`` (basicsr/metrics/psnr_ssim.py): images float64 on 0..255."""
-    c1 = (0.01 * 255) ** 2
-    c2 = (0.03 * 255) ** 2
-    kernel = cv2.getGaussianKernel(11, 1.5)
-    window = np.outer(kernel, kernel.transpose())
-    mu1 = cv2.filter2D(img, -1, window)[5:-5, 5:-5]
-    mu2 = cv2.filter2D(img2, -1, window)[5:-5, 5:-5]
-    mu1_sq = mu1**2
-    mu2_sq = mu2**2
-    mu1_mu2 = mu1 * mu2
-    sigma1_sq = cv2.filter2D(img**2, -1, window)[5:-5, 5:-5] - mu1_sq
-    sigma2_sq = cv2.filter2D(img2**2, -1, window)[5:-5, 5:-5] - mu2_sq
-    sigma12 = cv2.filter2D(img * img2, -1, window)[5:-5, 5:-5] - mu1_mu2
-    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
-    return float(ssim_map.mean())
-
-
-def _basicsr_ssim(img: np.ndarray, img2: np.ndarray) -> float:
-    """BasicSR ``calculate_ssim`` (crop_border=0, not test_y_channel): mean over channels."""
-    img = img.astype(np.float64)
-    img2 = img2.astype(np.float64)
-    if img.ndim == 2:
-        return _basicsr_ssim_channel(img, img2)
-    return float(np.mean([_basicsr_ssim_channel(img[..., i], img2[..., i]) for i in range(img.shape[2])]))
-
-
 @pytest.mark.parametrize("distortion", sorted(DISTORTIONS))
 @pytest.mark.parametrize("name", PHOTOS)
 def test_default_equals_basicsr(photos, name, distortion):
     a, b = _pair(photos, name, distortion)
     a255, b255 = np.round(a * 255), np.round(b * 255)  # what BasicSR reads from 8-bit files
-    expected = _basicsr_ssim(a255, b255)
+    expected = basicsr_calculate_ssim(a255, b255, crop_border=0)
     actual = torchsim.ssim(_t(a255, torch.float64), _t(b255, torch.float64), data_range=255)
     # cv2.filter2D filters 11x11 kernels through the DFT: agreement to ~1e-10.
     torch.testing.assert_close(actual, torch.tensor(expected, dtype=torch.float64), rtol=1e-9, atol=1e-10)
@@ -256,12 +221,12 @@ MS_CASES = [("astronaut", "noise"), ("coffee", "blur"), ("chelsea", "jpeg"), ("c
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("name, distortion", MS_CASES)
-def test_ms_ssim_equals_pytorch_msssim(photos, name, distortion, dtype):
+def test_ms_ssim_equals_pytorch_msssim(photos, name, distortion, dtype, device):
     a, b = _pair(photos, name, distortion, h=170, w=201)
     x, y = _t(a, dtype), _t(b, dtype)
-    actual = torchsim.ms_ssim(x, y, data_range=1.0, reduction="none")
+    actual = torchsim.ms_ssim(x.to(device), y.to(device), data_range=1.0, reduction="none").cpu()
     assert actual.dtype == dtype and actual.shape == (1,)
-    torch.testing.assert_close(actual.double(), _pm_exact("ms_ssim", x, y, data_range=1.0), **TOL[dtype])
+    torch.testing.assert_close(actual.double(), _pm_exact("ms_ssim", x, y, data_range=1.0), **REF_TOL[dtype])
     expected = pytorch_msssim.ms_ssim(x, y, data_range=1.0, size_average=False)
     torch.testing.assert_close(actual, expected, **PM32)
 
@@ -276,7 +241,7 @@ def test_ms_ssim_sizes_gray(photos, size):
 
 def test_ms_ssim_negative_cs_equals_pytorch_msssim(photos):
     """x against 1 - x: contrast-structure terms go negative and are clamped to 0 by both."""
-    a = _crop(photos["coffee"], 170, 201)
+    a = crop(photos["coffee"], 170, 201, TOP, LEFT)
     x, y = _t(a, torch.float64), _t(1.0 - a, torch.float64)
     expected = pytorch_msssim.ms_ssim(x, y, data_range=1.0, size_average=False, win=_win64(channels=3))
     actual = torchsim.ms_ssim(x, y, data_range=1.0, reduction="none")
@@ -284,7 +249,7 @@ def test_ms_ssim_negative_cs_equals_pytorch_msssim(photos):
     assert torch.isfinite(actual).all()
 
 
-def test_ms_ssim_options_equal_pytorch_msssim(photos):
+def test_ms_ssim_options_equal_pytorch_msssim(photos, device):
     a, b = _pair(photos, "chelsea", "noise", h=100, w=120)
     x, y = _t(a, torch.float64), _t(b, torch.float64)
     weights = [0.2, 0.3, 0.5]
@@ -293,9 +258,10 @@ def test_ms_ssim_options_equal_pytorch_msssim(photos):
         x, y, data_range=2.0, size_average=False, win=_win64(5, 1.2, channels=3), weights=weights, K=(0.02, 0.04),
     )
     actual = torchsim.ms_ssim(
-        x, y, data_range=2.0, kernel_size=5, sigma=1.2, weights=weights, k1=0.02, k2=0.04, reduction="none",
+        x.to(device), y.to(device), data_range=2.0, kernel_size=5, sigma=1.2, weights=weights, k1=0.02, k2=0.04,
+        reduction="none",
     )
-    torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(actual.cpu(), expected, rtol=1e-10, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- 5-D volumes
@@ -314,17 +280,17 @@ def _to_ncdhw(v: np.ndarray, dtype) -> torch.Tensor:
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("name", ["astronaut", "camera"])
-def test_volume_ssim_equals_pytorch_msssim(photos, name, dtype):
+def test_volume_ssim_equals_pytorch_msssim(photos, name, dtype, device):
     vol = _volume(photos[name], 15, 40, 47)
     x = _to_ncdhw(vol, dtype)
     y = _to_ncdhw(DISTORTIONS["noise"](vol), dtype)
-    actual = torchsim.ssim(x, y, data_range=1.0, reduction="none")
-    torch.testing.assert_close(actual.double(), _pm_exact("ssim", x, y, data_range=1.0), **TOL[dtype])
+    actual = torchsim.ssim(x.to(device), y.to(device), data_range=1.0, reduction="none").cpu()
+    torch.testing.assert_close(actual.double(), _pm_exact("ssim", x, y, data_range=1.0), **REF_TOL[dtype])
     expected = pytorch_msssim.ssim(x, y, data_range=1.0, size_average=False)
     torch.testing.assert_close(actual, expected, **PM32)
-    value, smap = torchsim.ssim(x, y, data_range=1.0, return_map=True, reduction="none")
-    assert smap.shape == (1, x.shape[1], 15 - 10, 40 - 10, 47 - 10)
-    torch.testing.assert_close(smap.mean(dim=(1, 2, 3, 4)), value, **TOL[dtype])
+    value, smap = torchsim.ssim(x.to(device), y.to(device), data_range=1.0, return_map=True, reduction="none")
+    assert smap.shape == (1, x.shape[1], 15 - 10, 40 - 10, 47 - 10) and smap.device.type == device.type
+    torch.testing.assert_close(smap.mean(dim=(1, 2, 3, 4)), value, **REF_TOL[dtype])
 
 
 def test_volume_ms_ssim_equals_pytorch_msssim(photos):
@@ -360,58 +326,6 @@ def test_volume_constant_along_depth_equals_2d(photos, name):
 # --------------------------------------------------------------------------- Wang's ssim.m downsampling
 
 
-def _matlab_round(v: float) -> int:
-    return int(np.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
-
-
-def _ssim_m_downsample(img: np.ndarray) -> np.ndarray:
-    """ssim.m: f = max(1, round(min(M, N) / 256)); imfilter(img, ones(f)/f^2, 'symmetric', 'same'); img(1:f:end, 1:f:end)."""
-    f = max(1, _matlab_round(min(img.shape[:2]) / 256))
-    if f == 1:
-        return img
-    h, w = img.shape[:2]
-    # 'same' with an f-tap kernel: output i covers inputs i - (f - 1) // 2 ... i + f // 2
-    lo, hi = (f - 1) // 2, f // 2
-    pad = ((lo, hi), (lo, hi)) + (((0, 0),) if img.ndim == 3 else ())
-    p = np.pad(img, pad, mode="symmetric")
-    out = np.zeros_like(img)
-    for i in range(f):
-        for j in range(f):
-            out += p[i : i + h, j : j + w]
-    out /= f * f
-    return out[::f, ::f]
-
-
-def _valid_filter(a: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """MATLAB filter2(w, a, 'valid') for the separable window outer(g, g) (2-D ``a``)."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    t = sliding_window_view(a, len(g), axis=0) @ g
-    return sliding_window_view(t, len(g), axis=1) @ g
-
-
-def _ssim_m(img1: np.ndarray, img2: np.ndarray, L: float) -> float:
-    """Wang's ssim.m (K = [0.01 0.03], fspecial('gaussian', 11, 1.5)) for one channel, after downsampling."""
-    img1, img2 = _ssim_m_downsample(img1), _ssim_m_downsample(img2)
-    t = np.arange(11) - 5.0
-    g = np.exp(-(t**2) / (2 * 1.5**2))
-    g /= g.sum()
-    c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
-    mu1, mu2 = _valid_filter(img1, g), _valid_filter(img2, g)
-    mu1_sq, mu2_sq, mu1_mu2 = mu1 * mu1, mu2 * mu2, mu1 * mu2
-    sigma1_sq = _valid_filter(img1 * img1, g) - mu1_sq
-    sigma2_sq = _valid_filter(img2 * img2, g) - mu2_sq
-    sigma12 = _valid_filter(img1 * img2, g) - mu1_mu2
-    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
-    return float(ssim_map.mean())
-
-
-def _ssim_m_multichannel(a: np.ndarray, b: np.ndarray, L: float) -> float:
-    if a.ndim == 2:
-        return _ssim_m(a, b, L)
-    return float(np.mean([_ssim_m(a[..., c], b[..., c], L) for c in range(a.shape[2])]))
-
-
 def _big(photos, name: str, h: int, w: int) -> np.ndarray:
     return resize(photos[name], (h, w), order=1, anti_aliasing=False)
 
@@ -428,14 +342,14 @@ def _big(photos, name: str, h: int, w: int) -> np.ndarray:
         ("coffee", 385, 389, 2),  # odd sides with f = 2
     ],
 )
-def test_downsample_equals_ssim_m(photos, name, h, w, factor):
+def test_downsample_equals_ssim_m(photos, name, h, w, factor, device):
     img = photos[name] if photos[name].shape[:2] == (h, w) else _big(photos, name, h, w)
     dist = DISTORTIONS["noise"](img)
-    assert max(1, _matlab_round(min(h, w) / 256)) == factor
-    expected = _ssim_m_multichannel(img * 255, dist * 255, 255.0)
-    x, y = _t(img * 255, torch.float64), _t(dist * 255, torch.float64)
+    assert max(1, matlab_round(min(h, w) / 256)) == factor
+    expected = ssim_m_channels(img * 255, dist * 255, 255.0)
+    x, y = _t(img * 255, torch.float64, device), _t(dist * 255, torch.float64, device)
     value, smap = torchsim.ssim(x, y, data_range=255.0, downsample=True, return_map=True)
-    torch.testing.assert_close(value, torch.tensor(expected, dtype=torch.float64), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(value.cpu(), torch.tensor(expected, dtype=torch.float64), rtol=1e-10, atol=1e-12)
     hd, wd = -(-h // factor), -(-w // factor)
     assert smap.shape == (1, x.shape[1], hd - 10, wd - 10)
     if factor == 1:
@@ -444,11 +358,10 @@ def test_downsample_equals_ssim_m(photos, name, h, w, factor):
 
 def test_downsample_float32_and_uint8(photos):
     img = photos["astronaut"]
-    u8 = np.round(img * 255).astype(np.uint8)
-    dist = np.round(DISTORTIONS["jpeg"](img) * 255).astype(np.uint8)
-    expected = _ssim_m_multichannel(u8.astype(np.float64), dist.astype(np.float64), 255.0)
-    v8 = torchsim.ssim(to_nchw(u8), to_nchw(dist), downsample=True)
-    v32 = torchsim.ssim(_t(u8 / 255.0, torch.float32), _t(dist / 255.0, torch.float32), data_range=1.0, downsample=True)
+    a8, b8 = u8(img), u8(DISTORTIONS["jpeg"](img))
+    expected = ssim_m_channels(a8.astype(np.float64), b8.astype(np.float64), 255.0)
+    v8 = torchsim.ssim(to_nchw(a8), to_nchw(b8), downsample=True)
+    v32 = torchsim.ssim(_t(a8 / 255.0, torch.float32), _t(b8 / 255.0, torch.float32), data_range=1.0, downsample=True)
     for v in (v8, v32):
         assert v.dtype == torch.float32
         torch.testing.assert_close(v.double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-5, atol=1e-5)
@@ -456,7 +369,7 @@ def test_downsample_float32_and_uint8(photos):
 
 def test_downsample_reference_is_not_python_rounding():
     """Guard on the test's own reference: 2.5 rounds to 3 (MATLAB), not 2 (Python)."""
-    assert _matlab_round(2.5) == 3 and _matlab_round(1.5) == 2 and _matlab_round(3.5) == 4 and round(2.5) == 2
+    assert matlab_round(2.5) == 3 and matlab_round(1.5) == 2 and matlab_round(3.5) == 4 and round(2.5) == 2
 
 
 # --------------------------------------------------------------------------- return_map

@@ -1,25 +1,34 @@
 """The ``torchsim`` command line: ``torchsim <command> ...``.
 
-Each command lives in its own module exposing ``add_parser(subparsers)`` and
-``run(args) -> int`` (the exit code). The CLI imports the library, never the
-reverse.
+Each command is a module with ``add_parser(subparsers)`` and ``run(args) -> int`` (the exit
+code). A failure the user can act on is raised as ``CliError(exit_code, message)`` and
+printed by :func:`main` as one line, ``torchsim <command>: <message>``. What the commands
+share lives once:
+
+* ``_files``: listing, pairing, decoding and batching of image files;
+* ``_sinks``: text tables, CSV, JSON and output files;
+* ``_metrics``: ``resolve(name)``, the one way a command finds a metric of the library;
+* ``_errors``: ``CliError``, the stderr line format, the shared argument checks;
+* ``report`` (the per-pair report of ``compare`` and ``demo``) and ``_draw`` (pictures).
+
+Start-up: importing this package, building the parsers and checking arguments import
+neither torch nor torchvision (``torchsim`` itself loads its metrics on first use), so
+``torchsim --help`` and argument errors answer at once; each ``run`` imports what it uses.
+The CLI imports the library, never the reverse.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from typing import List, Optional
 
-# command name -> module (relative to this package)
-COMMANDS = {
-    "demo": ".demo",
-    "compare": ".compare",
-    "score": ".score",
-    "diff": ".diff",
-    "dedup": ".dedup",
-}
+from . import compare, dedup, demo, diff, score
+from ._errors import CliError, warn
+
+COMMANDS = (demo, compare, score, diff, dedup)
+
+__all__ = ["main", "build_parser", "CliError"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,26 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchsim", description="Image similarity metrics for PyTorch.")
     parser.add_argument("--version", action="version", version=f"torchsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, modname in COMMANDS.items():
-        try:
-            mod = importlib.import_module(modname, __name__)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(__name__):
-                continue  # command not built yet
-            raise
-        p = mod.add_parser(sub)
-        p.set_defaults(_run=mod.run)
+    for command in COMMANDS:
+        command.add_parser(sub).set_defaults(_run=command.run)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
+    if args.command is None:
         parser.print_help()
         return 2
     try:
         return int(args._run(args) or 0)
+    except CliError as exc:
+        warn(args.command, exc.message)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("torchsim: interrupted", file=sys.stderr)
         return 130

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._pair import load_pair
-from .report import Pair, build_report, format_table
+from ._files import load_pair
+from ._sinks import format_table
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -23,11 +23,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .report import Pair, build_report
+
     mode = "GRAY" if args.gray else "RGB"
-    pair = load_pair("torchsim compare", args.a, args.b, mode, args.device)
-    if isinstance(pair, int):
-        return pair
-    a, b = pair
+    a, b = load_pair(args.a, args.b, mode, args.device)
     rows = build_report(Pair(a[None], b[None], x_path=args.a, y_path=args.b, device=args.device))
     print(f"A: {args.a}\nB: {args.b}  ({a.shape[2]}x{a.shape[1]}, {mode})")
     print(format_table(rows))

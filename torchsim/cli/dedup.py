@@ -1,8 +1,8 @@
 """``torchsim dedup DIR``: group exact (MD5) and near (perceptual-hash) duplicate images.
 
 Pipeline: list the image files of DIR -> MD5 of every file (``torchsim.io.file_md5``)
--> decode with ``torchvision.io`` (``torchsim.io.read_image``, RGB) in windows of
-``--batch-size`` files -> within a window, images of one size are stacked and hashed
+-> decode (``_files.batches``, RGB) in windows of ``--batch-size`` files -> within a
+window, images of one size are stacked and hashed
 as one batch on ``--device`` (``torchsim.phash`` / ``ahash`` / ``dhash``, equal to
 imagehash's) -> Hamming distances between the distinct hashes, in row blocks
 (``torchsim.pairwise_hamming(..., other=...)``), so the whole ``N × N`` matrix is
@@ -31,19 +31,22 @@ Exit codes: 0 all files hashed, 1 some file failed (the rest was processed),
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
 
-import torch
+import torchsim  # the metrics (and torch) load on first use
 
-import torchsim
-from torchsim.io import ImageReadError, file_md5, read_image
+from . import _metrics
+from ._errors import CliError, check_at_least, check_device, check_folder, warn
+from ._files import batches, list_images
+from ._sinks import dump_json
 
-from ._common import device_problem, is_image_name
+if TYPE_CHECKING:
+    import torch
 
-PROG = "torchsim dedup"
+COMMAND = "dedup"
+PROG = f"torchsim {COMMAND}"
 HASHES = ("phash", "ahash", "dhash")
 
 
@@ -70,66 +73,35 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _err(msg: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(f"{PROG}: {msg}", file=sys.stderr)
-
-
-def _check_args(args) -> Optional[str]:
-    if not os.path.isdir(args.dir):
-        return f"{args.dir}: DIR is not a folder"
-    if args.hash_size < 2:
-        return f"--hash-size must be >= 2, got {args.hash_size}"
-    if args.threshold is not None and args.threshold < 0:
-        return f"--threshold must be >= 0, got {args.threshold}"
-    if args.batch_size < 1:
-        return f"--batch-size must be >= 1, got {args.batch_size}"
-    return device_problem(args.device)
-
-
-def list_images(folder: str, recursive: bool = False) -> List[str]:
-    """Image files (by extension, not hidden) in ``folder``, sorted, as paths."""
-    found: List[str] = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-        for name in sorted(files):
-            if is_image_name(name):
-                found.append(os.path.join(root, name))
-    return found
+def _check_args(args) -> None:
+    check_folder(args.dir, "DIR")
+    check_at_least("--hash-size", args.hash_size, 2)
+    if args.threshold is not None:
+        check_at_least("--threshold", args.threshold, 0)
+    check_at_least("--batch-size", args.batch_size, 1)
+    check_device(args.device)
 
 
 def hash_files(
-    paths: Sequence[str], hash_name: str, hash_size: int, batch_size: int, device: torch.device, on_error, bar=None,
+    paths: Sequence[str], hash_name: str, hash_size: int, batch_size: int, device: torch.device, bar=None,
 ) -> Tuple[Dict[int, torch.Tensor], Dict[int, str]]:
     """Hash every decodable file: ``({index: bits (bits,) bool on CPU}, {index: error line})``.
 
     Files are decoded in windows of ``batch_size``; the images of one size within a window
-    are hashed as one batch, so memory stays at one window whatever the sizes.
+    are hashed as one batch, so memory stays at one window whatever the sizes. Each file
+    that fails gets its line on stderr as its window is decoded.
     """
-    fn = getattr(torchsim, hash_name)
+    fn = _metrics.resolve(hash_name).function
     hashes: Dict[int, torch.Tensor] = {}
     errors: Dict[int, str] = {}
-    for start in range(0, len(paths), batch_size):
-        by_size: Dict[Tuple[int, ...], List[Tuple[int, torch.Tensor]]] = {}
-        for i in range(start, min(start + batch_size, len(paths))):
-            try:
-                img = read_image(paths[i], mode="RGB")
-            except ImageReadError as exc:  # "<file>: <why>"
-                errors[i] = str(exc)
-                on_error(str(exc))
-            except Exception as exc:  # nothing about one file may stop the run
-                errors[i] = f"{paths[i]}: cannot decode ({type(exc).__name__}: {exc})"
-                on_error(errors[i])
-            else:
-                by_size.setdefault(tuple(img.shape), []).append((i, img))
-        for items in by_size.values():
-            x = torch.stack([img for _, img in items]).to(device)
-            bits = fn(x, hash_size=hash_size).cpu()
-            for (i, _), b in zip(items, bits):
-                hashes[i] = b
+    for groups, failures in batches([(i, p, (p,)) for i, p in enumerate(paths)], batch_size):
+        for i, _, msg in failures:
+            errors[i] = msg
+            warn(COMMAND, msg)
+        for indices, _, (x,) in groups:
+            hashes.update(zip(indices, fn(x.to(device), hash_size=hash_size).cpu()))
         if bar is not None:
-            bar.update(min(start + batch_size, len(paths)) - start)
+            bar.update(sum(len(indices) for indices, _, _ in groups) + len(failures))
     return hashes, errors
 
 
@@ -139,6 +111,8 @@ def near_components(bits: torch.Tensor, threshold: int, device: torch.device) ->
     Distances are computed in row blocks against all rows (``pairwise_hamming(..., other=)``),
     so memory is one block, and edges are merged with a union-find.
     """
+    import torch
+
     n = bits.shape[0]
     parent = list(range(n))
 
@@ -165,16 +139,29 @@ def near_components(bits: torch.Tensor, threshold: int, device: torch.device) ->
 
 
 def run(args) -> int:
-    problem = _check_args(args)
-    if problem is not None:
-        _err(problem)
-        return 2
-    from tqdm import tqdm
+    _check_args(args)
+    import torch
 
     device = torch.device(args.device)
-    bits_total = args.hash_size * args.hash_size
-    threshold = args.threshold if args.threshold is not None else bits_total // 16
+    threshold = args.threshold if args.threshold is not None else args.hash_size * args.hash_size // 16
     paths = list_images(args.dir, args.recursive)
+    md5, hashes, errors = _digest(paths, args, device)
+    exact, near = _groups(md5, hashes, threshold, device)
+    if args.json:
+        dump_json(_document(args, threshold, paths, hashes, errors, exact, near), sys.stdout)
+    else:
+        _print_report(args, threshold, paths, hashes, errors, exact, near)
+    if errors:
+        raise CliError(1, f"{len(errors)} file(s) failed, {len(hashes)} hashed")
+    return 0
+
+
+def _digest(paths: List[str], args, device: torch.device) -> Tuple[Dict[int, str], Dict[int, torch.Tensor], Dict[int, str]]:
+    """MD5 and perceptual hash of every file, by index: ``(md5, hashes, errors)``, with a progress bar."""
+    from tqdm import tqdm
+
+    from torchsim.io import file_md5
+
     errors: Dict[int, str] = {}
     md5: Dict[int, str] = {}
     bar = tqdm(total=2 * len(paths), unit="file", desc=PROG, file=sys.stderr, dynamic_ncols=True,
@@ -185,19 +172,26 @@ def run(args) -> int:
                 md5[i] = file_md5(p)
             except OSError as exc:
                 errors[i] = f"{p}: cannot read ({exc.strerror or exc})"
-                _err(errors[i])
+                warn(COMMAND, errors[i])
             bar.update(1)
         todo = [i for i in range(len(paths)) if i not in errors]
         bar.total = len(paths) + len(todo)
         hashed, decode_errors = hash_files(
-            [paths[i] for i in todo], args.hash, args.hash_size, args.batch_size, device, _err, bar
+            [paths[i] for i in todo], args.hash, args.hash_size, args.batch_size, device, bar
         )
     finally:
         bar.close()
-    hashes = {todo[k]: v for k, v in hashed.items()}
     errors.update({todo[k]: v for k, v in decode_errors.items()})
+    return md5, {todo[k]: v for k, v in hashed.items()}, errors
 
-    # exact duplicates: same MD5
+
+Groups = Tuple[List[Tuple[str, List[int]]], List[List[Tuple[int, int]]]]  # exact (md5, files), near [(file, distance)]
+
+
+def _groups(md5: Dict[int, str], hashes: Dict[int, torch.Tensor], threshold: int, device: torch.device) -> Groups:
+    """Exact groups (same MD5) and near groups (hash components, each file's distance to the first)."""
+    import torch
+
     by_md5: Dict[str, List[int]] = {}
     for i in sorted(md5):
         by_md5.setdefault(md5[i], []).append(i)
@@ -220,44 +214,48 @@ def run(args) -> int:
                 continue  # byte-identical files only: already an exact group
             ref = hashes[files[0]]
             near.append([(i, int((hashes[i] != ref).sum())) for i in files])
+    return exact, near
 
-    hexes = {}
-    if order:
-        for i, s in zip(order, torchsim.hash_to_hex(torch.stack([hashes[i] for i in order]))):
-            hexes[i] = s
 
-    if args.json:
-        doc = {
-            "directory": os.path.abspath(args.dir),
-            "hash": args.hash,
-            "hash_size": args.hash_size,
-            "threshold": threshold,
-            "files": len(paths),
-            "hashed": len(hashes),
-            "failed": len(errors),
-            "exact_groups": [{"md5": d, "files": [paths[i] for i in idx]} for d, idx in exact],
-            "near_groups": [
-                {"files": [{"path": paths[i], "hash": hexes[i], "distance": dist} for i, dist in g]} for g in near
-            ],
-            "errors": [{"path": paths[i], "error": errors[i]} for i in sorted(errors)],
-        }
-        json.dump(doc, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        out = sys.stdout
-        print(f"{len(paths)} image file(s) in {args.dir}; {len(hashes)} hashed with {args.hash} "
-              f"({bits_total} bits), {len(errors)} failed", file=out)
-        print(f"\nexact duplicates (same MD5): {len(exact)} group(s)", file=out)
-        for k, (digest, idx) in enumerate(exact, 1):
-            print(f"  group {k}: {len(idx)} files, md5 {digest}", file=out)
-            for i in idx:
-                print(f"    {paths[i]}", file=out)
-        print(f"\nnear duplicates ({args.hash} Hamming distance <= {threshold}): {len(near)} group(s)", file=out)
-        for k, g in enumerate(near, 1):
-            print(f"  group {k}: {len(g)} files (distance to the first file, hash)", file=out)
-            width = max(len(paths[i]) for i, _ in g)
-            for i, dist in g:
-                print(f"    {paths[i]:<{width}}  {dist:>3}  {hexes[i]}", file=out)
-    if errors:
-        print(f"{PROG}: {len(errors)} file(s) failed, {len(hashes)} hashed", file=sys.stderr)
-    return 1 if errors else 0
+def _hexes(hashes: Dict[int, torch.Tensor]) -> Dict[int, str]:
+    import torch
+
+    order = sorted(hashes)
+    return dict(zip(order, torchsim.hash_to_hex(torch.stack([hashes[i] for i in order])))) if order else {}
+
+
+def _document(args, threshold, paths, hashes, errors, exact, near) -> Dict[str, object]:
+    """The ``--json`` report."""
+    hexes = _hexes(hashes)
+    return {
+        "directory": os.path.abspath(args.dir),
+        "hash": args.hash,
+        "hash_size": args.hash_size,
+        "threshold": threshold,
+        "files": len(paths),
+        "hashed": len(hashes),
+        "failed": len(errors),
+        "exact_groups": [{"md5": d, "files": [paths[i] for i in idx]} for d, idx in exact],
+        "near_groups": [
+            {"files": [{"path": paths[i], "hash": hexes[i], "distance": dist} for i, dist in g]} for g in near
+        ],
+        "errors": [{"path": paths[i], "error": errors[i]} for i in sorted(errors)],
+    }
+
+
+def _print_report(args, threshold, paths, hashes, errors, exact, near) -> None:
+    """The text report on stdout."""
+    hexes = _hexes(hashes)
+    print(f"{len(paths)} image file(s) in {args.dir}; {len(hashes)} hashed with {args.hash} "
+          f"({args.hash_size * args.hash_size} bits), {len(errors)} failed")
+    print(f"\nexact duplicates (same MD5): {len(exact)} group(s)")
+    for k, (digest, idx) in enumerate(exact, 1):
+        print(f"  group {k}: {len(idx)} files, md5 {digest}")
+        for i in idx:
+            print(f"    {paths[i]}")
+    print(f"\nnear duplicates ({args.hash} Hamming distance <= {threshold}): {len(near)} group(s)")
+    for k, g in enumerate(near, 1):
+        print(f"  group {k}: {len(g)} files (distance to the first file, hash)")
+        width = max(len(paths[i]) for i, _ in g)
+        for i, dist in g:
+            print(f"    {paths[i]:<{width}}  {dist:>3}  {hexes[i]}")

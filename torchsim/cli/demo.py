@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from importlib import resources
-from typing import Dict, List
+from typing import TYPE_CHECKING, Dict, List, Tuple
 
-import torch
+import torchsim  # the metrics (and torch) load on first use
 
-import torchsim
+from ._errors import check_device
+from ._sinks import format_table
 
-from . import _draw
-from ._common import device_problem
-from .report import Pair, build_report, format_table
+if TYPE_CHECKING:
+    import torch
 
 SAMPLE_NOTE = (
     "sample: astronaut Eileen Collins (NASA photograph, public domain; "
@@ -45,6 +44,7 @@ def load_sample() -> torch.Tensor:
 
 def distortions(x: torch.Tensor, seed: int = 0) -> Dict[str, torch.Tensor]:
     """Noisy (Gaussian, sigma 12 levels), blurred (Gaussian 7x7, sigma 2) and JPEG (quality 15) copies of uint8 ``x``."""
+    import torch
     from torchvision.io import decode_jpeg, encode_jpeg
     from torchvision.transforms.v2.functional import gaussian_blur
 
@@ -55,45 +55,43 @@ def distortions(x: torch.Tensor, seed: int = 0) -> Dict[str, torch.Tensor]:
     return {"noise": noisy, "blur": blurred, "jpeg": jpeg}
 
 
-def run(args: argparse.Namespace) -> int:
-    device = args.device
-    problem = device_problem(device)
-    if problem:
-        print(f"torchsim demo: {problem}", file=sys.stderr)
-        return 2
-    x = load_sample()
-    variants = distortions(x)
-    columns: Dict[str, Dict[str, str]] = {}
-    order: List[str] = []
+# Column subtitles of the figure: how each copy in distortions() is made (ASCII: the figure's font has no Greek).
+DISTORTION_NOTES = {
+    "noise": "Gaussian noise, sigma 12 levels",
+    "blur": "Gaussian blur 7x7, sigma 2",
+    "jpeg": "JPEG, quality 15",
+}
+
+
+def report_table(x: torch.Tensor, variants: Dict[str, torch.Tensor], device: str = "cpu") -> Tuple[Dict[str, Dict[str, str]], List[Tuple[str, ...]]]:
+    """The report of ``x`` against each variant: ``table[metric][variant]`` (the printed strings)
+    and the printed rows ``(metric, *values, note)``."""
+    from .report import Pair, build_report
+
+    table: Dict[str, Dict[str, str]] = {}
     notes: Dict[str, str] = {}
     for name, y in variants.items():
         for metric, value, note in build_report(Pair(x, y, device=device)):
-            if metric not in columns:
-                columns[metric] = {}
-                order.append(metric)
-                notes[metric] = note
-            columns[metric][name] = value
-    rows = [(m, *(columns[m].get(v, "") for v in variants), notes[m]) for m in order]
+            table.setdefault(metric, {})[name] = value
+            notes.setdefault(metric, note)
+    rows = [(m, *(table[m].get(v, "") for v in variants), notes[m]) for m in table]
+    return table, rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import _figure
+
+    device = args.device
+    check_device(device)
+    x = load_sample()
+    variants = distortions(x)
+    table, rows = report_table(x, variants, device)
     print(SAMPLE_NOTE)
     print(format_table(rows, headers=("metric", *variants, "note")))
 
-    # Picture: the photo and each distortion on top, their SSIM maps (valid region) in the
-    # middle, pixelmatch's diff images (mismatches in red over a faded copy) at the bottom.
-    xd = x.to(device)
-    top = [_draw.to_rgb(x[0])] + [_draw.to_rgb(y[0]) for y in variants.values()]
-    maps = [_draw.colormap(torch.ones(x.shape[2:]))]
-    diffs = [_draw.to_rgb(torchsim.pixelmatch(xd, xd, return_diff=True)[1][0].cpu())]
-    for y in variants.values():
-        yd = y.to(device)
-        _, smap = torchsim.ssim(xd, yd, return_map=True)
-        maps.append(_draw.colormap(smap[0].mean(0).cpu(), lo=0.0, hi=1.0))  # valid region, centred
-        diffs.append(_draw.to_rgb(torchsim.pixelmatch(xd, yd, return_diff=True)[1][0].cpu()))
-    picture = _draw.grid([top, maps, diffs])
+    picture = _figure.demo_figure(_figure.demo_columns(x, variants, table, DISTORTION_NOTES, device))
     out = args.output
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     torchsim.io.write_png(picture, out)
-    print(
-        f"wrote {out}: columns original, {', '.join(variants)}; rows: the images, their SSIM maps over "
-        f"the valid region (dark = 0, bright = 1), pixelmatch diffs (red = mismatched pixel)"
-    )
+    print(f"wrote {out}: the images, their SSIM maps and pixelmatch diffs, labelled, with PSNR, SSIM, MS-SSIM and pixelmatch under each column")
     return 0

@@ -9,16 +9,16 @@ diff image (gray copy of A, mismatches red, anti-aliasing yellow).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
+from typing import TYPE_CHECKING
 
-import torch
+import torchsim  # the metrics (and torch) load on first use
 
-import torchsim
-from torchsim.io import write_png
+from ._errors import CliError
+from ._files import load_pair
+from ._sinks import write_png
 
-from . import _draw
-from ._pair import load_pair
+if TYPE_CHECKING:
+    import torch
 
 _BOX_COLOR = (255, 0, 0)
 
@@ -42,7 +42,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def _ssim_picture(a: torch.Tensor, b: torch.Tensor, min_area: int, device: str):
     """``(3, H, 3W + gaps)`` picture and the number of regions."""
+    import torch
     from torchvision.utils import draw_bounding_boxes
+
+    from . import _draw
 
     boxes, smap = torchsim.diff_regions(a[None].to(device), b[None].to(device), min_area=min_area, return_map=True)
     bx = boxes[0].cpu()
@@ -60,11 +63,7 @@ def _ssim_picture(a: torch.Tensor, b: torch.Tensor, min_area: int, device: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    name = "torchsim diff"
-    pair = load_pair(name, args.a, args.b, "RGBA" if args.method == "pixelmatch" else "RGB", args.device)
-    if isinstance(pair, int):
-        return pair
-    a, b = pair
+    a, b = load_pair(args.a, args.b, "RGBA" if args.method == "pixelmatch" else "RGB", args.device)
     try:
         if args.method == "pixelmatch":
             threshold = args.threshold
@@ -77,14 +76,7 @@ def run(args: argparse.Namespace) -> int:
             picture, k = _ssim_picture(a, b, args.min_area, args.device)
             summary = f"{k} difference region{'s' if k != 1 else ''} (SSIM 7x7 + Otsu); panels: A, B, SSIM map (dark = different)"
     except ValueError as exc:  # e.g. an image smaller than the SSIM window, a threshold outside [0, 1]
-        print(f"{name}: {exc}", file=sys.stderr)
-        return 1
-    out = args.output
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        write_png(picture, out)
-    except (OSError, RuntimeError) as exc:
-        print(f"{name}: {out}: cannot write ({exc})", file=sys.stderr)
-        return 1
-    print(f"{summary}; wrote {out}")
+        raise CliError(1, str(exc)) from None
+    write_png(picture, args.output)
+    print(f"{summary}; wrote {args.output}")
     return 0

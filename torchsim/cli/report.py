@@ -14,6 +14,8 @@ import torch
 
 import torchsim
 
+from ._metrics import resolve
+
 Row = Tuple[str, str, str]
 
 
@@ -64,7 +66,7 @@ def _structural(p: Pair) -> List[Row]:
         yx, yy = torchsim.rgb_to_y(x), torchsim.rgb_to_y(y)
         rows.append(("PSNR (Y channel)", _f(torchsim.psnr(yx, yy, data_range=255.0), 2) + " dB", "BT.601 luma, as BasicSR"))
         rows.append(("SSIM (Y channel)", _f(torchsim.ssim(yx, yy, data_range=255.0)), "BT.601 luma, as BasicSR"))
-    min_side = (11 - 1) * 2 ** 4 + 1
+    min_side = resolve("ms_ssim").min_size
     if min(x.shape[2:]) >= min_side:
         rows.append(("MS-SSIM", _f(torchsim.ms_ssim(x, y)), "5 scales, pytorch-msssim weights"))
     else:
@@ -94,7 +96,7 @@ def _hashes(p: Pair) -> List[Row]:
         rows = [("MD5 equal", "yes" if dx == dy else "no", "MD5 of the raw tensor bytes (no files)")]
     x, y = p.x.to(p.device), p.y.to(p.device)
     for name in ("ahash", "dhash", "phash"):
-        h = getattr(torchsim, name)(torch.cat([x, y]))
+        h = resolve(name).function(torch.cat([x, y]))
         hx, hy = torchsim.hash_to_hex(h)
         dist = int(torchsim.hamming_distance(h[:1], h[1:]))
         rows.append((f"{name} distance", f"{dist} / {h.shape[1]}", f"Hamming; imagehash-exact hashes {hx} vs {hy}"))
@@ -114,13 +116,3 @@ def build_report(pair: Pair) -> List[Row]:
     for fn in SECTIONS:
         rows.extend(fn(pair))
     return rows
-
-
-def format_table(rows: List[Row], headers: Tuple[str, ...] = ("metric", "value", "note")) -> str:
-    """A plain aligned text table."""
-    cols = list(zip(*([headers] + [tuple(r) for r in rows]))) if rows else [[h] for h in headers]
-    widths = [max(len(str(c)) for c in col) for col in cols]
-    line = "  ".join("{:<%d}" % w for w in widths)
-    out = [line.format(*headers), line.format(*("-" * w for w in widths))]
-    out.extend(line.format(*map(str, r)) for r in rows)
-    return "\n".join(s.rstrip() for s in out)

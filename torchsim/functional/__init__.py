@@ -1,7 +1,8 @@
 """Pure tensor functions: validate, call one kernel, reduce."""
 
-from ..color import pil_luma, rgb_to_y
 from ..io import file_md5
+from .color import pil_luma, rgb_to_y
+from .gmsd import gmsd
 from .hashing import ahash, dhash, hamming_distance, hash_to_hex, hex_to_hash, pairwise_hamming, phash
 from .histogram import histogram, histogram_similarity
 from .information import mutual_information, normalized_mutual_information
@@ -18,6 +19,7 @@ __all__ = [
     "ms_ssim",
     "MS_SSIM_WEIGHTS",
     "cosine_similarity",
+    "gmsd",
     # training losses that are not "1 - metric"
     "ms_ssim_l1",
     # colour

@@ -1,15 +1,10 @@
 """Perceptual hashes (ahash, dhash, phash) equal to imagehash's, and Hamming distances.
 
 Pipeline (SPEC, "Hashes"): Pillow's 8-bit luma ``convert("L")``
-(:func:`torchsim.color.pil_luma`) -> Pillow's Lanczos resize of that 8-bit image
-(``_pil_lanczos``: Pillow's own coefficients in 22-bit fixed point, horizontal pass
-then vertical pass — or the reverse where Pillow >= 13 reverses them — each rounded and
-clipped to 0..255) -> the bit rule of each hash.
-The resize is two matrix products per batch; the matrices are built once per
-``(in_size, out_size)`` with the exact double-precision arithmetic of Pillow's
-``Resample.c`` and cached. Integer-valued float64 carries the fixed-point sums, which
-is exact (every partial sum is an integer far below 2**53), so the result does not
-depend on the summation order of the device's matmul.
+(:func:`torchsim.ops.pil_luma`) -> Pillow's Lanczos resize of that 8-bit image
+(:func:`torchsim.ops.pil_resize`: Pillow's own coefficients in 22-bit fixed point, two
+passes each rounded and clipped to 0..255, two exact float64 matrix products per batch)
+-> the bit rule of each hash.
 """
 
 from __future__ import annotations
@@ -22,107 +17,27 @@ import numpy as np
 import torch
 
 from .. import _validation as V
-from .._common import no_autocast
-from ..color import _pil_luma
+from .._common import no_autocast, to_uint8
+from ..ops.color import pil_luma
+from ..ops.resize import pil_resize
 
-# --------------------------------------------------------------------------- Pillow's Lanczos resize
-
-_PRECISION_BITS = 22  # Resample.c: 32 - 8 - 2
-_ROUND_HALF = float(1 << (_PRECISION_BITS - 1))
-_FIXED_ONE = float(1 << _PRECISION_BITS)
-_LANCZOS_SUPPORT = 3.0
-
-
-def _sinc(x: float) -> float:
-    if x == 0.0:
-        return 1.0
-    x = x * math.pi
-    return math.sin(x) / x
-
-
-def _lanczos(x: float) -> float:
-    if -3.0 <= x < 3.0:
-        return _sinc(x) * _sinc(x / 3)
-    return 0.0
-
-
-@functools.lru_cache(maxsize=256)
-def _lanczos_matrix_cpu(in_size: int, out_size: int) -> torch.Tensor:
-    """``(out_size, in_size)`` float64 matrix of Pillow's fixed-point Lanczos coefficients.
-
-    Mirrors ``precompute_coeffs`` + ``normalize_coeffs_8bpc`` in Pillow's ``Resample.c``
-    for the default box ``(0, 0, in_size, ...)``, operation by operation in double
-    precision (Python floats and ``math.sin`` are C doubles and libm), so the integer
-    coefficients are Pillow's.
-    """
-    scale = float(in_size) / out_size
-    filterscale = max(scale, 1.0)
-    support = _LANCZOS_SUPPORT * filterscale
-    ss = 1.0 / filterscale
-    w = np.zeros((out_size, in_size), dtype=np.float64)
-    for xx in range(out_size):
-        center = 0.0 + (xx + 0.5) * scale
-        xmin = max(int(center - support + 0.5), 0)
-        xmax = min(int(center + support + 0.5), in_size) - xmin
-        ks = [_lanczos((x + xmin - center + 0.5) * ss) for x in range(xmax)]
-        ww = 0.0
-        for k in ks:
-            ww += k
-        if ww != 0.0:
-            ks = [k / ww for k in ks]
-        row = [int(-0.5 + k * _FIXED_ONE) if k < 0 else int(0.5 + k * _FIXED_ONE) for k in ks]
-        w[xx, xmin : xmin + xmax] = row
-    return torch.from_numpy(w)
-
-
-@functools.lru_cache(maxsize=256)
-def _lanczos_matrix(in_size: int, out_size: int, device: torch.device) -> torch.Tensor:
-    return _lanczos_matrix_cpu(in_size, out_size).to(device)
-
-
-def _round_clip8(s: torch.Tensor) -> torch.Tensor:
-    """Pillow's ``clip8``: ``clamp(floor((s + 2^21) / 2^22), 0, 255)``; exact on integer-valued float64."""
-    return torch.floor((s + _ROUND_HALF) / _FIXED_ONE).clamp_(0.0, 255.0)
-
-
-def _pil_lanczos(y: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Pillow's ``Image.resize((width, height), LANCZOS)`` of 8-bit ``"L"`` images.
-
-    ``y``: ``(N, H, W)`` float64 holding integers 0..255. Returns ``(N, height, width)``
-    float64 holding integers 0..255. As Pillow does, a pass whose size is unchanged is
-    skipped; there is no ``reduce()`` pre-step (``reducing_gap=None``). The horizontal pass
-    runs first, except where Pillow >= 13 runs the vertical pass first (python-pillow
-    PR #9549: both passes needed and the height shrinks by more than twice as many pixels
-    as the width, ``h - height > 2 (w - width)``; verified on 900 random size pairs).
-    Each pass rounds to 8 bits, so the order matters in the last bit of some pixels.
-    """
-    h, w = y.shape[-2:]
-    vertical_first = w != width and height < h and (h - height) > 2 * (w - width)
-    if vertical_first:
-        y = _round_clip8(torch.matmul(_lanczos_matrix(h, height, y.device), y))
-    if w != width:
-        y = _round_clip8(torch.matmul(y, _lanczos_matrix(w, width, y.device).T))
-    if h != height and not vertical_first:
-        y = _round_clip8(torch.matmul(_lanczos_matrix(h, height, y.device), y))
-    return y
-
-
-def _resize_uint8(img: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """``(N, H, W)`` uint8 -> ``(N, height, width)`` uint8, Pillow's Lanczos resize of ``"L"`` images."""
-    with no_autocast(img.device):
-        return _pil_lanczos(img.to(torch.float64), width, height).to(torch.uint8)
+# --------------------------------------------------------------------------- thumbnails
 
 
 def _thumbnail(fn: str, x: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """Validated image -> imagehash's ``image.convert("L").resize((width, height), ANTIALIAS)``."""
     V.check_image(fn, "x", x, (4,))
     V.check_channels(fn, "x", x, (1, 3, 4))
+    x = to_uint8(x)  # 16-bit input: its high byte, as Pillow converts "I;16" to "L"
+    n, _, h, w = x.shape
+    need = 8.0 * max(n * width * height, n * h * width, w * width)  # float64 thumbnail, half-resized rows, weights
+    V.check_allocation(fn, "hash_size", f"a {width}x{height} thumbnail", need, x.device)
     # On CPU, images go through in groups of ~2 M pixels: the full-size luma temporaries then
     # stay cache- and allocator-friendly instead of being fresh 100+ MB tensors (page faults).
     # The result is per image, so grouping changes nothing but speed. On GPU: one batch.
     per_image = x[0].numel()
     group = x.shape[0] if x.device.type != "cpu" else max(1, (2 << 20) // max(1, per_image))
-    thumbs = [_pil_lanczos(_pil_luma(part)[:, 0].to(torch.float64), width, height) for part in x.split(group)]
+    thumbs = [pil_resize(pil_luma(part)[:, 0].to(torch.float64), width, height) for part in x.split(group)]
     return thumbs[0] if len(thumbs) == 1 else torch.cat(thumbs)
 
 
@@ -308,6 +223,9 @@ def hamming_distance(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
 _BLOCK_ELEMENTS = 1 << 24  # float32 elements per block (64 MiB) when block_size is not given
 
 
+_EXACT_BITS = 1 << 23
+
+
 def pairwise_hamming(
     h: torch.Tensor, *, other: Optional[torch.Tensor] = None, block_size: Optional[int] = None
 ) -> torch.Tensor:
@@ -357,7 +275,13 @@ def pairwise_hamming(
             )
     if block_size is not None:
         V.check_int_at_least(fn, "block_size", block_size, 1)
+    if h.shape[1] >= _EXACT_BITS:
+        raise ValueError(
+            f"{fn}: hashes must have fewer than {_EXACT_BITS} bits (2**23, where the float32 matrix "
+            f"product stops being exact), got {h.shape[1]}; compare such hashes with hamming_distance"
+        )
     n, m = h.shape[0], other.shape[0]
+    V.check_allocation(fn, "h", f"the {n} x {m} distance matrix", 8.0 * n * m, h.device)
     rows = block_size if block_size is not None else max(1, _BLOCK_ELEMENTS // max(m, 1))
     out = torch.empty((n, m), dtype=torch.int64, device=h.device)
     with no_autocast(h.device):

@@ -1,7 +1,7 @@
 """Mutual information and normalised mutual information of two images.
 
 Both are functions of one joint histogram per image pair, built over all C·H·W
-corresponding values by :func:`torchsim.functional.histogram._joint_histogram`
+corresponding values by :func:`torchsim.ops.joint_histogram`
 (exact counts, or a soft joint histogram whose memory is proportional to the
 number of values, not values × bins²). Entropies are taken in float64 (the
 joint histogram has only ``bins²`` entries per image) and returned in the
@@ -15,8 +15,8 @@ from typing import Tuple
 import torch
 
 from .. import _validation as V
-from .._common import no_autocast, reduce
-from .histogram import ValueRange, _check_histogram_args, _joint_histogram, _precise, _safe_sqrt
+from .._common import nan_where_nonfinite, no_autocast, reduce
+from ..ops.binning import ValueRange, joint_histogram, precise, safe_sqrt
 
 NMI_NORMALIZATIONS = ("arithmetic", "geometric", "min", "max", "studholme")
 
@@ -100,12 +100,13 @@ def mutual_information(
     """
     fn = "mutual_information"
     x, y = V.check_pair(fn, x, y)
-    bins, value_range, bandwidth = _check_histogram_args(fn, bins, value_range, bandwidth)
+    bins, value_range, bandwidth = V.check_histogram_args(fn, bins, value_range, bandwidth)
+    V.check_allocation(fn, "bins", f"bins={bins}", 8.0 * x.shape[0] * (bins + 1) ** 2, x.device)
     V.check_reduction(fn, reduction)
     with no_autocast(x.device):
-        joint = _joint_histogram(x, y, bins, value_range, bandwidth)
-        value = _mi(*_entropies(_precise(joint))).to(joint.dtype)
-        return reduce(value, reduction)
+        joint = joint_histogram(x, y, bins, value_range, bandwidth)
+        value = _mi(*_entropies(precise(joint))).to(joint.dtype)
+        return reduce(nan_where_nonfinite(value, x, y), reduction)
 
 
 def normalized_mutual_information(
@@ -168,12 +169,13 @@ def normalized_mutual_information(
     """
     fn = "normalized_mutual_information"
     x, y = V.check_pair(fn, x, y)
-    bins, value_range, bandwidth = _check_histogram_args(fn, bins, value_range, bandwidth)
+    bins, value_range, bandwidth = V.check_histogram_args(fn, bins, value_range, bandwidth)
+    V.check_allocation(fn, "bins", f"bins={bins}", 8.0 * x.shape[0] * (bins + 1) ** 2, x.device)
     V.check_choice(fn, "normalization", normalization, NMI_NORMALIZATIONS)
     V.check_reduction(fn, reduction)
     with no_autocast(x.device):
-        joint = _joint_histogram(x, y, bins, value_range, bandwidth)
-        hx, hy, hxy = _entropies(_precise(joint))
+        joint = joint_histogram(x, y, bins, value_range, bandwidth)
+        hx, hy, hxy = _entropies(precise(joint))
         one = torch.ones_like(hx)
         if normalization == "studholme":
             ok = hxy > 0
@@ -183,7 +185,7 @@ def normalized_mutual_information(
             if normalization == "arithmetic":
                 norm = 0.5 * (hx + hy)
             elif normalization == "geometric":
-                norm = _safe_sqrt(hx * hy)
+                norm = safe_sqrt(hx * hy)
             elif normalization == "min":
                 norm = torch.minimum(hx, hy)
             else:
@@ -192,4 +194,4 @@ def normalized_mutual_information(
             both_constant = (hx <= 0) & (hy <= 0)
             value = torch.where(ok, mi / torch.where(ok, norm, one), torch.zeros_like(mi))
             value = torch.where(both_constant, one, value)
-        return reduce(value.to(joint.dtype), reduction)
+        return reduce(nan_where_nonfinite(value.to(joint.dtype), x, y), reduction)

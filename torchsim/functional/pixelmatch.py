@@ -1,11 +1,23 @@
 """pixelmatch: perceptual per-pixel comparison with anti-aliasing detection, batched in torch.
 
-A vectorised re-implementation of the pixelmatch algorithm (mapbox/pixelmatch,
-Python port ``pixelmatch-py`` 0.4.0). Every per-pixel quantity is computed in
-float64, in the same operation order as the reference, so threshold
-comparisons and the diff image agree bit for bit. The 3×3 neighbourhood rules
-of the anti-aliasing detector look at the eight neighbours in the reference's
-visiting order.
+A vectorised re-implementation of the pixelmatch algorithm in its two living
+generations: mapbox pixelmatch v7 (the default) and its Python port
+``pixelmatch-py`` 0.4.0 (a port of pixelmatch 5). One kernel serves both; the
+generations differ only in a few arithmetic details, passed to it as options:
+
+* colour and brightness deltas: v7 blends the *channel differences* of two
+  semi-transparent pixels over a checkerboard backdrop and converts the
+  difference to YIQ; pixelmatch-py blends each colour with white and subtracts
+  their YIQ values (``_pair_delta`` / ``_pair_brightness``);
+* the faded grey background of the diff image: the same formula, evaluated in
+  each reference's operation order (``_gray_index``);
+* identical images: pixelmatch-py's PIL front end draws them with Pillow's luma
+  (``_pillow_gray``); v7's fast path draws what its per-pixel loop would.
+
+Every per-pixel quantity is computed in float64, in the same operation order as
+the reference, so threshold comparisons and the diff image agree bit for bit.
+The 3×3 neighbourhood rules of the anti-aliasing detector look at the eight
+neighbours in the reference's visiting order.
 
 Two interchangeable paths compute the masks (tests check they agree):
 
@@ -25,24 +37,18 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 
 from .. import _validation as V
+from .._common import to_uint8
+from ..ops import color as C
 
 Color = Sequence[Union[int, float]]
 
-# YIQ coefficients (Kotsarenko & Ramos), exactly as pixelmatch writes them.
-_Y = (0.29889531, 0.58662247, 0.11448223)
-_I = (0.59597799, 0.27417610, 0.32180189)  # r*i0 - g*i1 - b*i2
-_Q = (0.21147017, 0.52261711, 0.31114694)  # r*q0 - g*q1 + b*q2
 _MAX_YIQ_DELTA = 35215  # the largest possible YIQ delta
+_DELTA_WEIGHTS = (0.5053, 0.299, 0.1957)  # of dY², dI², dQ²
+_PHI = (1.618033988749895, 2.618033988749895)  # v7's checkerboard divisors, φ and φ²
+_COMPAT = ("mapbox", "pixelmatch-py")
 
 # The 8 neighbours in the reference's visiting order (x outer, y inner): (dx, dy).
 _OFFSETS: List[Tuple[int, int]] = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
-
-
-def _to_u8(x: torch.Tensor) -> torch.Tensor:
-    """Floating input in [0, 1] -> uint8 ``round(clamp(v, 0, 1) * 255)``; uint8 unchanged."""
-    if x.dtype == torch.uint8:
-        return x
-    return torch.round(x.detach().to(torch.float64).clamp(0.0, 1.0) * 255.0).to(torch.uint8)
 
 
 def _to_rgba_u8(x: torch.Tensor) -> torch.Tensor:
@@ -66,22 +72,78 @@ def _yiq(v: Sequence[torch.Tensor], y_only: bool = False):
     """
     r, g, b, a = v
     if a is not None:  # None: known opaque (RGB or gray input), where blending is the identity
-        a = a / 255
-        r, g, b = (255 + (c - 255) * a for c in (r, g, b))
-    y = r * _Y[0] + g * _Y[1] + b * _Y[2]
-    if y_only:
-        return y
-    i = r * _I[0] - g * _I[1] - b * _I[2]
-    q = r * _Q[0] - g * _Q[1] + b * _Q[2]
-    return y, i, q
+        r, g, b = C.blend_white((r, g, b), a)
+    return C.yiq_y(r, g, b) if y_only else C.yiq(r, g, b)
 
 
 def _yiq_delta(va: Sequence[torch.Tensor], vb: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(delta, y1 - y2)``: the squared YIQ distance and the brightness difference."""
     ya, ia, qa = _yiq(va)
     yb, ib, qb = _yiq(vb)
-    dy, di, dq = ya - yb, ia - ib, qa - qb
-    return (0.5053 * dy) * dy + (0.299 * di) * di + (0.1957 * dq) * dq, dy
+    dy = ya - yb
+    return C.yiq_distance(dy, ia - ib, qa - qb), dy
+
+
+def _backdrop(kind: Optional[str], idx: Optional[torch.Tensor] = None):
+    """What a semi-transparent pixel at per-image flat index ``idx`` is blended over, as ``(R, G, B)``.
+
+    ``None`` for pixelmatch-py's arithmetic (each colour blended with white on
+    its own); ``"white"``; or ``"checkerboard"``, mapbox v7's pattern, picked
+    from the pixel's byte offset ``k = 4·idx``: ``48 + 159·(k mod 2)`` for red
+    (always 48: ``k`` is even), ``48 + 159·(⌊k/φ⌋ mod 2)`` for green and
+    ``48 + 159·(⌊k/φ²⌋ mod 2)`` for blue, with JavaScript's ``| 0`` (a wrap to
+    int32) and ``%`` (the sign of the dividend), so that images past 2³¹·φ bytes
+    (868 M pixels), where ``| 0`` wraps, get v7's colours too.
+    """
+    if kind is None:
+        return None
+    if kind == "white":
+        return (255.0, 255.0, 255.0)
+    k = idx.to(torch.float64) * 4  # exact below 2**53
+    out = [48.0]
+    for d in _PHI:
+        t = torch.trunc(k / d).to(torch.int64)
+        t = torch.remainder(t + 2**31, 2**32) - 2**31  # ToInt32
+        out.append(torch.fmod(t, 2).to(torch.float64).mul_(159).add_(48))
+    return tuple(out)
+
+
+def _blended_difference(c1: Sequence[torch.Tensor], c2: Sequence[torch.Tensor], bg) -> Tuple[Optional[torch.Tensor], ...]:
+    """mapbox v7: the channel differences of two RGBA colours composited over ``bg``.
+
+    ``(c1·a1 - c2·a2 - bg·(a1 - a2)) / 255``: the numerator is an exact integer
+    in float64, so this is v7's value to the last bit whichever way it is
+    summed, and for two opaque pixels it is exactly ``c1 - c2`` (v7 skips the
+    blending there; the result is the same). Returned as an opaque colour
+    ``(dr, dg, db, None)`` for :func:`_yiq`.
+    """
+    a1, a2 = c1[3], c2[3]
+    if a1 is None:  # known opaque
+        return c1[0] - c2[0], c1[1] - c2[1], c1[2] - c2[2], None
+    da = a1 - a2
+    r, g, b = ((u * a1 - v * a2 - k * da) / 255 for u, v, k in zip(c1[:3], c2[:3], bg))
+    return r, g, b, None
+
+
+def _pair_delta(ca: Sequence[torch.Tensor], cb: Sequence[torch.Tensor], bg) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(delta, dY)`` of each pixel pair: the squared YIQ distance and the brightness difference
+    (``dY > 0``: the second colour is darker). ``bg is None``: pixelmatch-py's arithmetic;
+    otherwise v7's, the YIQ of the blended channel differences."""
+    if bg is None:
+        return _yiq_delta(ca, cb)
+    y, i, q = _yiq(_blended_difference(ca, cb, bg))
+    return (_DELTA_WEIGHTS[0] * y) * y + (_DELTA_WEIGHTS[1] * i) * i + (_DELTA_WEIGHTS[2] * q) * q, y
+
+
+def _pair_brightness(c: Sequence[torch.Tensor], n: Sequence[torch.Tensor], bg) -> torch.Tensor:
+    """The anti-aliasing detector's brightness delta, centre ``c`` minus neighbour ``n``.
+
+    v7 blends both over the *centre* pixel's backdrop ``bg``; pixelmatch-py
+    (``bg is None``) subtracts the brightnesses of the two colours blended with white.
+    """
+    if bg is None:
+        return _yiq(c, y_only=True) - _yiq(n, y_only=True)
+    return _yiq(_blended_difference(c, n, bg), y_only=True)
 
 
 def _pad1(t: torch.Tensor, fill) -> torch.Tensor:
@@ -116,15 +178,18 @@ def _aa_rule(d: torch.Tensor, border: torch.Tensor, dim: int) -> Tuple[torch.Ten
     return cand, min_k, max_k
 
 
-def _masks_dense(a: torch.Tensor, b: torch.Tensor, max_delta: float, include_aa: bool, opaque: bool):
+def _masks_dense(a: torch.Tensor, b: torch.Tensor, max_delta: float, include_aa: bool, opaque: bool, backdrop, ignore):
     """``(over, aa, darker)`` maps ``(N, H, W)`` for the whole image; no host sync (CUDA path)."""
     n, h, w, _ = a.shape
     va, vb = a.to(torch.float64), b.to(torch.float64)
     ca, cb = va.unbind(3), vb.unbind(3)
     if opaque:
         ca, cb = (*ca[:3], None), (*cb[:3], None)
-    delta, dy = _yiq_delta(ca, cb)
+    bg = _backdrop(backdrop, torch.arange(h * w, device=a.device).reshape(h, w) if backdrop == "checkerboard" else None)
+    delta, dy = _pair_delta(ca, cb, bg)
     over = delta > max_delta
+    if ignore is not None:
+        over &= ~ignore
     if include_aa:
         return over, torch.zeros_like(over), dy > 0
     rows = torch.arange(h, device=a.device).reshape(h, 1)
@@ -138,10 +203,24 @@ def _masks_dense(a: torch.Tensor, b: torch.Tensor, max_delta: float, include_aa:
     sib = _neighbours(siblings, False)
     aa = torch.zeros_like(over)
     for v in (ca, cb):
-        y = _yiq(v, y_only=True)
-        cand, min_k, max_k = _aa_rule(y - _neighbours(y, float("nan")), border, 0)
+        cand, min_k, max_k = _aa_rule(_brightness_deltas(v, bg, h, w), border, 0)
         aa |= cand & (sib.gather(0, min_k) | sib.gather(0, max_k)).squeeze(0)
     return over, aa & over, dy > 0
+
+
+def _brightness_deltas(v: Sequence[Optional[torch.Tensor]], bg, h: int, w: int) -> torch.Tensor:
+    """``(8, N, H, W)``: every pixel's brightness delta to its neighbour at ``_OFFSETS[k]`` (NaN outside)."""
+    nan = float("nan")
+    if bg is None:  # pixelmatch-py: a difference of per-pixel brightnesses, each computed once
+        y = _yiq(v, y_only=True)
+        return y - _neighbours(y, nan)
+    padded = [None if c is None else _pad1(c, nan) for c in v]  # NaN outside: the delta is NaN there
+    return torch.stack(
+        [
+            _pair_brightness(v, [None if p is None else p[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for p in padded], bg)
+            for dx, dy in _OFFSETS
+        ]
+    )
 
 
 def _packed(img: torch.Tensor) -> torch.Tensor:
@@ -160,7 +239,7 @@ def _unpack(p: torch.Tensor, opaque: bool) -> Tuple[Optional[torch.Tensor], ...]
     return rgb + (None if opaque else ((p >> 24) & 0xFF).to(torch.float64),)
 
 
-def _masks_sparse(a: torch.Tensor, b: torch.Tensor, max_delta: float, include_aa: bool, opaque: bool):
+def _masks_sparse(a: torch.Tensor, b: torch.Tensor, max_delta: float, include_aa: bool, opaque: bool, backdrop, ignore):
     """``(over, aa, darker)`` as :func:`_masks_dense`, computed only where it matters (CPU path).
 
     Only pixels whose RGBA differ can exceed the threshold (identical pixels have
@@ -172,8 +251,11 @@ def _masks_sparse(a: torch.Tensor, b: torch.Tensor, max_delta: float, include_aa
     n, h, w, _ = a.shape
     dev = a.device
     pa, pb = a.view(torch.int32).reshape(-1), b.view(torch.int32).reshape(-1)  # one number per pixel
-    f = torch.nonzero(pa != pb).reshape(-1).to(torch.int32 if n * h * w < 2**31 - w - 1 else torch.int64)
-    delta, dy = _yiq_delta(_unpack(_take(pa, f), opaque), _unpack(_take(pb, f), opaque))
+    changed = pa != pb
+    if ignore is not None:
+        changed &= ~ignore.reshape(-1)
+    f = torch.nonzero(changed).reshape(-1).to(torch.int32 if n * h * w < 2**31 - w - 1 else torch.int64)
+    delta, dy = _pair_delta(_unpack(_take(pa, f), opaque), _unpack(_take(pb, f), opaque), _backdrop(backdrop, f % (h * w)))
     o = delta > max_delta
     f = f[o]
     over = torch.zeros(n * h * w, dtype=torch.bool, device=dev)
@@ -204,9 +286,12 @@ def _masks_sparse(a: torch.Tensor, b: torch.Tensor, max_delta: float, include_aa
 
     idx, valid, border = around(f)
     k = f.numel()
-    y9 = _yiq(_unpack(both(idx), opaque), y_only=True)  # (2, 9, K)
+    px = _unpack(both(idx), opaque)  # channels, each (2, 9, K)
+    centre = [None if c is None else c[:, :1] for c in px]
+    nbs9 = [None if c is None else c[:, 1:] for c in px]
+    d = _pair_brightness(centre, nbs9, _backdrop(backdrop, f % (h * w)))  # the centre's backdrop, as v7
     nan = torch.tensor(float("nan"), dtype=torch.float64, device=dev)
-    cand, min_k, max_k = _aa_rule(torch.where(valid, y9[:, :1] - y9[:, 1:], nan), border, 1)
+    cand, min_k, max_k = _aa_rule(torch.where(valid, d, nan), border, 1)
     nbs = idx[1:].to(torch.int64).expand(2, 8, k)
     extremes = torch.cat([nbs.gather(1, min_k), nbs.gather(1, max_k)], 1)  # (2 images, 2 extremes, K)
     # has_many_siblings (in both images) at the extremes of the candidates only
@@ -223,15 +308,28 @@ def _masks_sparse(a: torch.Tensor, b: torch.Tensor, max_delta: float, include_aa
 def _pillow_gray(rgba: torch.Tensor, alpha: float) -> torch.Tensor:
     """pixelmatch-py's PIL fast path for identical images: Pillow ``L`` composited on white.
 
-    ``L = (19595 R + 38470 G + 7471 B + 32768) >> 16`` (Pillow's luma), mask
-    ``m = int(A * alpha)``, ``out = DIV255(255 (255 - m) + L m)`` (Pillow's paste).
+    ``L`` = Pillow's luma (:func:`torchsim.ops.pil_luma`), mask ``m = int(A * alpha)``,
+    ``out = DIV255(255 (255 - m) + L m)`` (Pillow's paste; every intermediate fits in int32).
     """
-    v = rgba.to(torch.int32)  # (N, H, W, 4); every intermediate below fits in int32
-    lum = (v[..., 0] * 19595 + v[..., 1] * 38470 + v[..., 2] * 7471 + 0x8000) >> 16
+    lum = C.pil_luma(rgba.permute(0, 3, 1, 2))[:, 0].to(torch.int32)
     # Pillow's point(lambda a: int(a * alpha)): the same float64 product, truncated.
     m = torch.trunc(rgba[..., 3].to(torch.float64) * alpha).to(torch.int32)
     t = 255 * (255 - m) + lum * m + 128
     return ((t >> 8) + t) >> 8
+
+
+def _gray_index(x: torch.Tensor, alpha: float, mapbox: bool) -> torch.Tensor:
+    """drawGrayPixel: ``x``'s raw (unblended) luma blended with white by ``alpha·A/255``, truncated
+    to uint8 as a byte array stores it; in v7's operation order (``(L - 255)·alpha·A / 255``) or
+    pixelmatch-py's (``(L - 255)·(alpha·A/255)``)."""
+    planes = [x[:, min(k, x.shape[1] - 1)].to(torch.float64) for k in range(3)]  # contiguous planes
+    lum = C.yiq_y(*planes).sub_(255)
+    a = x[:, 3].to(torch.float64) if x.shape[1] == 4 else 255.0
+    if mapbox:
+        lum.mul_(alpha).mul_(a).div_(255)
+    else:
+        lum.mul_(alpha * a / 255)
+    return lum.add_(255).trunc_().to(torch.int32)
 
 
 def _kernel(
@@ -244,15 +342,23 @@ def _kernel(
     diff_mask: bool,
     return_diff: bool,
     sparse: Optional[bool] = None,
+    *,
+    compat: str = "mapbox",
+    checkerboard: bool = True,
+    ignore: Optional[torch.Tensor] = None,
 ):
+    """Counts ``(N,)`` (and the diff image) for validated input; ``ignore`` is ``(N, H, W)`` bool or None."""
     n, _, h, w = x.shape
     dev = x.device
-    x, y = _to_u8(x), _to_u8(y)
+    x, y = C.quantize_u8(to_uint8(x)), C.quantize_u8(to_uint8(y))  # 16-bit: the high byte, as SPEC says
     a, b = _to_rgba_u8(x), _to_rgba_u8(y)  # (N, H, W, 4)
     if sparse is None:
         sparse = dev.type == "cpu"
     opaque = x.shape[1] != 4  # RGB / gray: alpha is 255 everywhere, blending is the identity
-    over, aa, darker = (_masks_sparse if sparse else _masks_dense)(a, b, max_delta, include_aa, opaque)
+    mapbox = compat == "mapbox"
+    backdrop = None if not mapbox else "checkerboard" if checkerboard and not opaque else "white"
+    masks = _masks_sparse if sparse else _masks_dense
+    over, aa, darker = masks(a, b, max_delta, include_aa, opaque, backdrop, ignore)
     real = over & ~aa
     count = real.flatten(1).sum(1).to(torch.int64)
     if not return_diff:
@@ -267,21 +373,19 @@ def _kernel(
     ).T
     ramp = torch.arange(256, dtype=torch.uint8, device=dev)
     palette = torch.cat([torch.stack([ramp, ramp, ramp, torch.full_like(ramp, 255)]), special], dim=1)  # (4, 260)
-    if diff_mask:
+    if diff_mask:  # a fresh (zeroed) output buffer, as the references leave it
         index = torch.full((n, h, w), 256, dtype=torch.int32, device=dev)
     else:
-        # draw_gray_pixel: the raw (unblended) luma of x blended with white by alpha * A / 255.
-        planes = [x[:, min(k, x.shape[1] - 1)].to(torch.float64) for k in range(3)]  # contiguous planes
-        lum = planes[0].mul_(_Y[0]).add_(planes[1].mul_(_Y[1])).add_(planes[2].mul_(_Y[2]))
-        weight = alpha * x[:, 3].to(torch.float64) / 255 if x.shape[1] == 4 else alpha * 255 / 255
-        index = lum.sub_(255).mul_(weight).add_(255).trunc_().to(torch.int32)
-        index = torch.where(aa, 257, index)
+        index = torch.where(aa, 257, _gray_index(x, alpha, mapbox))
     index = torch.where(real, torch.where(darker, 259, 258) if alt_color is not None else 258, index)
-    # Identical images never reach the per-pixel loop in pixelmatch-py's PIL front end.
-    identical = (a == b).flatten(1).all(1)
-    if not sparse or bool(identical.any()):  # the CPU path may look: no device to wait for
-        same = torch.full_like(index, 256) if diff_mask else _pillow_gray(a, alpha)
-        index = torch.where(identical.reshape(n, 1, 1), same, index)
+    # Identical images (ignored pixels aside) never reach the per-pixel loop in pixelmatch-py's
+    # PIL front end. v7's fast path draws what its loop would, so it needs no special case.
+    if not mapbox:
+        same_px = (a == b).all(-1)
+        identical = (same_px if ignore is None else same_px | ignore).flatten(1).all(1)
+        if not sparse or bool(identical.any()):  # the CPU path may look: no device to wait for
+            same = torch.full_like(index, 256) if diff_mask else _pillow_gray(a, alpha)
+            index = torch.where(identical.reshape(n, 1, 1), same, index)
     flat = index.reshape(-1)
     out = torch.stack([palette[c].index_select(0, flat) for c in range(4)]).reshape(4, n, h, w)
     return count, out.transpose(0, 1).contiguous()
@@ -299,12 +403,15 @@ def pixelmatch(
     diff_color_alt: Optional[Color] = None,
     diff_mask: bool = False,
     return_diff: bool = False,
+    compat: str = "mapbox",
+    checkerboard: Optional[bool] = None,
+    mask: Union[None, torch.Tensor, Sequence[Sequence[int]]] = None,
 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
     r"""Count the pixels that differ perceptibly, ignoring anti-aliasing (pixelmatch).
 
-    For every pixel, both colours are alpha-blended with white
-    (``c' = 255 + (c - 255) · A/255``) and converted to YIQ; the squared
-    perceptual distance
+    For every pixel the two colours are compared in YIQ (Kotsarenko & Ramos):
+    with ``ΔY, ΔI, ΔQ`` the differences of the two colours as seen over a
+    backdrop (below), the squared perceptual distance
 
     .. math::
 
@@ -319,15 +426,75 @@ def pixelmatch(
     more identical (RGBA) neighbours in *both* images.
 
     Convention:
-        Equals pixelmatch-py 0.4.0's ``pixelmatch.contrib.PIL.pixelmatch(img1,
-        img2, output, threshold=..., includeAA=..., alpha=..., aa_color=...,
-        diff_color=..., diff_mask=...)`` for ``img1, img2`` the RGB(A) images
-        and ``output = Image.new("RGBA", size)``: equal counts and a
-        byte-identical diff image, including its fast path for identical images
-        (Pillow's ``L`` luma composited on white). All arithmetic is float64 in
-        the reference's order. ``diff_color_alt`` is mapbox pixelmatch's
-        ``diffColorAlt`` (not in pixelmatch-py): mismatched pixels where the
-        second image is darker (``Y(x) > Y(y)`` after blending) get this colour.
+        ``compat="mapbox"`` (default) equals mapbox pixelmatch v7 (7.0 to 7.2:
+        ``pixelmatch(img1, img2, output, width, height, {threshold, includeAA,
+        alpha, aaColor, diffColor, diffColorAlt, diffMask, checkerboard})`` with
+        ``output`` a ``Uint8Array``/``Buffer`` as pngjs gives): equal counts and
+        a byte-identical diff image on its test suite's fixtures. A
+        semi-transparent pixel is seen over a checkerboard that v7 derives from
+        the pixel's byte offset ``k``, one colour per channel, each 48 or 207
+        (red ``48 + 159·(k mod 2)``, green and blue from ``⌊k/φ⌋`` and
+        ``⌊k/φ²⌋``), and the channel differences
+        ``(c₁a₁ - c₂a₂ - backdrop·(a₁ - a₂)) / 255`` are converted to YIQ;
+        ``checkerboard=False`` uses white (7.2's ``checkerboard: false``). The
+        brightness deltas of the anti-aliasing detector are computed the same
+        way, over the centre pixel's backdrop.
+
+        ``compat="pixelmatch-py"`` equals pixelmatch-py 0.4.0 (a port of
+        pixelmatch 5), ``pixelmatch.contrib.PIL.pixelmatch(img1, img2, output,
+        threshold=..., includeAA=..., alpha=..., aa_color=..., diff_color=...,
+        diff_mask=...)`` with ``output = Image.new("RGBA", size)``: each colour
+        is blended with white on its own (``c' = 255 + (c - 255)·a/255``) and
+        their YIQ values subtracted, and identical images are drawn with Pillow's
+        ``L`` luma composited on white. The two generations agree on opaque
+        pixels but for float rounding at the threshold (the same detector, the
+        same rules, arithmetic in a different order); on semi-transparent ones
+        v7's checkerboard makes a change of transparency visible that white
+        hides (mapbox's fixtures 8a/5b: 32896 mismatches in v7, 0 here).
+
+        Both: all arithmetic in float64 in the reference's order.
+        ``diff_color_alt`` (mapbox's ``diffColorAlt``, not in pixelmatch-py):
+        mismatches where the second image is darker (``ΔY > 0``) get this colour.
+        The diff image's background is ``x`` in grey, faded to white by
+        ``alpha`` (``255 + (L - 255)·alpha·A/255``, truncated), or transparent
+        black ``(0, 0, 0, 0)`` everywhere but the mismatches with
+        ``diff_mask=True`` (as a fresh output buffer stays); anti-aliased
+        pixels are drawn in ``aa_color`` (never with ``diff_mask``). Identical
+        images count 0. ``threshold=0`` has zero tolerance: any pixel whose
+        colours differ at all as seen (``Δ > 0``) counts, unless it is
+        anti-aliasing (``include_aa=True`` counts those too); two fully
+        transparent pixels look the same whatever their RGB. Images of
+        different sizes are an error, never "identical".
+
+        ``mask`` ignores pixels, as pixelmatch 8's ``ignoreMask``: they are
+        not compared, never count, and are drawn as background (grey, or
+        transparent with ``diff_mask``); the anti-aliasing test of the other
+        pixels still reads them as they are; and a pair that differs only
+        inside the mask is identical (pixelmatch-py's Pillow drawing).
+
+        Other pixel diffs count differently on the same pair, by design. On a
+        1200×900 page whose text moved by one pixel, pixelmatch counts 11736,
+        odiff (``odiff-bin`` 4.5) 11640 and BlazeDiff (``blazediff`` 6.0) 11918
+        with ``--antialiasing``, 19292 and 19293 without it. Why:
+
+        * both count anti-aliased pixels unless given ``--antialiasing``
+          (``antialiasing=True``): their default is ``include_aa=True``;
+        * odiff computes Δ in 12-bit fixed point, truncating, against
+          ``35215·threshold²`` truncated likewise, so pixels just above the
+          threshold (Δ = 352.17 against 352.15) fall below it; blends each
+          colour with white (pixelmatch 5, no checkerboard); visits the 3×3
+          neighbours row by row (pixelmatch: column by column), which picks
+          another darkest or brightest neighbour on ties; and calls a pixel
+          anti-aliased when the darkest *or* brightest neighbour has three equal
+          siblings in the first image and the darkest or brightest in the
+          second, where pixelmatch asks it of one neighbour in both images;
+        * BlazeDiff follows v7 (checkerboard, the same rule) but visits the
+          neighbours row by row, and computes Δ of opaque pairs in float32.
+
+        odiff also compares images of different sizes (the extra area counts as
+        different, unless ``--fail-on-layout``); BlazeDiff refuses them, as
+        torchsim does.
+
         Gray input is read as Pillow's ``L -> RGBA`` (replicated, opaque).
         Not differentiable (a count); runs under ``torch.no_grad()``. On CUDA the
         computation is sync-free; on the CPU it compacts the changed pixels.
@@ -336,7 +503,8 @@ def pixelmatch(
         x, y: ``(N, C, H, W)`` images, ``C`` = 1 (gray), 3 (RGB) or 4 (RGBA), same
             shape. ``uint8`` is read as 0..255; floating input is read as [0, 1]
             and quantised to ``round(clamp(v, 0, 1) · 255)`` first.
-        threshold: matching threshold in [0, 1]; smaller is more sensitive.
+        threshold: matching threshold in [0, 1]; smaller is more sensitive, 0
+            tolerates nothing.
         include_aa: count anti-aliased pixels as mismatches (skip the detector).
         alpha: opacity in [0, 1] of ``x``'s gray copy in the diff image background.
         aa_color: RGB of anti-aliased pixels in the diff image.
@@ -345,6 +513,14 @@ def pixelmatch(
             ``None`` uses ``diff_color`` for all.
         diff_mask: draw only the mismatches over a transparent background.
         return_diff: also return the diff image.
+        compat: ``"mapbox"`` (pixelmatch v7) or ``"pixelmatch-py"`` (0.4.0).
+        checkerboard: the backdrop of semi-transparent pixels with
+            ``compat="mapbox"``: ``None`` or ``True`` v7's checkerboard, ``False``
+            white. pixelmatch-py only knows white (``None`` or ``False``).
+        mask: pixels to ignore: a bool tensor ``(N, 1, H, W)``, True = ignore,
+            or rectangles ``[(x0, y0, x1, y1), ...]`` (``x1``, ``y1`` exclusive;
+            a list, or an integer tensor ``(K, 4)`` such as ``diff_regions``
+            returns) ignored in every image.
 
     Returns:
         The mismatched-pixel count per image, ``(N,)`` int64; with
@@ -352,9 +528,13 @@ def pixelmatch(
         ``(N, 4, H, W)`` uint8 RGBA image.
 
     Raises:
-        TypeError: non-tensor input or unsupported dtype.
-        ValueError: rank, shape, device or channel-count mismatch; threshold or
-            alpha outside [0, 1]; a colour that is not three values in 0..255.
+        TypeError: non-tensor input, unsupported dtype, or a mask that is neither
+            a bool tensor nor rectangles.
+        ValueError: rank, shape (including two images of different sizes),
+            device or channel-count mismatch; threshold or alpha outside [0, 1];
+            a colour that is not three values in 0..255; an unknown ``compat``;
+            ``checkerboard=True`` with ``compat="pixelmatch-py"``; a mask of the
+            wrong shape or device, or a rectangle outside the image or empty.
 
     Example:
         >>> import torch, torchsim
@@ -365,6 +545,12 @@ def pixelmatch(
         >>> count, diff = torchsim.pixelmatch(x, y, return_diff=True)
         >>> tuple(diff.shape), diff[0, :, 2, 2].tolist()
         ((1, 4, 8, 8), [255, 0, 0, 255])
+        >>> torchsim.pixelmatch(x, y, mask=[(2, 2, 4, 3)])  # ignore the top row of the square
+        tensor([2])
+        >>> a = torch.zeros(1, 4, 1, 1, dtype=torch.uint8); a[:, 3] = 128  # 50 % black
+        >>> b = torch.full((1, 4, 1, 1), 127, dtype=torch.uint8); b[:, 3] = 255  # opaque grey
+        >>> [int(torchsim.pixelmatch(a, b, **kw)) for kw in ({}, {"checkerboard": False}, {"compat": "pixelmatch-py"})]
+        [1, 0, 0]
 
     References:
         mapbox/pixelmatch, https://github.com/mapbox/pixelmatch; pixelmatch-py,
@@ -383,6 +569,24 @@ def pixelmatch(
         V.check_rgb_color(fn, "diff_color", diff_color),
         None if diff_color_alt is None else V.check_rgb_color(fn, "diff_color_alt", diff_color_alt),
     )
+    compat = V.check_choice(fn, "compat", compat, _COMPAT)
+    if checkerboard not in (None, True, False):
+        raise ValueError(f"{fn}: checkerboard must be None, True or False, got {checkerboard!r}")
+    if checkerboard is True and compat == "pixelmatch-py":
+        raise ValueError(f"{fn}: checkerboard=True needs compat='mapbox' (pixelmatch-py blends with white), got compat={compat!r}")
+    ignore = V.check_mask(fn, mask, x)
     max_delta = _MAX_YIQ_DELTA * threshold * threshold
     with torch.no_grad():
-        return _kernel(x, y, max_delta, bool(include_aa), float(alpha), colors, bool(diff_mask), bool(return_diff))
+        return _kernel(
+            x,
+            y,
+            max_delta,
+            bool(include_aa),
+            float(alpha),
+            colors,
+            bool(diff_mask),
+            bool(return_diff),
+            compat=compat,
+            checkerboard=checkerboard is not False,
+            ignore=None if ignore is None else ignore[:, 0],
+        )

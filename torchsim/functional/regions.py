@@ -14,6 +14,7 @@ from typing import List, Optional, Tuple, Union
 import torch
 
 from .. import _validation as V
+from ..ops.color import opencv_gray
 from ..ops.components import component_boxes, otsu_threshold
 from ..ops.filters import symmetric_pad
 from .ssim import ssim
@@ -26,14 +27,7 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     ``(9798 R + 19235 G + 3735 B + 2**14) >> 15`` (BT.601 0.299/0.587/0.114,
     rounded to uint8). Floating RGB: ``0.299 R + 0.587 G + 0.114 B``, not rounded.
     """
-    if x.shape[1] == 1:
-        return x.to(torch.float64)
-    if x.dtype == torch.uint8:
-        v = x.to(torch.int32)
-        g = (v[:, 0] * 9798 + v[:, 1] * 19235 + v[:, 2] * 3735 + (1 << 14)) >> 15
-        return g.unsqueeze(1).to(torch.float64)
-    v = x.to(torch.float64)
-    return (v[:, 0] * 0.299 + v[:, 1] * 0.587 + v[:, 2] * 0.114).unsqueeze(1)
+    return opencv_gray(x if x.dtype == torch.uint8 else x.to(torch.float64)).to(torch.float64)
 
 
 def diff_regions(

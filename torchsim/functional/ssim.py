@@ -641,7 +641,7 @@ def ms_ssim_l1(
     l1_sigma = V.check_sigma_value(fn, "l1_sigma", l1_sigma)
     radius = int(round(3 * l1_sigma))
     padded = x.shape[0] * x.shape[1] * math.prod(s + 2 * radius for s in x.shape[2:])
-    V.check_allocation(fn, "l1_sigma", l1_sigma, padded * 8.0, x.device)
+    V.check_allocation(fn, "l1_sigma", f"l1_sigma={l1_sigma!r}", padded * 8.0, x.device)
     ms = ms_ssim(
         x, y, data_range=data_range, kernel_size=kernel_size, sigma=sigma, weights=weights, k1=k1, k2=k2, reduction="none"
     )

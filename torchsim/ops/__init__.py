@@ -1,16 +1,40 @@
 """Image operators: each written once, shared by every metric, tested on their own.
 
 The layer under :mod:`torchsim.functional` (a metric reads: validate -> ops ->
-formula -> reduce). Public inside the package; not part of the ``torchsim``
-top-level API.
+formula -> reduce): pure tensor math without argument checks, public inside the
+package (not part of the ``torchsim`` top-level API), each tested against the
+reference it reproduces in ``tests/ops/``.
 
 * :mod:`~torchsim.ops.filters`: windows, separable filtering with one window per
   axis and valid / full / symmetric / reflect / zero / replicate padding, same-size
   padding, the downsampling and halving steps of the SSIM conventions.
 * :mod:`~torchsim.ops.tiling`: the CPU row-tile chunk geometry of windowed kernels.
 * :mod:`~torchsim.ops.components`: Otsu's threshold, connected components, boxes.
+* :mod:`~torchsim.ops.color`: colour conversions and 8-bit rules (BT.601 / MATLAB Y,
+  Pillow luma, OpenCV grey, pixelmatch's YIQ, quantisation).
+* :mod:`~torchsim.ops.resize`: Pillow-exact Lanczos and box resizing of 8-bit images.
+* :mod:`~torchsim.ops.binning`: bin edges and indices, exact and soft (differentiable)
+  histograms and joint histograms.
 """
 
+from .binning import (
+    SoftHistogram,
+    SoftJointHistogram,
+    ValueRange,
+    bin_bounds,
+    bin_edges,
+    bin_index,
+    bin_positions,
+    count_dtype,
+    count_rows,
+    histograms,
+    joint_histogram,
+    level_bins,
+    precise,
+    safe_sqrt,
+    soft_taps,
+)
+from .color import blend_white, matlab_uint8, matlab_y, opencv_gray, pil_luma, quantize_u8, yiq, yiq_distance, yiq_y
 from .components import component_boxes, label_components, otsu_threshold
 from .filters import (
     HALVING_MODES,
@@ -25,9 +49,36 @@ from .filters import (
     separable_filter,
     symmetric_pad,
 )
+from .resize import clip8, pil_matrix, pil_resize, pil_resize_u8
 from .tiling import RowTiles
 
 __all__ = [
+    # binning
+    "SoftHistogram",
+    "SoftJointHistogram",
+    "ValueRange",
+    "bin_bounds",
+    "bin_edges",
+    "bin_index",
+    "bin_positions",
+    "count_dtype",
+    "count_rows",
+    "histograms",
+    "joint_histogram",
+    "level_bins",
+    "precise",
+    "safe_sqrt",
+    "soft_taps",
+    # color
+    "blend_white",
+    "matlab_uint8",
+    "matlab_y",
+    "opencv_gray",
+    "pil_luma",
+    "quantize_u8",
+    "yiq",
+    "yiq_distance",
+    "yiq_y",
     # components
     "component_boxes",
     "label_components",
@@ -44,6 +95,11 @@ __all__ = [
     "pool_downsample",
     "separable_filter",
     "symmetric_pad",
+    # resize
+    "clip8",
+    "pil_matrix",
+    "pil_resize",
+    "pil_resize_u8",
     # tiling
     "RowTiles",
 ]

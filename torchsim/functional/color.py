@@ -1,4 +1,4 @@
-"""Colour conversions: the one place where channels are mixed."""
+"""Colour conversions of the public API: validate, then call :mod:`torchsim.ops.color`."""
 
 from __future__ import annotations
 
@@ -6,16 +6,11 @@ from typing import Optional, Union
 
 import torch
 
-from . import _validation as V
-from ._common import range_tensor, to_compute
-
-# MATLAB rgb2ycbcr / ITU-R BT.601 luma, coefficients for r, g, b in [0, 1], result on 0..255
-_Y_OFFSET = 16.0
-_Y_COEFFS = (65.481, 128.553, 24.966)
+from .. import _validation as V
+from .._common import range_tensor, to_compute
+from ..ops import color as C
 
 
-# full-range (JPEG / JFIF, ITU-R BT.601 without headroom) luma coefficients
-_Y_FULL_COEFFS = (0.299, 0.587, 0.114)
 _Y_RANGES = ("limited", "full")
 
 
@@ -81,28 +76,11 @@ def rgb_to_y(
     y_range = V.check_choice(fn, "y_range", y_range, _Y_RANGES)
     y_round = V.check_bool(fn, "y_round", y_round)
     xc = to_compute(x)
-    r = range_tensor(dr, xc)
-    full = y_range == "full"
-    c = torch.tensor(_Y_FULL_COEFFS if full else _Y_COEFFS, dtype=xc.dtype, device=xc.device).reshape(1, 3, 1, 1)
-    y = (xc * c).sum(dim=1, keepdim=True)
-    y = y if full else y / 255.0 + (_Y_OFFSET / 255.0) * r
-    if y_round:  # MATLAB's uint8 cast: half away from zero on the 0..255 scale
-        y8 = (y / r * 255.0).detach()
-        y = y8.sign() * torch.floor(y8.abs() + 0.5) * r / 255.0
-    return y
-
-
-# Pillow's convert("L"): L = (R*19595 + G*38470 + B*7471 + 0x8000) >> 16  (Convert.c, L24),
-# i.e. round(0.299 R + 0.587 G + 0.114 B) in 16-bit fixed point.
-_PIL_LUMA_COEFFS = (19595, 38470, 7471)
-
-
-def _quantized(x: torch.Tensor) -> torch.Tensor:
-    """8-bit values as integer-valued float32: ``uint8`` as is, floats in ``[0, 1]`` as
-    ``round(clamp(x, 0, 1) · 255)`` (half to even)."""
-    if x.dtype == torch.uint8:
-        return x.to(torch.float32)
-    return torch.round(to_compute(x).clamp(0.0, 1.0) * 255.0).to(torch.float32)
+    if y_round and xc.device.type != "mps":
+        xc = xc.double()  # MATLAB rounds the double-precision Y: a float32 Y can land on the wrong side of .5
+    scale = range_tensor(dr, xc)
+    y = C.opencv_gray(xc) if y_range == "full" else C.matlab_y(xc, scale)
+    return C.matlab_uint8(y, scale).to(to_compute(x).dtype) if y_round else y
 
 
 def pil_luma(x: torch.Tensor) -> torch.Tensor:
@@ -145,17 +123,7 @@ def pil_luma(x: torch.Tensor) -> torch.Tensor:
     fn = "pil_luma"
     V.check_image(fn, "x", x, (4,))
     V.check_channels(fn, "x", x, (1, 3, 4))
-    return _pil_luma(x).to(torch.uint8)
+    return C.pil_luma(x).to(torch.uint8)
 
 
-def _pil_luma(x: torch.Tensor) -> torch.Tensor:
-    """Kernel of :func:`pil_luma` without validation: ``(N, C, H, W)`` -> ``(N, 1, H, W)``
-    float32 holding the 8-bit luma. Float32 is exact here: every partial sum is an integer
-    below 255 · 65536 + 2^15 < 2^24. Elementwise only (no matmul, so TF32 cannot touch it)."""
-    q = _quantized(x[:, :3])  # alpha (RGBA) is ignored, as in Pillow
-    if q.shape[1] == 1:
-        return q
-    r, g, b = _PIL_LUMA_COEFFS
-    y = q[:, 0:1] * float(r)
-    y.add_(q[:, 1:2], alpha=float(g)).add_(q[:, 2:3], alpha=float(b))
-    return y.add_(32768.0).mul_(1.0 / 65536.0).floor_()
+__all__ = ["rgb_to_y", "pil_luma"]
