@@ -389,3 +389,70 @@ def test_rgb_to_y_full_range_and_rounding():
 def test_rgb_to_y_full_is_differentiable():
     x = torch.rand(1, 3, 3, 3, dtype=torch.float64, requires_grad=True)
     assert gradcheck(lambda a: torchsim.rgb_to_y(a, data_range=1.0, y_range="full"), (x,))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+@pytest.fixture()
+def image_dirs(tmp_path, photos):
+    from PIL import Image
+
+    from tests.helpers import DISTORTIONS, crop
+
+    ref, test = tmp_path / "ref", tmp_path / "test"
+    ref.mkdir()
+    test.mkdir()
+    a = crop(photos["astronaut"], 181, 197, 40, 60)
+    for name, dist in (("a.png", "jpeg"), ("b.png", "noise")):
+        Image.fromarray((a * 255).round().astype("uint8")).save(ref / name)
+        Image.fromarray((DISTORTIONS[dist](a) * 255).round().astype("uint8")).save(test / name)
+    return ref, test
+
+
+def _u8_dir(folder):
+    import numpy as np
+    from PIL import Image
+
+    return {p.name: torch.from_numpy(np.asarray(Image.open(p)).copy()).permute(2, 0, 1)[None] for p in sorted(folder.iterdir())}
+
+
+def test_score_convention_scores_as_the_preset(image_dirs, capsys):
+    import json
+
+    from torchsim.cli import main
+
+    ref, test = image_dirs
+    code = main(["score", str(ref), str(test), "--metrics", "psnr,ssim,ms_ssim", "--convention", "torchmetrics", "--json", "--no-progress"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["convention"] == "torchmetrics"
+    xs, ys = _u8_dir(ref), _u8_dir(test)
+    for row in report["images"]:
+        x, y = xs[row["name"]], ys[row["name"]]
+        assert row["ssim"] == pytest.approx(float(torchsim.ssim(x, y, convention="torchmetrics")), abs=1e-6)
+        assert row["ms_ssim"] == pytest.approx(float(torchsim.ms_ssim(x, y, convention="torchmetrics")), abs=1e-6)
+        # per image, a pooled PSNR is the image's own PSNR
+        assert row["psnr"] == pytest.approx(float(torchsim.psnr(x, y)), abs=1e-4)
+
+
+def test_score_convention_errors(image_dirs, capsys):
+    from torchsim.cli import main
+
+    ref, test = image_dirs
+    assert main(["score", str(ref), str(test), "--metrics", "ms_ssim", "--convention", "skimage"]) == 2
+    assert "--convention: convention 'skimage' publishes no ms_ssim" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["score", str(ref), str(test), "--convention", "nope"])
+    assert exc.value.code == 2 and "invalid choice: 'nope' (choose from 'wang', 'skimage'" in capsys.readouterr().err
+
+
+def test_compare_convention_rows(image_dirs, capsys):
+    from torchsim.cli import main
+
+    ref, test = image_dirs
+    assert main(["compare", str(ref / "b.png"), str(test / "b.png"), "--convention", "ffmpeg"]) == 0
+    out = capsys.readouterr().out
+    x, y = _u8_dir(ref)["b.png"], _u8_dir(test)["b.png"]
+    ssim_line = next(line for line in out.splitlines() if line.startswith("SSIM "))
+    assert f"{float(torchsim.ssim(x, y, convention='ffmpeg')):.4f}" in ssim_line and "convention ffmpeg" in ssim_line
+    assert "ffmpeg publishes no ms_ssim: the defaults" in next(line for line in out.splitlines() if line.startswith("MS-SSIM"))

@@ -26,11 +26,13 @@ class MetricInfo:
         return self.module(**self.options)
 
 
-def resolve(name: str, data_range: float = 255.0) -> MetricInfo:
-    """The library's metric ``name`` for images on ``0..data_range`` (imports torchsim and torch).
+def resolve(name: str, data_range: float = 255.0, convention: Optional[str] = None) -> MetricInfo:
+    """The library's metric ``name`` for images on ``0..data_range`` (imports torchsim and torch),
+    with ``convention`` (:mod:`torchsim.conventions`) where the metric takes one.
 
     Raises:
         AttributeError: the library has no function ``name``.
+        ValueError: ``convention`` does not publish this metric (see :func:`convention_problem`).
     """
     from torchsim import registry
 
@@ -43,5 +45,30 @@ def resolve(name: str, data_range: float = 255.0) -> MetricInfo:
         options["data_range"] = float(data_range)
     if "value_range" in record.options:  # histogram binning over the image's scale
         options["value_range"] = (0.0, float(data_range))
+    if convention is not None and "convention" in record.options:
+        options["convention"] = convention
     module = record.module if record.module_name else None
     return MetricInfo(name, record.function, module, options, record.min_size(**options))
+
+
+def convention_problem(name: str, convention: Optional[str]) -> Optional[str]:
+    """Why ``--convention`` cannot apply to metric ``name`` (one line), or None (without torch)."""
+    from torchsim import conventions
+
+    if convention is None or name not in conventions.METRICS:
+        return None
+    try:
+        conventions.settings("--convention", name, convention)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def add_convention_argument(parser) -> None:
+    """``--convention NAME`` (``score``, ``compare``): SSIM / MS-SSIM / PSNR as a published convention."""
+    from torchsim import conventions
+
+    names = conventions.names()
+    parser.add_argument("--convention", default=None, choices=names, metavar="NAME",
+                        help="score SSIM, MS-SSIM and PSNR as this published convention does (default: wang, the "
+                             f"library's defaults); one of {', '.join(names)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ._files import load_pair
+from ._metrics import add_convention_argument
 from ._sinks import format_table
 
 
@@ -19,6 +20,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("b", help="second image")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--gray", action="store_true", help="compare as grayscale instead of RGB")
+    add_convention_argument(p)
     return p
 
 
@@ -27,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     mode = "GRAY" if args.gray else "RGB"
     a, b = load_pair(args.a, args.b, mode, args.device)
-    rows = build_report(Pair(a[None], b[None], x_path=args.a, y_path=args.b, device=args.device))
+    rows = build_report(Pair(a[None], b[None], x_path=args.a, y_path=args.b, device=args.device, convention=args.convention))
     print(f"A: {args.a}\nB: {args.b}  ({a.shape[2]}x{a.shape[1]}, {mode})")
     print(format_table(rows))
     return 0

@@ -72,8 +72,8 @@ class MetricSpec:
     def column(self) -> Column:
         return Column(self.name, self.title, self.digits)
 
-    def resolve(self) -> _metrics.MetricInfo:
-        return _metrics.resolve(self.metric, data_range=255.0)
+    def resolve(self, convention: Optional[str] = None) -> _metrics.MetricInfo:
+        return _metrics.resolve(self.metric, data_range=255.0, convention=convention)
 
     def build(self) -> Any:
         """A new streaming module (a ``torchsim.Metric``) for images on 0..255."""
@@ -127,6 +127,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="score the BT.601 luma Y (MATLAB rgb2ycbcr, as BasicSR's test_y_channel) on 0..255")
     p.add_argument("--crop-border", type=int, default=0, metavar="N",
                    help="crop N pixels from each side before scoring (BasicSR's crop_border)")
+    _metrics.add_convention_argument(p)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="pairs per batch (default 8)")
     p.add_argument("--workers", type=int, default=default_workers(), metavar="W",
@@ -176,7 +177,12 @@ def _check_args(args) -> List[MetricSpec]:
     check_at_least("--batch-size", args.batch_size, 1)
     check_at_least("--workers", args.workers, 0)
     check_device(args.device)
-    return _parse_metrics(args.metrics)
+    specs = _parse_metrics(args.metrics)
+    for spec in specs:
+        problem = _metrics.convention_problem(spec.metric, args.convention)
+        if problem:
+            raise CliError(2, problem)
+    return specs
 
 
 def _part(path: str, rank: int, world: int) -> str:
@@ -231,11 +237,12 @@ def _score(args, specs: List[MetricSpec]) -> int:
             warn(COMMAND, msg)
             failures.append((-1, name, msg))
     shard = pairs[rank::world]
-    metrics = {s.name: s.resolve() for s in specs}
+    metrics = {s.name: s.resolve(args.convention) for s in specs}
     modules = {name: m.build().to(device) for name, m in metrics.items()}
     header = {
         "ref_dir": os.path.abspath(args.ref_dir), "test_dir": os.path.abspath(args.test_dir),
         "metrics": [s.name for s in specs], "y_channel": bool(args.y_channel), "crop_border": args.crop_border,
+        "convention": args.convention,
         "torchsim": torchsim.__version__,
     }
     columns = [s.column for s in specs]
