@@ -466,6 +466,12 @@ def _psnr_rows() -> List[Row]:
             P32, note="one PSNR per batch (the pooled MSE of an image's distortions); its data_range is a float32 tensor",
         ),
         Row(
+            "psnr_pooled", "—", ref("torchmetrics"), "torchmetrics",
+            lambda x, y: torchsim.psnr_pooled(x, y, data_range=1.0).reshape(1),
+            scalar("torchmetrics.functional.image", lambda m, x, y: m.peak_signal_noise_ratio(x, y, data_range=1.0)),
+            P32, note="its data_range is a float32 tensor",
+        ),
+        Row(
             "psnr", "kornia", ref("kornia"), "kornia", pooled("kornia"),
             scalar("kornia.metrics", lambda m, x, y: m.psnr(x, y, max_val=1.0)), P64,
             note="one PSNR per batch (the pooled MSE)",

@@ -5,8 +5,8 @@ One case, ``score N pairs of SxS PNG``: ``N`` pairs of ``S``×``S`` RGB PNGs
 generated once in a temporary folder, then timed whole — decoding and file I/O count, as
 they do for a user:
 
-* ``torchsim score``: ``torchsim.cli`` ``score`` run in-process (decoding in DataLoader
-  workers, batched PSNR + SSIM through the streaming modules, CSV written to a temporary
+* ``torchsim score``: ``torchsim.cli`` ``score`` run in-process (decoding in a pool of
+  threads, batched PSNR + SSIM through the streaming modules, CSV written to a temporary
   file, no progress bar);
 * ``skimage loop``: for each pair ``skimage.io.imread`` ×2, ``peak_signal_noise_ratio`` and
   ``structural_similarity`` with the same convention (Gaussian 11/1.5, population

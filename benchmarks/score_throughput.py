@@ -1,47 +1,183 @@
-"""Throughput of ``torchsim score`` on a folder of PNG pairs, against a plain scikit-image loop.
+"""Throughput of ``torchsim score`` on a folder of pairs: this checkout against an earlier revision
+(``--before``, default ``main``), a plain scikit-image loop and pyiqa's scoring where it is installed.
 
-``python -m benchmarks.score_throughput [--n 200] [--size 512] [--rounds 2] [--workers W]
-[--batch-size B] [--device cpu|cuda] [--json FILE] [--folder DIR] [--quick]``
+``python -m benchmarks.score_throughput [--n 200] [--size 512] [--format png|jpg] [--rounds 3]
+[--workers W] [--batch-size B] [--device cpu|cuda] [--before REV|none] [--folder DIR] [--json FILE]
+[--quick]``
 
-The ``score`` suite (``benchmarks/cases_score.py``, the same registry ``python -m
-benchmarks.run score`` runs) with its folder options, timed by the one harness; then
-images (pairs) per second from the medians.
+* ``torchsim score (this checkout)`` and ``torchsim score (REV)``: the command run in-process by
+  ``benchmarks/_score_driver.py`` in a separate Python per checkout (the earlier revision is
+  checked out with ``git worktree add`` into a temporary folder and removed afterwards), PSNR +
+  SSIM, CSV written, no progress bar; one warm-up run, then ``--rounds`` timed runs. Imports are
+  not timed; decoding and file I/O are, as they are for a user.
+* ``skimage loop``: for each pair ``skimage.io.imread`` x2, ``peak_signal_noise_ratio`` and
+  ``structural_similarity`` (Gaussian 11/1.5, population covariance, data_range 255): the
+  script people write.
+* ``pyiqa``: ``pyiqa.create_metric("psnr")`` and ``("ssim")`` called on each pair of paths (its
+  folder scoring reads and scores pair by pair the same way). Not a bench extra: installing it
+  pulls transformers, datasets, bitsandbytes and ``opencv-python`` 5 over the OpenCV the
+  reference tests use; the row says so when it is not importable.
+
+The folder (``benchmarks.inputs.png_folder``: photo crops, the test image with Gaussian noise;
+``--format jpg`` re-encodes both at quality 95) is generated once, or reused from ``--folder``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
 
-from benchmarks import cases_score
-from benchmarks.harness import OURS, run_cases
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DRIVER = os.path.join(ROOT, "benchmarks", "_score_driver.py")
+PYIQA_MISSING = ("skipped: pyiqa is not installed (pip install pyiqa pulls transformers, datasets, bitsandbytes "
+                 "and opencv-python 5 over the installed OpenCV; install it in a separate environment to compare)")
+
+
+def make_folder(root: str, n: int, size: int, fmt: str) -> str:
+    """``root`` with ``ref/`` and ``test/`` holding ``n`` pairs (kept; reused when already there)."""
+    from benchmarks.inputs import png_folder
+
+    if not os.path.isdir(os.path.join(root, "ref")):
+        png_folder(root, n, size)
+        if fmt == "jpg":
+            from PIL import Image
+
+            for sub in ("ref", "test"):
+                folder = os.path.join(root, sub)
+                for name in sorted(os.listdir(folder)):
+                    path = os.path.join(folder, name)
+                    Image.open(path).save(os.path.splitext(path)[0] + ".jpg", quality=95)
+                    os.remove(path)
+    return root
+
+
+def time_checkout(checkout: str, argv: List[str], rounds: int) -> Dict[str, object]:
+    """The driver run under ``checkout``'s ``torchsim``: ``{"times": [...], ...}``."""
+    env = dict(os.environ, PYTHONPATH=checkout)
+    out = subprocess.run([sys.executable, DRIVER, json.dumps(argv), str(rounds)], env=env, capture_output=True,
+                         text=True, check=False)
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def worktree(rev: str) -> Optional[str]:
+    """A temporary ``git worktree`` of ``rev`` (None when git cannot make one)."""
+    path = tempfile.mkdtemp(prefix="torchsim-before-")
+    os.rmdir(path)
+    done = subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", path, rev], capture_output=True, text=True)
+    return path if done.returncode == 0 else None
+
+
+def remove_worktree(path: str) -> None:
+    subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", path], capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def skimage_loop(ref_dir: str, test_dir: str) -> None:
+    from skimage.io import imread
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    for name in sorted(os.listdir(ref_dir)):
+        a, b = imread(os.path.join(ref_dir, name)), imread(os.path.join(test_dir, name))
+        peak_signal_noise_ratio(a, b, data_range=255)
+        structural_similarity(a, b, data_range=255, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                              use_sample_covariance=False)
+
+
+def pyiqa_loop(ref_dir: str, test_dir: str, device: str):
+    import pyiqa  # noqa: F401  (ImportError: the caller reports the row as skipped)
+
+    metrics = [pyiqa.create_metric(name, device=device) for name in ("psnr", "ssim")]
+
+    def run():
+        for name in sorted(os.listdir(ref_dir)):
+            for metric in metrics:
+                metric(os.path.join(test_dir, name), os.path.join(ref_dir, name))
+
+    return run
+
+
+def time_in_process(fn, rounds: int) -> Dict[str, object]:
+    fn()  # warm-up
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return {"times": times}
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=None, help=f"pairs (default {cases_score.N})")
-    ap.add_argument("--size", type=int, default=None, help=f"image side (default {cases_score.SIZE})")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
-    ap.add_argument("--workers", type=int, default=None, help="decoding workers (default: the CLI's default)")
-    ap.add_argument("--batch-size", type=int, default=cases_score.BATCH_SIZE)
+    ap.add_argument("--n", type=int, default=200, help="pairs (default 200)")
+    ap.add_argument("--size", type=int, default=512, help="image side (default 512)")
+    ap.add_argument("--format", default="png", choices=["png", "jpg"])
+    ap.add_argument("--rounds", type=int, default=3, help="timed runs after one warm-up (default 3)")
+    ap.add_argument("--workers", type=int, default=None, help="decoding workers (default: each checkout's default)")
+    ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--json", default=None, help="save the results (with versions) to this file")
-    ap.add_argument("--folder", default=None,
-                    help="generate the pairs here (kept) instead of a temporary folder; reused if it already holds them")
-    ap.add_argument("--quick", action="store_true", help="a few small pairs, one round")
+    ap.add_argument("--before", default="main", help="the revision to compare with (default main; 'none' to skip)")
+    ap.add_argument("--folder", default=None, help="generate the pairs here (kept, reused) instead of a temporary folder")
+    ap.add_argument("--json", default=None, help="save the results to this file")
+    ap.add_argument("--quick", action="store_true", help="8 pairs of 64x64, one round")
     args = ap.parse_args(argv)
-    registry = cases_score.cases(args.device, args.quick, n=args.n, size=args.size, workers=args.workers,
-                                 batch_size=args.batch_size, root=args.folder)
-    rounds, min_block_s = (1, 0.0) if args.quick else (args.rounds, 0.2)
-    report = run_cases([("time", registry)], args.device, json_path=args.json, rounds=rounds, min_block_s=min_block_s)
-    (name,) = registry
-    n = int(name.split()[1])
-    results = report["cases"][name]["results"]
-    print("\n| backend | images/s (median) | images/s (best) |\n|---|---:|---:|")
-    for backend, r in results.items():
-        if "median_s" in r:
-            print(f"| {backend} | {n / r['median_s']:8.1f} | {n / r['min_s']:8.1f} |")
-    if all("median_s" in results.get(b, {}) for b in (OURS, "skimage loop")):
-        print(f"\ntorchsim score: {results['skimage loop']['median_s'] / results[OURS]['median_s']:.2f}× the skimage loop")
+    if args.quick:
+        args.n, args.size, args.rounds = 8, 64, 1
+    root = args.folder or tempfile.mkdtemp(prefix="torchsim-score-bench-")
+    t0 = time.perf_counter()
+    make_folder(root, args.n, args.size, args.format)
+    ref_dir, test_dir = os.path.join(root, "ref"), os.path.join(root, "test")
+    cli = ["score", ref_dir, test_dir, "--metrics", "psnr,ssim", "--batch-size", str(args.batch_size),
+           "--device", args.device, "--csv", os.path.join(root, "scores.csv"), "--no-progress"]
+    if args.workers is not None:
+        cli += ["--workers", str(args.workers)]
+    results: Dict[str, Dict[str, object]] = {}
+    try:
+        results["torchsim score (this checkout)"] = time_checkout(ROOT, cli, args.rounds)
+        if args.before != "none":
+            path = worktree(args.before)
+            if path is None:
+                results[f"torchsim score ({args.before})"] = {"error": f"git worktree add {args.before} failed"}
+            else:
+                try:
+                    results[f"torchsim score ({args.before})"] = time_checkout(path, cli, args.rounds)
+                finally:
+                    remove_worktree(path)
+        results["skimage loop"] = time_in_process(lambda: skimage_loop(ref_dir, test_dir), args.rounds)
+        try:
+            results["pyiqa (psnr + ssim per pair)"] = time_in_process(pyiqa_loop(ref_dir, test_dir, args.device), args.rounds)
+        except ImportError:
+            results["pyiqa (psnr + ssim per pair)"] = {"error": PYIQA_MISSING}
+    finally:
+        if args.folder is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+    import torch
+
+    print(f"\n# {args.n} pairs of {args.size}x{args.size} RGB {args.format.upper()} ready in {time.perf_counter() - t0:.1f} s "
+          f"(with the runs); torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"device {args.device}, batch size {args.batch_size}\n")
+    print("| backend | images/s (median) | images/s (best) | s per folder (median) |\n|---|---:|---:|---:|")
+    for name, r in results.items():
+        if "times" in r:
+            med = statistics.median(r["times"])
+            print(f"| {name} | {args.n / med:8.1f} | {args.n / min(r['times']):8.1f} | {med:8.2f} |")
+        else:
+            print(f"| {name} | {r['error']} | | |")
+    report = {"args": vars(args), "results": results, "python": platform.python_version()}
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=2)
     return report
 
 

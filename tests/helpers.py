@@ -134,13 +134,14 @@ def jpeg(img: np.ndarray, quality: int = 20) -> np.ndarray:
     return np.asarray(Image.open(buf)).astype(np.float64) / 255.0
 
 
-def resize(img: np.ndarray, factor: int = 2) -> np.ndarray:
-    """Bicubic downscale by ``factor`` and back up (Pillow, on 8-bit), as a super-resolution input; [0, 1]."""
+def bicubic(img: np.ndarray, scale: int = 4) -> np.ndarray:
+    """Super-resolution baseline: Pillow bicubic down by ``scale`` and back up to the same size
+    (8-bit, as SR folders store it); returns float in [0, 1]."""
     from PIL import Image
 
-    h, w = img.shape[:2]
-    pil = Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8))
-    small = pil.resize((max(1, w // factor), max(1, h // factor)), Image.BICUBIC)
+    full = Image.fromarray(u8(img))
+    w, h = full.size
+    small = full.resize((max(1, w // scale), max(1, h // scale)), Image.BICUBIC)
     return np.asarray(small.resize((w, h), Image.BICUBIC)).astype(np.float64) / 255.0
 
 
@@ -155,7 +156,7 @@ def color_shift(img: np.ndarray) -> np.ndarray:
 
 DISTORTIONS = {"noise": noise, "blur": blur, "jpeg": jpeg}
 #: every realistic distortion, for the agreement report (``DISTORTIONS`` keeps the tests' original three)
-ALL_DISTORTIONS = {**DISTORTIONS, "resize": resize, "color_shift": color_shift}
+ALL_DISTORTIONS = {**DISTORTIONS, "resize": lambda img: bicubic(img, 2), "color_shift": color_shift}
 
 
 # --------------------------------------------------------------------------- tolerances

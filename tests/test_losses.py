@@ -204,8 +204,11 @@ def test_losses_hold_no_state():
         torchsim.CosineSimilarityLoss(),
         torchsim.MSSSIML1Loss(data_range=1.0),
     ]
+    x = torch.rand(2, 3, 161, 161)
     for m in modules:
+        m(x, x.flip(-1))  # losses do not accumulate: no state before or after a forward
         assert m.state_dict() == {}, type(m).__name__
+        assert list(m.buffers()) == [] and not hasattr(m, "compute"), type(m).__name__
         assert list(m.parameters()) == []
         assert type(m).__name__ in repr(m)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torchsim.SSIMLoss(data_range=1.0))

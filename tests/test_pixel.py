@@ -296,3 +296,61 @@ def test_uint8_on_device(device):
         assert_uint8_on_device_equals_cpu(fn, device)
     xu = (rand(2, 3, 32, 33, dtype=torch.float32) * 255).round().to(torch.uint8)
     torch.testing.assert_close(torchsim.rgb_to_y(xu.to(device)).cpu(), torchsim.rgb_to_y(xu), rtol=1e-6, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- psnr_pooled
+
+
+def test_psnr_pooled_gradcheck():
+    x, y = pair(3, 2, 4, 5)
+    assert_gradcheck(lambda a, b: torchsim.psnr_pooled(a, b, data_range=1.0), x, y)
+    dr = torch.tensor([1.0, 2.0, 255.0], dtype=torch.float64)
+    assert_gradcheck(lambda a, b: torchsim.psnr_pooled(a, b, data_range=dr), x, y)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("case", DEGENERATE)
+def test_psnr_pooled_finite_gradients_on_degenerate_images(case, dtype, device):
+    x, y = degenerate_pairs(2, 3, 8, 9, dtype=dtype, device=device)[case]
+    out, gx, gy = assert_finite_gradients(torchsim.psnr_pooled, x, y, finite_value=case not in IDENTICAL, data_range=1.0)
+    assert out.dim() == 0
+    if case in IDENTICAL:
+        assert out.item() == math.inf and (gx == 0).all() and (gy == 0).all()
+    # one identical image in the batch does not make the pooled PSNR infinite
+    x1, y1 = x.clone(), y.clone()
+    y1[0] = x1[0]
+    out, _, _ = assert_finite_gradients(torchsim.psnr_pooled, x1, y1, finite_value=case not in IDENTICAL, data_range=1.0)
+
+
+def test_psnr_pooled_values_dtypes_and_units(device):
+    x, y = pair(3, 3, 8, 9, device=device)
+    mse = torchsim.mse(x, y, reduction="none")
+    expected = -10 * torch.log10(mse.mean())  # one image size: the pooled MSE is the mean MSE
+    torch.testing.assert_close(torchsim.psnr_pooled(x, y, data_range=1.0), expected, rtol=1e-12, atol=0)
+    torch.testing.assert_close(torchsim.psnr_pooled(x[:1], y[:1], data_range=1.0), torchsim.psnr(x[:1], y[:1], data_range=1.0))
+    assert torchsim.psnr_pooled(x.float(), y.float(), data_range=1.0).dtype == torch.float32
+    for low in (torch.float16, torch.bfloat16):
+        out = torchsim.psnr_pooled(x.to(low), y.to(low), data_range=1.0)
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out, torchsim.psnr_pooled(x.to(low).float(), y.to(low).float(), data_range=1.0))
+        with torch.autocast(device.type, dtype=low):
+            out = torchsim.psnr_pooled(x.float(), y.float(), data_range=1.0)
+        torch.testing.assert_close(out, torchsim.psnr_pooled(x.float(), y.float(), data_range=1.0))
+    xu, yu = (x * 255).round().to(torch.uint8), (y * 255).round().to(torch.uint8)
+    torch.testing.assert_close(torchsim.psnr_pooled(xu, yu), torchsim.psnr_pooled(xu.float(), yu.float(), data_range=255.0))
+    for scale in (1e30, 1e-30):  # errors in units of data_range: float32 stays finite
+        got = torchsim.psnr_pooled((x * scale).float(), (y * scale).float(), data_range=scale)
+        torch.testing.assert_close(got, torchsim.psnr_pooled(x.float(), y.float(), data_range=1.0), rtol=1e-5, atol=0)
+    y_nan = y.clone()
+    y_nan[1, 0, 0, 0] = float("nan")
+    assert torchsim.psnr_pooled(x, y_nan, data_range=1.0).isnan()
+
+
+def test_psnr_pooled_errors_name_it():
+    x, y = pair(2, 3, 8, 9, dtype=torch.float32)
+    with pytest.raises(TypeError, match=r"psnr_pooled: data_range is required .*data_range=1\.0"):
+        torchsim.psnr_pooled(x, y)
+    with pytest.raises(ValueError, match=r"psnr_pooled: .*shape"):
+        torchsim.psnr_pooled(x, y[:, :, :4], data_range=1.0)
+    with pytest.raises(TypeError, match=r"psnr_pooled\(\) got an unexpected keyword argument 'reduction'"):
+        torchsim.psnr_pooled(x, y, data_range=1.0, reduction="mean")

@@ -86,6 +86,8 @@ def test_get_names_and_iteration():
     assert {"psnr", "ssim", "ms_ssim", "ms_ssim_l1", "diff_regions"} <= set(registry.names(needs_data_range=True))
     assert not {"mse", "cosine_similarity", "histogram_similarity", "mutual_information", "normalized_mutual_information",
                 "pixelmatch", "ahash", "dhash", "phash"} & set(registry.names(needs_data_range=True))
+    assert "psnr_pooled" in registry.names(has_module=True) and "psnr_pooled" in registry.names(needs_data_range=True)
+    assert [r.name for r in RECORDS if r.pooling is not None] == registry.names(kind="pooled")
     assert all(r.differentiable for r in registry.records(has_loss=True))
     with pytest.raises(TypeError):
         registry.REGISTRY["x"] = None  # read-only
@@ -94,7 +96,7 @@ def test_get_names_and_iteration():
 def test_unknown_names_are_value_errors_listing_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown metric 'SSIM'; known metrics: mse, psnr, ssim, ms_ssim"):
         registry.get("SSIM")
-    with pytest.raises(ValueError, match=r"unknown kind \['float'\]; kinds: score, count, hash, regions"):
+    with pytest.raises(ValueError, match=r"unknown kind \['float'\]; kinds: score, count, hash, regions, pooled"):
         registry.names(kind="float")
     with pytest.raises(TypeError, match=r"ssim: min_size\(\) got unknown options \['kernel'\]"):
         registry.get("ssim").min_size(kernel=3)
@@ -234,7 +236,9 @@ def test_generated_classes_behave_as_written_ones(generated):
             assert list(inspect.signature(cls.__init__).parameters) == list(inspect.signature(written.__init__).parameters)
             # documentation built from the function's: a summary naming it, and its options
             doc = inspect.getdoc(cls)
-            assert f"torchsim.{record.name}" in doc and "Args:" in doc and "reduction:" in doc
+            assert f"torchsim.{record.name}" in doc and "Args:" in doc
+            for option in ("reduction", "data_range"):
+                assert f"{option}:" in doc or option not in record.options, (name, option)
             assert "x, y:" not in doc
     # forward, streaming, repr and pickling of a generated module
     metric = generated.SSIM(data_range=1.0, kernel_size=7)
@@ -252,6 +256,21 @@ def test_generated_classes_behave_as_written_ones(generated):
         generated.SSIM(1.0)  # keyword-only
     with pytest.raises(ValueError, match=r"MILoss: bandwidth"):
         generated.MILoss(bandwidth=0.0)
+    # a pooled record's generated module streams the pooled statistic, as the written one
+    pooled, written = generated.PSNRPooled(data_range=1.0), torchsim.PSNRPooled(data_range=1.0)
+    for m in (pooled, written):
+        m(x[:1], y[:1])
+        m.update(x[1:], y[1:])
+    torch.testing.assert_close(pooled.compute(), written.compute(), rtol=0, atol=0)
+    torch.testing.assert_close(pooled.compute(), torchsim.psnr_pooled(x, y, data_range=1.0).double())
+
+
+def test_a_pooled_kind_needs_its_pooling():
+    with pytest.raises(ValueError, match="pooling is required for kind 'pooled' and only for it"):
+        registry.MetricRecord(name="x", function=torchsim.psnr_pooled, kind="pooled", label="x", reference="x")
+    pooling = registry.get("psnr_pooled").pooling
+    with pytest.raises(ValueError, match="pooling is required for kind 'pooled' and only for it"):
+        registry.MetricRecord(name="x", function=torchsim.psnr, kind="score", label="x", reference="x", pooling=pooling)
 
 
 def test_a_class_statement_must_match_its_record():
@@ -289,3 +308,17 @@ def _blurred_l1(a, b, sigma=8.0):
     err = (a - b).abs().detach().numpy()
     radius = int(round(3 * sigma))
     return float(gaussian_filter(err, sigma=(0, sigma, sigma), mode="reflect", truncate=radius / sigma).mean())
+
+
+@pytest.mark.parametrize("record", registry.records(), ids=lambda r: r.name)
+def test_grad_options_are_options_of_the_function(record):
+    assert set(record.grad_options) <= set(record.options)
+
+
+def test_importing_the_registry_imports_no_torch():
+    """The command line reads names and kinds from the registry for --help and argument errors."""
+    import subprocess
+    import sys
+
+    code = "import sys, torchsim.registry as r; r.get('gmsd').kind; r.names(kind='score'); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

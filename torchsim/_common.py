@@ -85,6 +85,16 @@ def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
     return values
 
 
+def pooled_sums(stat: torch.Tensor, n: int):
+    """``(Σ_i n·stat_i, N·n)``: per-image means ``stat`` ``(N,)`` over ``n`` values each, pooled.
+
+    The sum is float64 (whatever ``stat``'s dtype; differentiable); the count a Python int.
+    ``total / count`` is the mean over every value of the batch, and sums and counts of
+    several batches add up to the mean over all of them (the pooled metrics' streaming state).
+    """
+    return stat.to(torch.float64).sum() * n, stat.shape[0] * n
+
+
 def range_tensor(data_range: Union[float, torch.Tensor], like: torch.Tensor) -> Union[float, torch.Tensor]:
     """``data_range`` shaped to broadcast against an ``(N, ...)`` tensor like ``like``.
 

@@ -3,7 +3,8 @@
 Every registry record that names a ``module_name`` has a class here, built from the
 record: its constructor takes exactly the function's keyword options with the same
 defaults, checked when the module is built; ``forward(x, y)`` returns exactly what the
-function returns. Nothing here does arithmetic on pixels.
+function returns (and adds the batch to the streaming state). Nothing here does
+arithmetic on pixels.
 
 The classes are written out (a class statement naming the record, and a docstring)
 so that readers, editors and type checkers see them; a record that names a module
@@ -13,40 +14,68 @@ without a class statement here — a metric added later — gets one generated b
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Tuple
 
 import torch
 
 from ._base import FunctionModule, export_classes
+from ._common import pooled_sums, reduce
 from .registry import MetricRecord
 from .streaming import StreamingMixin
 
 
 class Metric(StreamingMixin, FunctionModule):
-    """Base of the metric modules: ``forward(x, y) = fn(x, y, **options)``.
+    """Base of the metric modules: ``forward(x, y) = fn(x, y, **options)``, also added to the state.
 
-    Streaming (:class:`torchsim.streaming.StreamingMixin`): ``update(x, y)`` adds a
-    batch to a float64 sum and count (and returns its per-image values),
-    ``compute()`` is the mean over every image seen — all-reduced over ranks when
-    ``torch.distributed`` is initialised — and ``reset()`` starts over.
+    Streaming (:class:`torchsim.streaming.StreamingMixin`): ``forward(x, y)`` returns
+    the batch's value and adds the batch to a float64 sum and count (as a torchmetrics
+    metric does), ``update(x, y)`` adds it and returns its per-image values,
+    ``compute()`` is the mean over every image seen — the pooled statistic for a
+    ``"pooled"`` record (:class:`torchsim.PSNRPooled`) — all-reduced over ranks when
+    ``torch.distributed`` is initialised, and ``reset()`` starts over. The state is in
+    ``state_dict()``: a half-finished evaluation is checkpointed and resumed.
     """
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> Any:
-        return self.record.function(x, y, **self.options)
+        result, _, total, count = self._score(x, y, True)
+        self._accumulate(total, count)
+        return result
 
-    def _values(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-image values ``(N,)`` for the streaming state: no reduction, no map."""
+    def _score(self, x: torch.Tensor, y: torch.Tensor, result: bool) -> Tuple[Any, Any, torch.Tensor, Any]:
+        """One call of the function: ``(forward's result, per-image values, batch sum, batch count)``.
+
+        With ``result=False`` (``update``) the function's map is not computed and the
+        first item is ``None``; with ``result=True`` the per-image values may be ``None``.
+        """
+        pooling = self.record.pooling
+        if pooling is not None:  # the state is the pooled sum and the count of values
+            stat, n = pooling.terms(x, y, **self.options)
+            total, count = pooled_sums(stat, n)
+            if result:
+                return pooling.finish(total / count).to(stat.dtype), None, total, count
+            return None, pooling.finish(stat), total, count
         options = dict(self.options, reduction="none")
-        if options.get("return_map"):
-            options["return_map"] = False
-        return self.record.function(x, y, **options)
+        if not result and options.get("return_map"):
+            options["return_map"] = False  # only the value is accumulated
+        out = self.record.function(x, y, **options)
+        values = out[0] if isinstance(out, tuple) else out
+        total, count = values.to(torch.float64).sum(), values.shape[0]
+        if not result:
+            return None, values, total, count
+        value = reduce(values, self.options["reduction"])
+        return ((value, *out[1:]) if isinstance(out, tuple) else value), values, total, count
+
+    def _finish(self, mean: torch.Tensor) -> torch.Tensor:
+        pooling = self.record.pooling
+        return mean if pooling is None else pooling.finish(mean)
 
     @classmethod
     def _summary(cls, record: MetricRecord) -> str:
         return (
             f"Module form of :func:`torchsim.{record.name}`: ``forward(x, y)`` returns "
-            f"``{record.name}(x, y, **options)``; ``update`` / ``compute`` / ``reset`` stream "
-            f"the mean per-image value (see :class:`torchsim.modules.Metric`)."
+            f"``{record.name}(x, y, **options)`` and adds the batch to the state; ``update`` / "
+            f"``compute`` / ``reset`` stream the {'pooled' if record.pooling else 'mean per-image'} "
+            f"value (see :class:`torchsim.modules.Metric`)."
         )
 
 
@@ -56,6 +85,27 @@ class MSE(Metric, metric="mse"):
 
 class PSNR(Metric, metric="psnr"):
     """Module form of :func:`torchsim.psnr`. ``PSNR(data_range=1.0)``."""
+
+
+class PSNRPooled(Metric, metric="psnr_pooled"):
+    """Module form of :func:`torchsim.psnr_pooled`: torchmetrics' PSNR, of the MSE pooled over every pixel.
+
+    ``forward(x, y)`` returns the pooled PSNR of the batch; ``update`` returns each
+    image's PSNR; the state is the float64 sum of the squared errors (in units of
+    ``data_range²``) and the number of values, so ``compute()`` is the PSNR of the MSE
+    over every pixel of every image seen — ``torchmetrics.image.PeakSignalNoiseRatio``'s
+    number, which is not :class:`PSNR`'s mean of per-image PSNRs (see
+    :func:`torchsim.psnr_pooled`).
+
+    Example:
+        >>> import torch, torchsim
+        >>> metric = torchsim.PSNRPooled(data_range=1.0)
+        >>> x = torch.zeros(2, 1, 4, 4)
+        >>> _ = metric(x[:1], x[:1] + 0.1)   # MSE 0.01: 20 dB
+        >>> _ = metric(x[1:], x[1:] + 0.01)  # MSE 0.0001: 40 dB
+        >>> round(metric.compute().item(), 2)  # 10 log10(1 / 0.00505), not (20 + 40) / 2
+        22.97
+    """
 
 
 class SSIM(Metric, metric="ssim"):

@@ -19,7 +19,8 @@ API::
     rec.needs_data_range                # True: floating input without data_range is a TypeError
     rec.differentiable, rec.grad_options  # True, {}: gradients with these options (soft histograms: bandwidth=1.0)
     rec.higher_is_better                # True (None for hashes and regions)
-    rec.kind                            # "score" | "count" | "hash" | "regions" (see KINDS)
+    rec.kind                            # "score" | "count" | "hash" | "regions" | "pooled" (see KINDS)
+    rec.pooling                         # a "pooled" record's Pooling (psnr_pooled: torchmetrics' PSNR), else None
     rec.label, rec.reference            # "MS-SSIM", "pytorch_msssim.ms_ssim(...)"
     rec.conventions                     # ["wang", "pytorch_msssim", "piq", ...]: names it takes as convention=
 
@@ -45,11 +46,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Union
 
-from . import conventions
-from . import functional as F
-from ._validation import ms_ssim_min_side
+from . import conventions  # torch-free, like this module
 
-__all__ = ["MetricRecord", "KINDS", "REGISTRY", "get", "names", "records"]
+# No torch here: records name their functions, resolved on first use, so that
+# ``import torchsim.registry`` (the command line's --help, its argument checks) stays light.
+
+__all__ = ["MetricRecord", "Pooling", "KINDS", "REGISTRY", "get", "names", "records"]
 
 #: What a record's function returns, per kind.
 KINDS = MappingProxyType(
@@ -58,6 +60,7 @@ KINDS = MappingProxyType(
         "count": "one int64 count per image pair, (N,)",
         "hash": "one bool hash per image, (N, bits); compare two with torchsim.hamming_distance",
         "regions": "a list of N int64 (K, 4) boxes x0, y0, x1, y1 per image pair",
+        "pooled": "one float for the whole batch: a per-image statistic pooled over every value (see Pooling)",
     }
 )
 
@@ -79,16 +82,60 @@ def _window_fits(*, kernel_size: Any, **options: Any) -> int:
 
 
 def _scales_fit(*, kernel_size: Any, weights: Any, pooling: str = "zero", **options: Any) -> int:
+    from ._validation import ms_ssim_min_side
+
     return ms_ssim_min_side(kernel_size, len(weights), pooling)
 
 
+def _resolve(ref: Union[str, Callable[..., Any]]) -> Callable[..., Any]:
+    """A function given by its dotted name under :mod:`torchsim.functional` (``"ssim"``,
+    ``"pixel.psnr_from_mse"``), imported on first use; a callable as it is."""
+    if not isinstance(ref, str):
+        return ref
+    import importlib
+
+    module, _, attr = ("functional." + ref).rpartition(".")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+
+
+class _LazyRefs:
+    """Mixin of the frozen records: fields listed in ``_LAZY`` may hold a function's dotted name,
+    resolved (and kept) the first time the field is read."""
+
+    _LAZY: tuple = ()
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if isinstance(value, str) and name in object.__getattribute__(self, "_LAZY"):
+            value = _resolve(value)
+            object.__setattr__(self, name, value)
+        return value
+
+
 @dataclass(frozen=True)
-class MetricRecord:
+class Pooling(_LazyRefs):
+    """How a ``"pooled"`` metric is built from per-image terms, and streamed.
+
+    ``terms(x, y, **options)`` returns a per-image mean ``stat`` ``(N,)`` and the number
+    ``n`` of values each image averages over (validating as the function does); the
+    metric is ``finish(Σ n·stat / Σ n)`` over every image of the batch — or, in its
+    module's streaming state, of every batch seen: the state is the float64 sum
+    ``Σ n·stat`` and the count ``Σ n``. ``finish(stat)`` is each image's own value.
+    """
+
+    terms: Union[str, Callable[..., Any]]
+    finish: Union[str, Callable[[Any], Any]]
+    _LAZY = ("terms", "finish")
+
+
+@dataclass(frozen=True)
+class MetricRecord(_LazyRefs):
     """Everything a caller needs to know about one metric (frozen; see the module docstring).
 
     Attributes:
         name: the function's name, ``torchsim.<name>``; the registry key.
-        function: the public function.
+        function: the public function (a record may give its name in :mod:`torchsim.functional`,
+            imported on first use, so the registry itself imports no torch).
         kind: what it returns, a key of :data:`KINDS`.
         label: a short display name for tables (``"MS-SSIM"``).
         reference: the reference implementation it equals, with its flags.
@@ -104,10 +151,12 @@ class MetricRecord:
             ``"-f"`` or ``"f"`` (the function is a loss already).
         min_size_rule: smallest spatial side from the function's options (all passed,
             by keyword); call :meth:`min_size` instead.
+        pooling: for kind ``"pooled"`` (and only then), its :class:`Pooling`: the module
+            streams the pooled sums instead of the mean of per-image values.
     """
 
     name: str
-    function: Callable[..., Any]
+    function: Union[str, Callable[..., Any]]
     kind: str
     label: str
     reference: str
@@ -119,13 +168,20 @@ class MetricRecord:
     loss_name: Optional[str] = None
     loss_form: str = "1 - f"
     min_size_rule: Callable[..., int] = _any_size
+    pooling: Optional[Pooling] = None
+    _LAZY = ("function",)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"MetricRecord {self.name!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if (self.kind == "pooled") != (self.pooling is not None):
+            raise ValueError(f"MetricRecord {self.name!r}: pooling is required for kind 'pooled' and only for it")
         if self.loss_form not in LOSS_FORMS:
             raise ValueError(f"MetricRecord {self.name!r}: loss_form must be one of {LOSS_FORMS}, got {self.loss_form!r}")
-        unknown = set(self.grad_options) - set(self.options)
+        # grad_options must be options of the function: checked here for a function object, and
+        # for every record (without importing torch at import time) by tests/test_registry.py
+        named = isinstance(object.__getattribute__(self, "function"), str)
+        unknown = set() if named else set(self.grad_options) - set(self.options)
         if unknown:
             raise ValueError(f"MetricRecord {self.name!r}: grad_options {sorted(unknown)} are not options of {self.name}()")
         object.__setattr__(self, "grad_options", MappingProxyType(dict(self.grad_options)))
@@ -151,7 +207,7 @@ class MetricRecord:
     def conventions(self) -> List[str]:
         """Names of the published conventions this metric takes as ``convention=`` (empty if none);
         see :mod:`torchsim.conventions`."""
-        return conventions.names(self.name) if "convention" in self.options else []
+        return conventions.names(self.name) if self.name in conventions.METRICS else []
 
     @property
     def module(self) -> Optional[type]:
@@ -178,17 +234,17 @@ _HIST_REF = "cv2.compareHist(h1 / h1.sum(), h2 / h2.sum(), method) of cv2.calcHi
 
 _RECORDS = (
     MetricRecord(
-        name="mse", function=F.mse, kind="score", label="MSE",
+        name="mse", function="mse", kind="score", label="MSE",
         reference="skimage.metrics.mean_squared_error(x, y)",
         differentiable=True, higher_is_better=False, module_name="MSE",
     ),
     MetricRecord(
-        name="psnr", function=F.psnr, kind="score", label="PSNR",
+        name="psnr", function="psnr", kind="score", label="PSNR",
         reference="skimage.metrics.peak_signal_noise_ratio(x, y, data_range=L)",
         needs_data_range=True, differentiable=True, higher_is_better=True, module_name="PSNR",
     ),
     MetricRecord(
-        name="ssim", function=F.ssim, kind="score", label="SSIM",
+        name="ssim", function="ssim", kind="score", label="SSIM",
         reference=(
             "skimage.metrics.structural_similarity(x, y, gaussian_weights=True, sigma=1.5, "
             "use_sample_covariance=False, data_range=L); pytorch_msssim.ssim(x, y, data_range=L, size_average=False)"
@@ -197,13 +253,13 @@ _RECORDS = (
         module_name="SSIM", loss_name="SSIMLoss", min_size_rule=_window_fits,
     ),
     MetricRecord(
-        name="ms_ssim", function=F.ms_ssim, kind="score", label="MS-SSIM",
+        name="ms_ssim", function="ms_ssim", kind="score", label="MS-SSIM",
         reference="pytorch_msssim.ms_ssim(x, y, data_range=L, size_average=False)",
         needs_data_range=True, differentiable=True, higher_is_better=True,
         module_name="MSSSIM", loss_name="MSSSIMLoss", min_size_rule=_scales_fit,
     ),
     MetricRecord(
-        name="ms_ssim_l1", function=F.ms_ssim_l1, kind="score", label="MS-SSIM+L1",
+        name="ms_ssim_l1", function="ms_ssim_l1", kind="score", label="MS-SSIM+L1",
         reference=(
             "Zhao et al. 2017: alpha * (1 - pytorch_msssim.ms_ssim(x, y)) + (1 - alpha) * "
             "mean(scipy.ndimage.gaussian_filter(|x - y|, l1_sigma, mode='reflect')) / L"
@@ -212,14 +268,14 @@ _RECORDS = (
         loss_name="MSSSIML1Loss", loss_form="f", min_size_rule=_scales_fit,
     ),
     MetricRecord(
-        name="cosine_similarity", function=F.cosine_similarity, kind="score", label="cosine",
+        name="cosine_similarity", function="cosine_similarity", kind="score", label="cosine",
         reference="numpy.dot(a, b) / (numpy.linalg.norm(a) * numpy.linalg.norm(b)) per flattened image",
         differentiable=True, higher_is_better=True,
         module_name="CosineSimilarity", loss_name="CosineSimilarityLoss",
     ),
     MetricRecord(
         # any size: zero padding, as GMSD.m's conv2(..., 'same') (the default min_size_rule)
-        name="gmsd", function=F.gmsd, kind="score", label="GMSD",
+        name="gmsd", function="gmsd", kind="score", label="GMSD",
         reference=(
             "piq.gmsd(x, y, data_range=L, reduction='none'); Xue et al.'s GMSD.m on the same luma, "
             "with std2 over n instead of n - 1"
@@ -230,19 +286,19 @@ _RECORDS = (
     MetricRecord(
         # higher is better for the default "correlation" (and "intersection", "overlap"); the
         # chi-square, Bhattacharyya and KL methods are distances
-        name="histogram_similarity", function=F.histogram_similarity, kind="score", label="hist corr",
+        name="histogram_similarity", function="histogram_similarity", kind="score", label="hist corr",
         reference=_HIST_REF,
         differentiable=True, grad_options={"bandwidth": 1.0}, higher_is_better=True,
         module_name="HistogramSimilarity",
     ),
     MetricRecord(
-        name="mutual_information", function=F.mutual_information, kind="score", label="MI",
+        name="mutual_information", function="mutual_information", kind="score", label="MI",
         reference="sklearn.metrics.mutual_info_score(a, b) of the bin labels",
         differentiable=True, grad_options={"bandwidth": 1.0}, higher_is_better=True,
         module_name="MutualInformation", loss_name="MILoss", loss_form="-f",
     ),
     MetricRecord(
-        name="normalized_mutual_information", function=F.normalized_mutual_information, kind="score", label="NMI",
+        name="normalized_mutual_information", function="normalized_mutual_information", kind="score", label="NMI",
         reference=(
             "sklearn.metrics.normalized_mutual_info_score(a, b, average_method=normalization) of the bin labels; "
             "skimage.metrics.normalized_mutual_information for 'studholme'"
@@ -251,12 +307,18 @@ _RECORDS = (
         module_name="NMI", loss_name="NMILoss",
     ),
     MetricRecord(
-        name="pixelmatch", function=F.pixelmatch, kind="count", label="pixelmatch",
+        name="psnr_pooled", function="psnr_pooled", kind="pooled", label="PSNR pooled",
+        reference="torchmetrics.image.PeakSignalNoiseRatio(data_range=L) (PSNR of the MSE over every pixel of every image)",
+        needs_data_range=True, differentiable=True, higher_is_better=True, module_name="PSNRPooled",
+        pooling=Pooling(terms="pixel.psnr_pooled_terms", finish="pixel.psnr_from_mse"),
+    ),
+    MetricRecord(
+        name="pixelmatch", function="pixelmatch", kind="count", label="pixelmatch",
         reference="pixelmatch-py 0.4.0 pixelmatch.contrib.PIL.pixelmatch (mapbox pixelmatch's algorithm)",
         higher_is_better=False,
     ),
     MetricRecord(
-        name="diff_regions", function=F.diff_regions, kind="regions", label="regions",
+        name="diff_regions", function="diff_regions", kind="regions", label="regions",
         reference=(
             "skimage.metrics.structural_similarity(full=True) map -> (map * 255) as uint8 -> "
             "cv2.threshold(THRESH_BINARY_INV | THRESH_OTSU) -> cv2.boundingRect of each external contour"
@@ -264,15 +326,15 @@ _RECORDS = (
         needs_data_range=True, min_size_rule=_window_fits,
     ),
     MetricRecord(
-        name="ahash", function=F.ahash, kind="hash", label="aHash",
+        name="ahash", function="ahash", kind="hash", label="aHash",
         reference="imagehash.average_hash(img, hash_size)",
     ),
     MetricRecord(
-        name="dhash", function=F.dhash, kind="hash", label="dHash",
+        name="dhash", function="dhash", kind="hash", label="dHash",
         reference="imagehash.dhash(img, hash_size)",
     ),
     MetricRecord(
-        name="phash", function=F.phash, kind="hash", label="pHash",
+        name="phash", function="phash", kind="hash", label="pHash",
         reference="imagehash.phash(img, hash_size, highfreq_factor)",
     ),
 )

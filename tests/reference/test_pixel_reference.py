@@ -14,7 +14,7 @@ import torch
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
 
 import torchsim
-from tests.helpers import DISTORTIONS, PHOTOS, crop, photo_pair, to_nchw, u8
+from tests.helpers import DISTORTIONS, PHOTOS, bicubic, crop, photo_pair, to_nchw, u8
 from tests.reference.ports import basicsr_calculate_psnr, basicsr_to_y_channel
 
 CROP = dict(h=120, w=157, top=41, left=29)
@@ -124,6 +124,60 @@ def test_psnr_identical_is_inf_like_skimage(photos):
         expected = peak_signal_noise_ratio(a, a, data_range=1.0)
     assert expected == np.inf
     assert torchsim.psnr(to_nchw(a), to_nchw(a), data_range=1.0).item() == float("inf")
+
+
+# --------------------------------------------------------------------------- pooled PSNR vs torchmetrics
+
+
+def test_psnr_pooled_equals_torchmetrics_on_a_batch(photos, device):
+    from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
+
+    pairs = [_pair(photos, n, d) for n, d in [("astronaut", "noise"), ("coffee", "jpeg"), ("chelsea", "blur")]]
+    x, y = _batch([a for a, _ in pairs]).to(device), _batch([b for _, b in pairs]).to(device)
+    # torchmetrics converts to base 10 with a float32 log(10) (relative error 4e-8), even for float64
+    torch.testing.assert_close(torchsim.psnr_pooled(x, y, data_range=1.0), tm_psnr(x, y, data_range=1.0), rtol=1e-7, atol=0)
+    xf, yf = x.float(), y.float()
+    torch.testing.assert_close(torchsim.psnr_pooled(xf, yf, data_range=1.0), tm_psnr(xf, yf, data_range=1.0), rtol=1e-5, atol=0)
+    # uint8 (default data_range 255); torchmetrics is fed the same values as floats (uint8 differences wrap)
+    xu, yu = _batch([u8(a) for a, _ in pairs]).to(device), _batch([u8(b) for _, b in pairs]).to(device)
+    torch.testing.assert_close(
+        torchsim.psnr_pooled(xu, yu), tm_psnr(xu.double(), yu.double(), data_range=255.0).float(), rtol=1e-5, atol=0
+    )
+    # the PSNR of skimage's pooled MSE (images of one size), below the mean of skimage's per-image PSNRs
+    pooled = torchsim.psnr_pooled(x, y, data_range=1.0).item()
+    assert pooled == pytest.approx(-10 * np.log10(np.mean([mean_squared_error(a, b) for a, b in pairs])), rel=1e-12)
+    assert pooled < np.mean([peak_signal_noise_ratio(a, b, data_range=1.0) for a, b in pairs]) - 0.1
+
+
+def test_psnr_pooled_module_equals_torchmetrics_streamed_over_an_sr_folder(photos):
+    """Whole photos of three sizes with bicubic x4 (SR baseline), noise and JPEG copies, streamed in
+    uneven batches: PSNRPooled.compute() equals torchmetrics' PeakSignalNoiseRatio over the same
+    batches, and the pooled MSE computed by hand with skimage."""
+    from torchmetrics.image import PeakSignalNoiseRatio
+
+    batches = []
+    for name in ("astronaut", "coffee", "chelsea"):  # 512x512, 400x600, 300x451: one size per batch
+        ref = photos[name]
+        tests = [bicubic(ref), DISTORTIONS["noise"](ref), DISTORTIONS["jpeg"](ref)]
+        u8_ref = _batch([u8(ref)] * 3)
+        u8_test = _batch([u8(t) for t in tests])
+        batches += [(u8_test[:1], u8_ref[:1]), (u8_test[1:], u8_ref[1:])]
+    ours, mean = torchsim.PSNRPooled(), torchsim.PSNR()
+    theirs = PeakSignalNoiseRatio(data_range=255.0)  # its state and result are float32
+    sse, values = 0.0, 0
+    for x, y in batches:
+        batch_value = ours(x, y)
+        mean.update(x, y)
+        torch.testing.assert_close(batch_value, theirs(x.float(), y.float()), rtol=1e-5, atol=0)
+        for a, b in zip(x, y):  # float64 by hand, with skimage's MSE
+            sse += mean_squared_error(a.numpy(), b.numpy()) * a.numel()
+            values += a.numel()
+    assert ours.compute().dtype == torch.float64
+    torch.testing.assert_close(ours.compute().float(), theirs.compute(), rtol=1e-5, atol=0)
+    # per-image MSEs of uint8 images are computed in float32, then pooled in float64
+    assert ours.compute().item() == pytest.approx(10 * np.log10(255.0**2 / (sse / values)), rel=1e-6)
+    # the documented gap: mean of per-image PSNRs (SR papers) vs torchmetrics' pooled number
+    assert mean.compute().item() - ours.compute().item() > 0.5
 
 
 # --------------------------------------------------------------------------- cosine similarity

@@ -44,24 +44,64 @@ def list_images(folder: str, recursive: bool = False) -> List[str]:
     return found
 
 
-def pair_files(ref_dir: str, test_dir: str) -> Tuple[List[Entry], List[Tuple[str, str]]]:
-    """Pair the image files of two folders by exact file name.
+def pair_files(ref_dir: str, test_dir: str, match: str = "{stem}") -> Tuple[List[Entry], List[Tuple[str, str]]]:
+    """Pair the image files of two folders by stem, whatever their extensions (``a.png`` with ``a.jpg``).
+
+    ``match`` names the test file of a reference stem (``"{stem}_x4_SR"``: ``0801.png`` is scored
+    against ``0801_x4_SR.png``); the row is named after the reference file. Files whose stem is
+    shared by another file of the same folder (``a.png`` and ``a.jpg``) are ambiguous: not paired.
 
     Returns:
         ``(pairs, unpaired)``: pairs ``(index, name, (ref, test))`` sorted by name, and
-        ``(name, message)`` for each file found in one folder only.
+        ``(name, message)`` for each file left unpaired (one line naming it and why), sorted by name.
     """
-    ref, test = ({os.path.basename(p): p for p in list_images(d) if os.path.isfile(p)} for d in (ref_dir, test_dir))
-    pairs: List[Entry] = []
+    pattern = _match_regex(match)
+    ref: Dict[str, List[str]] = {}
+    test: Dict[str, List[str]] = {}
     unpaired: List[Tuple[str, str]] = []
-    for name in sorted(set(ref) | set(test)):
-        if name in ref and name in test:
-            pairs.append((len(pairs), name, (ref[name], test[name])))
-        elif name in ref:
-            unpaired.append((name, f"{ref[name]}: unpaired: no file named {name} in {test_dir}"))
-        else:
-            unpaired.append((name, f"{test[name]}: unpaired: no file named {name} in {ref_dir}"))
-    return pairs, unpaired
+    for folder, by_stem in ((ref_dir, ref), (test_dir, test)):
+        for p in list_images(folder):
+            if os.path.isfile(p):
+                by_stem.setdefault(os.path.splitext(os.path.basename(p))[0], []).append(p)
+        for files in by_stem.values():
+            for p in files if len(files) > 1 else ():
+                others = ", ".join(os.path.basename(f) for f in files if f != p)
+                unpaired.append((os.path.basename(p), f"{p}: unpaired: ambiguous, {others} has the same stem; rename or remove one"))
+    pairs: List[Entry] = []
+    wanted = set()  # the test stems of the references
+    for stem, files in ref.items():
+        want = match.format(stem=stem)
+        wanted.add(want)
+        found = test.get(want, [])
+        if len(files) == 1 and len(found) == 1:
+            pairs.append((0, os.path.basename(files[0]), (files[0], found[0])))
+        elif len(files) == 1:
+            why = f"no file named {want}.* in {test_dir}" if not found else f"{want}.* is ambiguous in {test_dir}"
+            unpaired.append((os.path.basename(files[0]), f"{files[0]}: unpaired: {why}"))
+    for stem, files in test.items():
+        if stem in wanted or len(files) > 1:
+            continue
+        m = pattern.fullmatch(stem)
+        why = f"no reference named {m.group(1)}.* in {ref_dir}" if m else f"its name does not match --match {match!r}"
+        unpaired.append((os.path.basename(files[0]), f"{files[0]}: unpaired: {why}"))
+    pairs = [(i, name, files) for i, (_, name, files) in enumerate(sorted(pairs, key=lambda e: e[1]))]
+    return pairs, sorted(unpaired)
+
+
+def _match_regex(match: str) -> "re.Pattern":
+    """The test-file stems ``match`` accepts, capturing the reference stem; ``{stem}`` must appear once."""
+    import re
+
+    parts = match.split("{stem}")
+    if len(parts) != 2 or "{" in match.replace("{stem}", "") or "/" in match:
+        raise CliError(2, f"--match must contain {{stem}} once (and no other braces or /), got {match!r}")
+    return re.compile(re.escape(parts[0]) + "(.+)" + re.escape(parts[1]))
+
+
+def modcrop(image: "torch.Tensor", scale: int) -> "torch.Tensor":
+    """The top-left part of ``(..., H, W)`` whose sides are multiples of ``scale`` (BasicSR's ``mod_crop``)."""
+    h, w = image.shape[-2:]
+    return image[..., : h - h % scale, : w - w % scale] if scale > 1 else image
 
 
 def _mismatch(ref: str, x: "torch.Tensor", test: str, y: "torch.Tensor") -> Optional[str]:
@@ -165,9 +205,10 @@ class Decoded:
 class FileDataset:
     """Map-style dataset for a ``DataLoader``: item ``i`` decodes the files of ``entries[i]``."""
 
-    def __init__(self, entries: Sequence[Entry], mode: str = "RGB") -> None:
+    def __init__(self, entries: Sequence[Entry], mode: str = "RGB", modcrop: int = 0) -> None:
         self.entries = list(entries)
         self.mode = mode
+        self.modcrop = modcrop  # crop every image to multiples of this before the size check
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -182,11 +223,18 @@ class FileDataset:
             return Decoded(index, name, error=str(exc))
         except Exception as exc:  # nothing about one entry may stop the run
             return Decoded(index, name, error=f"{' / '.join(files)}: cannot decode ({type(exc).__name__}: {exc})")
-        for other, image in zip(files[1:], images[1:]):
-            problem = _mismatch(files[0], images[0], other, image)
-            if problem:
-                return Decoded(index, name, error=problem)
-        return Decoded(index, name, images)
+        return checked(index, name, files, images, self.modcrop)
+
+
+def checked(index: int, name: str, files: Sequence[str], images: Sequence[Any], scale: int = 0) -> Decoded:
+    """The decoded images of an entry, cropped to multiples of ``scale`` (:func:`modcrop`), or the
+    line saying why they cannot be scored together (sizes differ)."""
+    images = tuple(modcrop(image, scale) for image in images)
+    for other, image in zip(files[1:], images[1:]):
+        problem = _mismatch(files[0], images[0], other, image)
+        if problem:
+            return Decoded(index, name, error=problem)
+    return Decoded(index, name, images)
 
 
 Group = Tuple[List[int], List[str], Tuple["torch.Tensor", ...]]  # indices, names, one stack per file of an entry

@@ -26,13 +26,13 @@ class MetricInfo:
         return self.module(**self.options)
 
 
-def resolve(name: str, data_range: float = 255.0, convention: Optional[str] = None) -> MetricInfo:
+def resolve(name: str, data_range: float = 255.0, **extra: Any) -> MetricInfo:
     """The library's metric ``name`` for images on ``0..data_range`` (imports torchsim and torch),
-    with ``convention`` (:mod:`torchsim.conventions`) where the metric takes one.
+    with the keyword options ``extra`` on top (e.g. an SSIM convention's flags).
 
     Raises:
         AttributeError: the library has no function ``name``.
-        ValueError: ``convention`` does not publish this metric (see :func:`convention_problem`).
+        ValueError: a ``convention`` in ``extra`` that does not publish this metric (:func:`convention_problem`).
     """
     from torchsim import registry
 
@@ -45,8 +45,7 @@ def resolve(name: str, data_range: float = 255.0, convention: Optional[str] = No
         options["data_range"] = float(data_range)
     if "value_range" in record.options:  # histogram binning over the image's scale
         options["value_range"] = (0.0, float(data_range))
-    if convention is not None and "convention" in record.options:
-        options["convention"] = convention
+    options.update(extra)
     module = record.module if record.module_name else None
     return MetricInfo(name, record.function, module, options, record.min_size(**options))
 

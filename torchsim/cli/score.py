@@ -1,24 +1,38 @@
-"""``torchsim score REF_DIR TEST_DIR``: score every pair of same-named images in two folders.
+"""``torchsim score REF_DIR TEST_DIR``: score every pair of images with the same stem in two folders.
 
-Pipeline: pair files by name -> decode in a ``DataLoader`` (``--workers``
-processes) -> batches of same-size pairs (``_files.batches``: the collate
-function splits a batch by image size) -> optional border crop and
-BT.601 Y channel -> the library's streaming metric modules (``update`` gives
-the per-image values of the table, ``compute`` the means) -> a per-image
-table and the means on stdout, CSV / JSON written and flushed after every
-batch.
+Pipeline: pair files by stem (``--match``) -> decode in a pool of ``--workers`` threads
+(``_decode_pool``: JPEGs on the GPU with ``--device cuda``), crop to multiples of ``--modcrop``
+-> batches of same-size pairs (``_files.collate_by_size`` splits a batch by image size) ->
+optional border crop and BT.601 Y channel -> the library's streaming metric modules
+(``update`` gives the per-image values of the table, ``compute`` the means) -> a per-image
+table and the means on stdout, CSV / JSON written and flushed after every batch -> the
+``--worst K`` pairs, and their contact sheet (``_sheet``).
 
 Decisions:
 
-* Pairing is by exact file name, over the image files of each folder (not
-  recursive; hidden files and files without an image extension are ignored).
-  A file present in only one folder is *unpaired*: one line on stderr naming
-  it, counted as a failure (exit code 1); every other pair is still scored.
-* A file that cannot be decoded, or a pair whose sizes differ, gets one line
-  on stderr naming the file, is counted as a failure, and the rest is scored.
+* Pairing is by stem over the image files of each folder (not recursive; hidden files and
+  files without an image extension are ignored), whatever the extensions: ``a.png`` pairs
+  with ``a.jpg``. ``--match '{stem}_x4_SR'`` (or ``--suffix _x4_SR``) names the test image of
+  reference ``0801.png`` as SR result folders do (``0801_x4_SR.png``); rows are named after the
+  reference. A file left unpaired (no partner, or a stem two files of its folder share) is one
+  line on stderr naming it and why, counted as a failure (exit code 1); every other pair is
+  still scored.
+* ``--modcrop S`` crops both images to multiples of ``S`` — the bottom and right rows go, as
+  BasicSR's ``mod_crop`` and MATLAB's ``modcrop`` — *before* their sizes are compared, so a
+  ground truth of 1356 rows is scored against an x4 result of 1352. ``--crop-border N``
+  (``--shave N``) then crops ``N`` pixels from every side, as BasicSR's ``crop_border``.
+* ``--convention NAME`` scores SSIM, MS-SSIM and PSNR as a published convention does
+  (:mod:`torchsim.conventions`: ``wang`` = ``basicsr`` the defaults, ``skimage``, ``matlab``,
+  ``piq``, ``torchmetrics``, ``ffmpeg``, ...); ``--ssim-convention NAME`` sets SSIM's alone.
+* A file that cannot be decoded, or a pair whose sizes differ, gets one line on stderr naming
+  the file, is counted as a failure, and the rest is scored.
 * A metric that does not apply to an image (MS-SSIM on a side below 161 px,
   SSIM below 11 px) leaves that cell empty ("n/a"); its mean is over the
-  images it applies to.
+  images it applies to. ``psnr_pooled`` is torchmetrics' PSNR: its rows are each image's PSNR,
+  its "mean" the PSNR of the MSE pooled over every pixel (not the mean of the rows).
+* ``--worst K`` lists the K pairs with the worst ``--worst-by`` value (NaN first) after the
+  means, and in the JSON summary; ``--sheet FILE`` draws them (test, reference, SSIM map,
+  scores) in a labelled PNG, decoding those pairs again.
 * ``--json FILE`` writes a JSON document (rows streamed as they are
   computed, so a run that stops half way leaves every computed row on its own
   line); ``--json`` alone prints the document on stdout instead of the
@@ -48,8 +62,9 @@ import torchsim  # the metrics (and torch) load on first use
 
 from . import _metrics
 from ._errors import CliError, check_at_least, check_device, check_folder, warn
-from ._files import batches, pair_files
-from ._sinks import Column, CsvSink, JsonSink, Table, json_value, open_output
+from ._decode_pool import decoded_batches
+from ._files import _match_regex, pair_files
+from ._sinks import Column, CsvSink, JsonSink, Table, json_value, open_output, write_png
 
 COMMAND = "score"
 PROG = f"torchsim {COMMAND}"
@@ -67,13 +82,14 @@ class MetricSpec:
     metric: str  # the library's function name (see _metrics.resolve)
     title: str  # column header
     digits: int = 4  # decimals in the table
+    options: Tuple[Tuple[str, Any], ...] = ()  # keyword options on top of data_range (convention=)
 
     @property
     def column(self) -> Column:
         return Column(self.name, self.title, self.digits)
 
-    def resolve(self, convention: Optional[str] = None) -> _metrics.MetricInfo:
-        return _metrics.resolve(self.metric, data_range=255.0, convention=convention)
+    def resolve(self) -> _metrics.MetricInfo:
+        return _metrics.resolve(self.metric, data_range=255.0, **dict(self.options))
 
     def build(self) -> Any:
         """A new streaming module (a ``torchsim.Metric``) for images on 0..255."""
@@ -84,6 +100,7 @@ METRICS: Dict[str, MetricSpec] = {
     m.name: m
     for m in (
         MetricSpec("psnr", "psnr", "PSNR", digits=2),
+        MetricSpec("psnr_pooled", "psnr_pooled", "PSNR pooled", digits=2),
         MetricSpec("ssim", "ssim", "SSIM"),
         MetricSpec("ms_ssim", "ms_ssim", "MS-SSIM"),
         MetricSpec("mse", "mse", "MSE", digits=2),
@@ -94,6 +111,29 @@ METRICS: Dict[str, MetricSpec] = {
     )
 }
 DEFAULT_METRICS = "psnr,ssim"
+
+# --convention / --ssim-convention: the library's published conventions (torchsim.conventions), the one table.
+def _ssim_conventions() -> List[str]:
+    from torchsim import conventions
+
+    return conventions.names("ssim")
+
+
+def _ssim_convention(args) -> str:
+    """The convention SSIM is scored in: --ssim-convention, else --convention, else wang (the defaults)."""
+    return args.ssim_convention or args.convention or "wang"
+
+
+def _convention_options(metric: str, args) -> Tuple[Tuple[str, Any], ...]:
+    """A metric's ``convention=`` option: SSIM's from :func:`_ssim_convention`; MS-SSIM's and PSNR's
+    from --convention (checked against the metric by :func:`_check_args`)."""
+    from torchsim import conventions
+
+    if metric == "ssim":
+        return (("convention", _ssim_convention(args)),)
+    if args.convention is not None and metric in conventions.METRICS:
+        return (("convention", args.convention),)
+    return ()
 
 
 def available_metrics() -> List[str]:
@@ -110,29 +150,51 @@ def available_metrics() -> List[str]:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "score",
-        help="score every pair of same-named images in two folders",
+        help="score every pair of images with the same stem in two folders",
         description=(
-            "Pair the images of REF_DIR and TEST_DIR by file name, score each pair, print a per-image "
-            "table and the means. Unpaired, unreadable or size-mismatched files get one line on stderr "
-            "each and make the exit code 1; the other pairs are still scored. Under torchrun each "
-            "process scores a shard and rank 0 writes the merged report."
+            "Pair the images of REF_DIR and TEST_DIR by stem (a.png with a.jpg; with --match or --suffix, "
+            "0801.png with 0801_x4_SR.png), score each pair, print a per-image table and the means. "
+            "Unpaired, unreadable or size-mismatched files get one line on stderr each and make the exit "
+            "code 1; the other pairs are still scored. Under torchrun each process scores a shard and "
+            "rank 0 writes the merged report."
         ),
     )
     p.add_argument("ref_dir", metavar="REF_DIR", help="folder of reference images")
-    p.add_argument("test_dir", metavar="TEST_DIR", help="folder of images to score (same file names)")
+    p.add_argument("test_dir", metavar="TEST_DIR", help="folder of images to score (same stems, or --match)")
+    naming = p.add_mutually_exclusive_group()
+    naming.add_argument("--match", default="{stem}", metavar="PATTERN",
+                        help="the stem of the test image of reference STEM.*, e.g. '{stem}_x4_SR' (default '{stem}'); "
+                             "extensions are ignored")
+    naming.add_argument("--suffix", default=None, metavar="S", help="short for --match '{stem}S', e.g. --suffix _x4_SR")
+    p.add_argument("--modcrop", type=int, default=0, metavar="S",
+                   help="crop both images to multiples of S (bottom and right rows go, as BasicSR's mod_crop) "
+                        "before comparing their sizes; the SR scale, e.g. 4")
     p.add_argument("--metrics", default=DEFAULT_METRICS,
                    help=f"comma-separated metrics (default {DEFAULT_METRICS}); available: {', '.join(available_metrics())}, "
                         f"or any other per-image score of torchsim.registry (e.g. gmsd)")
     p.add_argument("--y-channel", action="store_true",
                    help="score the BT.601 luma Y (MATLAB rgb2ycbcr, as BasicSR's test_y_channel) on 0..255")
-    p.add_argument("--crop-border", type=int, default=0, metavar="N",
-                   help="crop N pixels from each side before scoring (BasicSR's crop_border)")
+    p.add_argument("--crop-border", "--shave", type=int, default=0, metavar="N",
+                   help="crop N pixels from each side before scoring (BasicSR's crop_border; --shave in SR scripts)")
     _metrics.add_convention_argument(p)
+    p.add_argument("--ssim-convention", default=None, metavar="NAME", choices=_ssim_conventions(),
+                   help="SSIM alone as this convention (overrides --convention for SSIM): wang = basicsr (Gaussian "
+                        "11/1.5, the default), skimage (uniform 7x7, sample covariance), ... one of "
+                        f"{', '.join(_ssim_conventions())}")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="pairs per batch (default 8)")
     p.add_argument("--workers", type=int, default=default_workers(), metavar="W",
-                   help=f"decoding processes (default {default_workers()}: half the cores, at most 4; 0 decodes in "
-                        f"the main process). On CPU the metrics use the remaining cores.")
+                   help=f"decoding threads (default {default_workers()}: half the cores, at most 4; 0 decodes in "
+                        f"the main thread). On CPU the metrics use the remaining cores.")
+    p.add_argument("--decode", default="auto", choices=["auto", "cpu"],
+                   help="auto: with --device cuda, JPEGs are decoded on the GPU (nvJPEG; pixels may differ from "
+                        "libjpeg's by a level or two); cpu: every file on the CPU")
+    p.add_argument("--worst", type=int, default=0, metavar="K",
+                   help="list the K worst pairs by --worst-by after the means (8 with --sheet)")
+    p.add_argument("--worst-by", default=None, metavar="METRIC",
+                   help="the metric that ranks --worst (default: ssim if scored, else the first of --metrics)")
+    p.add_argument("--sheet", default=None, metavar="FILE",
+                   help="draw the --worst pairs (test, reference, SSIM map, scores) in a labelled PNG")
     p.add_argument("--csv", default=None, metavar="FILE", help="write one row per image to FILE as it goes")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help="write a JSON report to FILE as it goes; without FILE print it on stdout instead of the table")
@@ -174,14 +236,27 @@ def _check_args(args) -> List[MetricSpec]:
     check_folder(args.ref_dir, "REF_DIR")
     check_folder(args.test_dir, "TEST_DIR")
     check_at_least("--crop-border", args.crop_border, 0)
+    check_at_least("--modcrop", args.modcrop, 0)
     check_at_least("--batch-size", args.batch_size, 1)
     check_at_least("--workers", args.workers, 0)
+    check_at_least("--worst", args.worst, 0)
     check_device(args.device)
     specs = _parse_metrics(args.metrics)
     for spec in specs:
         problem = _metrics.convention_problem(spec.metric, args.convention)
-        if problem:
+        if problem and not (spec.metric == "ssim" and args.ssim_convention):
             raise CliError(2, problem)
+    if args.suffix is not None:
+        args.match = "{stem}" + args.suffix
+    _match_regex(args.match)
+    if args.sheet and not args.worst:
+        args.worst = 8
+    specs = [dataclasses.replace(s, options=_convention_options(s.metric, args)) for s in specs]
+    by = args.worst_by or ("ssim" if any(s.name == "ssim" for s in specs) else specs[0].name)
+    by = by.strip().lower().replace("-", "_")
+    if args.worst and by not in {s.name for s in specs}:
+        raise CliError(2, f"--worst-by {by}: not one of --metrics {', '.join(s.name for s in specs)}")
+    args.worst_by = by
     return specs
 
 
@@ -226,7 +301,8 @@ def _score(args, specs: List[MetricSpec]) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and device.index is None and world > 1:
         device = torch.device("cuda", torch.cuda.current_device())
-    pairs, unpaired = pair_files(args.ref_dir, args.test_dir)
+    pairs, unpaired = pair_files(args.ref_dir, args.test_dir, args.match)
+    test_file = {index: files[1] for index, _, files in pairs}
     if not pairs and not unpaired:
         if rank == 0:
             raise CliError(2, f"no image files in {args.ref_dir} or {args.test_dir}")
@@ -237,12 +313,13 @@ def _score(args, specs: List[MetricSpec]) -> int:
             warn(COMMAND, msg)
             failures.append((-1, name, msg))
     shard = pairs[rank::world]
-    metrics = {s.name: s.resolve(args.convention) for s in specs}
+    metrics = {s.name: s.resolve() for s in specs}
     modules = {name: m.build().to(device) for name, m in metrics.items()}
     header = {
         "ref_dir": os.path.abspath(args.ref_dir), "test_dir": os.path.abspath(args.test_dir),
         "metrics": [s.name for s in specs], "y_channel": bool(args.y_channel), "crop_border": args.crop_border,
-        "convention": args.convention,
+        "match": args.match, "modcrop": args.modcrop, "convention": args.convention,
+        "ssim_convention": _ssim_convention(args),
         "torchsim": torchsim.__version__,
     }
     columns = [s.column for s in specs]
@@ -256,7 +333,8 @@ def _score(args, specs: List[MetricSpec]) -> int:
     if rank == 0 and csv_sink is not None and failures:
         csv_sink.write([], failures)
     rows: List[Dict[str, Any]] = []
-    loader = batches(shard, args.batch_size, workers=args.workers, pin_memory=device.type == "cuda")
+    gpu_jpeg = str(device) if device.type == "cuda" and args.decode == "auto" else None
+    loader = decoded_batches(shard, args.batch_size, workers=args.workers, modcrop=args.modcrop, jpeg_device=gpu_jpeg)
     bar = tqdm(total=len(shard), unit="img", desc=PROG, file=sys.stderr, dynamic_ncols=True,
                disable=args.no_progress or rank != 0)
     if live_table:
@@ -270,20 +348,14 @@ def _score(args, specs: List[MetricSpec]) -> int:
                 warn(COMMAND, msg)
                 batch_failures.append((index, name, msg))
             for indices, names, (x, y) in groups:
-                x = x.to(device, non_blocking=True)
-                y = y.to(device, non_blocking=True)
-                c = args.crop_border
-                if c:
-                    if min(x.shape[-2:]) <= 2 * c:
-                        for index, name in zip(indices, names):
-                            msg = (f"{os.path.join(args.test_dir, name)}: {x.shape[-1]}x{x.shape[-2]} image is too "
-                                   f"small for --crop-border {c}")
-                            warn(COMMAND, msg)
-                            batch_failures.append((index, name, msg))
-                        continue
-                    x, y = x[..., c:-c, c:-c], y[..., c:-c, c:-c]
-                if args.y_channel:
-                    x, y = torchsim.rgb_to_y(x), torchsim.rgb_to_y(y)
+                x, y = _prepare(x.to(device, non_blocking=True), y.to(device, non_blocking=True), args)
+                if x is None:
+                    for index, name in zip(indices, names):
+                        msg = (f"{test_file[index]}: {y[-1]}x{y[-2]} image is too small for --crop-border "
+                               f"{args.crop_border}")
+                        warn(COMMAND, msg)
+                        batch_failures.append((index, name, msg))
+                    continue
                 values: Dict[str, Optional[List[float]]] = {}
                 for spec in specs:
                     if min(x.shape[-2:]) >= metrics[spec.name].min_size:
@@ -335,6 +407,8 @@ def _score(args, specs: List[MetricSpec]) -> int:
     all_failures = [f for _, fs in gathered for f in fs]
     for spec in specs:
         counts[spec.name] = sum(1 for r in all_rows if r.get(spec.name) is not None)
+    by_spec = next(s for s in specs if s.name == args.worst_by) if args.worst else None
+    worst = _worst_rows(all_rows, by_spec, args.worst) if args.worst else []
     summary = {
         "failures": _failure_dicts(all_failures),
         "means": {k: json_value(v) for k, v in means.items()},
@@ -342,6 +416,8 @@ def _score(args, specs: List[MetricSpec]) -> int:
         "counts": counts,
         "complete": True,
     }
+    if args.worst:
+        summary["worst"] = {"by": args.worst_by, "names": [r["name"] for r in worst]}
     if world > 1:
         if args.csv:
             merged = CsvSink(args.csv, [c.key for c in columns])
@@ -369,12 +445,91 @@ def _score(args, specs: List[MetricSpec]) -> int:
         skipped = {s.name: len(all_rows) - counts[s.name] for s in specs if counts[s.name] < len(all_rows)}
         for name, k in skipped.items():
             print(f"{name}: n/a for {k} image(s) smaller than {metrics[name].min_size} px", file=sys.stderr)
+        if args.worst:
+            print("\n".join(_worst_lines(worst, specs, by_spec)))
     sys.stdout.flush()
+    if args.sheet and worst:
+        _write_sheet(args, worst, {index: files for index, _, files in pairs}, specs, by_spec, device)
     _distributed.barrier()
     _remove_parts(args, rank, world)
     if all_failures and not json_stdout:
         raise CliError(1, f"{len(all_failures)} file(s) failed, {len(all_rows)} pair(s) scored")
     return 1 if all_failures else 0
+
+
+def _prepare(x, y, args):
+    """The ``(N, C, H, W)`` pair as scored: border cropped, then the Y channel if asked.
+
+    Returns ``(None, (H, W))`` when the image is too small for ``--crop-border``.
+    """
+    c = args.crop_border
+    if c:
+        if min(x.shape[-2:]) <= 2 * c:
+            return None, tuple(x.shape[-2:])
+        x, y = x[..., c:-c, c:-c], y[..., c:-c, c:-c]
+    if args.y_channel:
+        x, y = torchsim.rgb_to_y(x), torchsim.rgb_to_y(y)
+    return x, y
+
+
+def _worst_rows(rows: List[Dict[str, Any]], spec: MetricSpec, k: int) -> List[Dict[str, Any]]:
+    """The ``k`` rows with the worst ``spec`` value (NaN first; n/a rows are not ranked)."""
+    import math
+
+    better_high = spec.resolve().module.record.higher_is_better is not False
+    scored = [r for r in rows if r.get(spec.name) is not None]
+
+    def badness(r):
+        v = r[spec.name]
+        return (0, 0.0) if math.isnan(v) else (1, v if better_high else -v)
+
+    return sorted(scored, key=badness)[:k]
+
+
+def _worst_lines(worst: List[Dict[str, Any]], specs: List[MetricSpec], by: MetricSpec) -> List[str]:
+    lines = [f"worst {len(worst)} by {by.title}:"]
+    width = max(len(r["name"]) for r in worst) if worst else 0
+    for k, r in enumerate(worst, 1):
+        values = "  ".join(f"{s.title} {_fmt(r[s.name], s.digits)}" for s in specs)
+        lines.append(f"{k:>4}. {r['name']:<{width}}  {values}")
+    return lines
+
+
+def _fmt(v: Optional[float], digits: int) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _write_sheet(args, worst, files, specs: List[MetricSpec], by: MetricSpec, device) -> None:
+    """The contact sheet of the worst pairs: decoded again, prepared as scored, with their SSIM maps."""
+    from . import _sheet
+    from ._files import FileDataset
+
+    from torchsim import conventions
+
+    name = _ssim_convention(args)
+    rows = []
+    for r in worst:
+        item = FileDataset([(r["index"], r["name"], files[r["index"]])], modcrop=args.modcrop)[0]
+        if item.error:  # changed on disk since it was scored
+            warn(COMMAND, item.error)
+            continue
+        ref, test = (t[None].to(device) for t in item.images)
+        c = args.crop_border
+        shown_ref, shown_test = (t[..., c:-c, c:-c] if c else t for t in (ref, test))
+        x, y = _prepare(ref, test, args)
+        kernel = conventions.settings("ssim", "ssim", name).get("kernel_size", 11)
+        if min(x.shape[-2:]) < kernel:
+            continue
+        _, ssim_map = torchsim.ssim(y, x, data_range=255.0, return_map=True, convention=name)
+        values = [(s.title, _fmt(r[s.name], s.digits)) for s in specs]
+        rows.append(_sheet.SheetRow(r["name"], shown_test[0], shown_ref[0], ssim_map[0].mean(0), values))
+    if not rows:
+        return
+    caption = (f"{os.path.abspath(args.test_dir)} against {os.path.abspath(args.ref_dir)}; SSIM map: "
+               f"{name} convention" + (", Y channel" if args.y_channel else "")
+               + (f", border {args.crop_border} px cropped" if args.crop_border else "")
+               + (f", modcrop {args.modcrop}" if args.modcrop else "") + ".")
+    write_png(_sheet.contact_sheet(rows, f"torchsim score: the {len(rows)} worst pairs by {by.title}", caption), args.sheet)
 
 
 def _failure_dicts(failures) -> List[Dict[str, str]]:

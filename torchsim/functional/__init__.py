@@ -6,7 +6,7 @@ from .gmsd import gmsd
 from .hashing import ahash, dhash, hamming_distance, hash_to_hex, hex_to_hash, pairwise_hamming, phash
 from .histogram import histogram, histogram_similarity
 from .information import mutual_information, normalized_mutual_information
-from .pixel import cosine_similarity, mse, psnr
+from .pixel import cosine_similarity, mse, psnr, psnr_pooled
 from .pixelmatch import pixelmatch
 from .regions import diff_regions
 from .ssim import MS_SSIM_WEIGHTS, ms_ssim, ms_ssim_l1, ssim
@@ -15,6 +15,7 @@ __all__ = [
     # full-reference pixel and structural metrics
     "mse",
     "psnr",
+    "psnr_pooled",
     "ssim",
     "ms_ssim",
     "MS_SSIM_WEIGHTS",

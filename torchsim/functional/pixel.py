@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import torch
 
 from .. import _validation as V
 from .. import conventions
-from .._common import no_autocast, range_tensor, reduce, to_compute
+from .._common import no_autocast, pooled_sums, range_tensor, reduce, to_compute
 
 
 def _mse_per_image(x: torch.Tensor, y: torch.Tensor, scale=None) -> torch.Tensor:
@@ -69,7 +69,8 @@ def psnr(
 
     Identical images give ``+inf`` (and a zero, finite gradient). With
     ``reduction="mean"`` the per-image PSNRs are averaged, as super-resolution
-    papers report them (not the PSNR of the pooled MSE, unless ``pooled=True``).
+    papers report them (not the PSNR of the pooled MSE, which torchmetrics reports:
+    that is :func:`psnr_pooled`, and ``pooled=True`` here).
 
     .. math::
 
@@ -96,8 +97,9 @@ def psnr(
         eps: added to ``MSE / L²`` before the logarithm (piq's 1e-8, a cap of
             ``-10 log10(eps)`` dB that also lowers every other value slightly).
         pooled: with ``reduction="mean"``, one PSNR of the mean ``MSE / L²`` over the
-            batch (torchmetrics, kornia) instead of the mean of per-image PSNRs;
-            ``reduction="none"`` still gives per-image values.
+            batch (torchmetrics, kornia): :func:`psnr_pooled`'s value, instead of the mean
+            of per-image PSNRs; ``reduction="none"`` still gives per-image values. (The
+            module :class:`torchsim.PSNRPooled` streams the pooled form over a data set.)
         convention: a published convention by name; ``None`` keeps the defaults.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
@@ -129,15 +131,89 @@ def psnr(
     with no_autocast(x.device):
         err = _mse_per_image(x, y, dr)  # in units of data_range: 1e30 and 1e-30 ranges stay finite
         if pooled and reduction == "mean":
-            err = err.mean().reshape(1)
-        if eps:
-            err = err + eps
-        identical = err == 0  # NaN errors stay NaN (a diverged output is not a perfect score)
-        safe = torch.where(identical, torch.ones_like(err), err)
-        value = torch.where(identical, torch.full_like(err, float("inf")), -10.0 * torch.log10(safe))
+            total, count = pooled_sums(err, 1)
+            err = (total / count).to(err.dtype).reshape(1)  # = psnr_pooled (images of one size)
+        value = psnr_from_mse(err + eps if eps else err)
         if max_db is not None:
             value = value.clamp(max=float(max_db))
         return reduce(value, reduction)
+
+
+def psnr_from_mse(err: torch.Tensor) -> torch.Tensor:
+    """``-10 log10(err)`` for an MSE in units of ``L²``: ``+inf`` (zero, finite gradient) where it is 0.
+
+    NaN errors stay NaN (a diverged output is not a perfect score). The one PSNR formula of
+    :func:`psnr`, :func:`psnr_pooled` and the ``compute()`` of :class:`torchsim.PSNRPooled`.
+    """
+    identical = err == 0
+    safe = torch.where(identical, torch.ones_like(err), err)
+    return torch.where(identical, torch.full_like(err, float("inf")), -10.0 * torch.log10(safe))
+
+
+def psnr_pooled_terms(
+    x: torch.Tensor, y: torch.Tensor, *, data_range: Optional[Union[float, torch.Tensor]] = None
+) -> Tuple[torch.Tensor, int]:
+    """What :func:`psnr_pooled` pools: per-image MSE in units of ``L²`` ``(N,)``, and the values per image.
+
+    The streaming decomposition of :func:`psnr_pooled` (and of the state of
+    :class:`torchsim.PSNRPooled`): ``psnr_pooled = psnr_from_mse(Σ_i n·mse_i / Σ_i n)``,
+    summed over every image of every batch. Validated as :func:`psnr_pooled`.
+    """
+    fn = "psnr_pooled"
+    x, y = V.check_pair(fn, x, y, (4, 5))
+    dr = V.check_data_range(fn, data_range, x)
+    with no_autocast(x.device):
+        return _mse_per_image(x, y, dr), x[0].numel()
+
+
+def psnr_pooled(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    data_range: Optional[Union[float, torch.Tensor]] = None,
+) -> torch.Tensor:
+    r"""PSNR of the MSE pooled over every value of every image: ``10 · log10(L² / MSE_pooled)``, one number.
+
+    :func:`psnr` scores each image and averages the PSNRs (what super-resolution papers
+    report); this pools the squared errors of the whole batch first, as
+    ``torchmetrics.image.PeakSignalNoiseRatio`` does. The two differ whenever the
+    images' errors differ: the pooled MSE is dominated by the worst images, and the log
+    of a mean is not the mean of the logs. For images of one size the pooled PSNR is
+    never above the mean PSNR (Jensen), equal only when every image has the same MSE;
+    on a super-resolution folder the gap is often several dB. The module
+    :class:`torchsim.PSNRPooled` streams the pooled squared error and the value count,
+    so its ``compute()`` over a data set equals one call on all of it, whatever the
+    batches and image sizes.
+
+    Convention:
+        Equals ``torchmetrics.functional.image.peak_signal_noise_ratio(x, y,
+        data_range=L)`` (its default ``reduction``, ``dim=None``) and the
+        ``compute()`` of ``torchmetrics.image.PeakSignalNoiseRatio(data_range=L)``
+        streamed over the same images. Pooled in float64. Errors are taken in units
+        of ``L`` before pooling, so a per-image ``data_range`` tensor weighs each image's
+        error by its own range (torchmetrics has one range). Identical batches give
+        ``+inf``; a NaN or infinite pixel anywhere gives NaN.
+
+    Args:
+        x, y: ``(N, C, H, W)`` images.
+        data_range: ``L``, the span of valid values (a float or an ``(N,)`` tensor);
+            defaults to 255 for uint8 and 65535 for uint16, required for floating input.
+
+    Returns:
+        PSNR in dB, a scalar (float32; float64 for float64 input).
+
+    Example:
+        >>> import torch, torchsim
+        >>> x = torch.zeros(2, 1, 4, 4)
+        >>> y = torch.stack([torch.full((1, 4, 4), 0.1), torch.full((1, 4, 4), 0.01)])
+        >>> round(torchsim.psnr(x, y, data_range=1.0).item(), 2)  # (20 + 40) / 2
+        30.0
+        >>> round(torchsim.psnr_pooled(x, y, data_range=1.0).item(), 2)  # 10 log10(1 / 0.00505)
+        22.97
+    """
+    err, n = psnr_pooled_terms(x, y, data_range=data_range)
+    total, count = pooled_sums(err, n)
+    return psnr_from_mse(total / count).to(err.dtype)
 
 
 def cosine_similarity(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean", eps: float = 1e-12) -> torch.Tensor:
