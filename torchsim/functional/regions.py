@@ -2,8 +2,8 @@
 
 The recipe people use with scikit-image and OpenCV (SPEC, "Difference
 regions"), batched and on any device: the full-size SSIM map comes from the
-one SSIM kernel (:func:`torchsim.functional.ssim.ssim` on symmetrically padded
-images); Otsu's threshold, connected components and boxes are the batched
+one SSIM kernel (:func:`torchsim.functional.ssim.ssim` with ``convention="skimage"`` and
+``padding="symmetric"``); Otsu's threshold, connected components and boxes are the batched
 operators of :mod:`torchsim.ops.components` (no OpenCV or scipy at run time).
 """
 
@@ -16,7 +16,6 @@ import torch
 from .. import _validation as V
 from ..ops.color import opencv_gray
 from ..ops.components import component_boxes, otsu_threshold
-from ..ops.filters import symmetric_pad
 from .ssim import ssim
 
 
@@ -125,16 +124,8 @@ def diff_regions(
         dr = dr.to(torch.float64)
     with torch.no_grad():
         gx, gy = _gray(x.detach()), _gray(y.detach())
-        r = (kernel_size - 1) // 2
-        _, smap = ssim(
-            symmetric_pad(gx, r, r),
-            symmetric_pad(gy, r, r),
-            data_range=dr,
-            gaussian=False,
-            kernel_size=kernel_size,
-            sample_covariance=True,
-            return_map=True,
-            reduction="none",
+        _, smap = ssim(  # scikit-image's full=True map
+            gx, gy, data_range=dr, convention="skimage", kernel_size=kernel_size, padding="symmetric", return_map=True
         )
         # numpy's float -> uint8 cast on x86: truncate toward zero, keep the low byte.
         u8 = torch.remainder(torch.trunc(smap[:, 0] * 255).to(torch.int64), 256)
