@@ -252,8 +252,9 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32, "uint8": torch.ui
 T64 = {"float64": (1e-10, 1e-10), "float32": (2e-5, 2e-5)}  # tight in float64; float32 rounding otherwise
 T32 = {"float64": (1e-5, 1e-5), "float32": (2e-5, 2e-5)}  # a float32 window (pytorch-msssim)
 # MONAI and TensorFlow compute in float32 whatever the input, with unshifted moments (E[x²] - μ²):
-# up to ~1.5e-4 off on flat regions of 8-bit photographs
-F32REF = {"float64": (3e-4, 0.0), "float32": (3e-4, 0.0)}
+# ~1e-4 off on flat regions of 8-bit photographs, up to ~1e-3 where the colour shift saturates
+# them at 1.0 (the float32 rounding of E[x²] there is not small against C2 = 9e-4)
+F32REF = {"float64": (2e-3, 0.0), "float32": (2e-3, 0.0)}
 EXACT = {"uint8": (0.0, 0.0), "float64": (0.0, 0.0), "float32": (0.0, 0.0)}
 
 
