@@ -37,13 +37,27 @@ Ops = Dict[str, Callable]
 
 
 def _torchsim() -> Ops:
-    ts = import_backend("torchsim")
+    # Read from torchsim.registry, as the command line does: the function, whether it takes
+    # data_range, and the loss class its record names (SSIMLoss = 1 - ssim, mean over the batch).
+    import_backend("torchsim")
+    from torchsim import registry
+
+    def metric(name: str):
+        rec = registry.get(name)
+        kw = {"data_range": DATA_RANGE} if rec.needs_data_range else {}
+        return lambda x, y: rec.function(x, y, **kw)
+
+    def loss(name: str):
+        rec = registry.get(name)
+        fn = rec.loss(**({"data_range": DATA_RANGE} if rec.needs_data_range else {}))
+        return lambda x, y: fn(x, y)
+
     return {
-        "ssim": lambda x, y: ts.ssim(x, y, data_range=DATA_RANGE),
-        "ssim_loss": lambda x, y: 1 - ts.ssim(x, y, data_range=DATA_RANGE),
-        "ms_ssim_loss": lambda x, y: 1 - ts.ms_ssim(x, y, data_range=DATA_RANGE),
-        "psnr": lambda x, y: ts.psnr(x, y, data_range=DATA_RANGE),
-        "mse": lambda x, y: ts.mse(x, y),
+        "ssim": metric("ssim"),
+        "ssim_loss": loss("ssim"),
+        "ms_ssim_loss": loss("ms_ssim"),
+        "psnr": metric("psnr"),
+        "mse": metric("mse"),
     }
 
 

@@ -13,7 +13,7 @@ Pillow) — the kind of pair pixelmatch is used on. Every backend computes the s
   no batch call, and 32 calls of it take minutes; its per-pair time is the pair case
   above. (An earlier version printed 32 × that time in this table as if measured; the
   tables report measurements only.)
-* ``diff_regions 256x256 pair``: torchsim ``diff_regions`` vs the recipe
+* ``diff_regions 256x256 pair`` (and ``1024x1024``): torchsim ``diff_regions`` vs the recipe
   (``cvtColor`` gray, ``structural_similarity(full=True)``, ``(m*255).astype(uint8)``,
   Otsu, ``findContours(RETR_EXTERNAL)``, ``boundingRect``).
 """
@@ -104,6 +104,10 @@ def cases(device: str, quick: bool = False) -> Registry:
         f"diff_regions {size}x{size} pair": {
             "torchsim": _ours_regions(size, device),
             "skimage+cv2 recipe": _recipe_regions(size),
+        },
+        f"diff_regions {4 * size}x{4 * size} pair": {
+            "torchsim": _ours_regions(4 * size, device),
+            "skimage+cv2 recipe": _recipe_regions(4 * size),
         },
     }
 

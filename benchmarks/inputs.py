@@ -12,6 +12,8 @@ Gaussian noise and clips to [0, 1]. Values are float32 in [0, 1], or uint8 (0..2
   Pillow images; ``to_nchw`` turns one into a ``(1, C, H, W)`` uint8 tensor.
 * ``hash_bits(n, bits)``: random 64-bit (or ``bits``-bit) hashes.
 * ``png_folder(root, n, size)``: ``root/ref`` and ``root/test`` with ``n`` PNG pairs.
+* ``screenshot_pair(width, height)``: a full-page "screenshot" (photos, text, buttons) and an
+  edited copy (a few words, a moved button, a retouched photo, a banner), as Pillow images.
 * ``sized(shape, quick, min_side=)``: a suite's shape, or the small one ``--quick`` runs.
 """
 
@@ -143,3 +145,80 @@ def png_folder(root: str, n: int, size: int, seed: int = SEED, chunk: int = 16) 
         for k, (a, b) in enumerate(zip(x, y)):
             write_png(a, os.path.join(ref_dir, f"{first + k:04d}.png"))
             write_png(b, os.path.join(test_dir, f"{first + k:04d}.png"))
+
+
+_WORDS = ("torchsim compares images pixel by pixel and region by region so that visual tests of web pages "
+          "catch every change that matters and ignore the ones that do not price checkout basket account "
+          "delivery returns privacy settings language newsletter subscribe").split()
+
+
+def screenshot_pair(width: int = 2560, height: int = 14400, seed: int = SEED):
+    """A full-page "screenshot" of a web page and an edited copy, as Pillow RGB images.
+
+    The page repeats sections 900 px tall: a dark header bar with a title, paragraphs of
+    text (Pillow's FreeType default font), a row of cards with scikit-image photographs and
+    captions, and buttons. The copy changes what a new release of a page changes: a word
+    in some paragraphs, a button moved by 2 px, one photo made brighter, and a cookie banner
+    at the bottom (a few percent of the pixels).
+    """
+    from PIL import Image, ImageDraw, ImageEnhance, ImageFont
+
+    rng = np.random.default_rng(seed)
+    fonts = {size: ImageFont.load_default(size=size) for size in (18, 22, 40)}
+    photos = [Image.fromarray((_photo(name).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)) for name in PHOTOS]
+    a = Image.new("RGB", (width, height), (255, 255, 255))
+    b_edits = []  # (kind, args) applied to the copy
+    draw = ImageDraw.Draw(a)
+    margin, card_w = 60, max(120, (width - 2 * 60 - 3 * 40) // 4)
+    card_h = card_w * 2 // 3
+    section = 0
+    for top in range(0, height - 200, 900):
+        draw.rectangle([0, top, width, top + 90], fill=(24, 40, 84))
+        draw.text((margin, top + 22), f"Section {section + 1}: {' '.join(rng.choice(_WORDS, 4))}", fill=(255, 255, 255), font=fonts[40])
+        y = top + 120
+        for line in range(8):
+            words = list(rng.choice(_WORDS, max(4, width // 110)))
+            draw.text((margin, y), " ".join(words), fill=(40, 40, 40), font=fonts[22])
+            if line == 3 and section % 3 == 0:
+                words[2] = "changed"
+                b_edits.append(("text", (margin, y, " ".join(words), width)))
+            y += 34
+        y += 20
+        for k in range(4):
+            x0 = margin + k * (card_w + 40)
+            if x0 + card_w > width:
+                break
+            photo = photos[(section + k) % len(photos)].resize((card_w, card_h), Image.BILINEAR)
+            a.paste(photo, (x0, y))
+            draw.text((x0, y + card_h + 10), f"{rng.choice(_WORDS)} {rng.choice(_WORDS)}", fill=(90, 90, 90), font=fonts[18])
+            if section % 5 == 2 and k == 1:
+                b_edits.append(("photo", (x0, y, photo)))
+        y += card_h + 60
+        for k in range(3):
+            x0 = margin + k * 260
+            box = [x0, y, x0 + 220, y + 56]
+            label = str(rng.choice(_WORDS)).capitalize()
+            draw.rounded_rectangle(box, radius=12, fill=(0, 120, 215))
+            draw.text((x0 + 30, y + 16), label, fill=(255, 255, 255), font=fonts[22])
+            if section % 4 == 1 and k == 0:
+                b_edits.append(("button", (box, label)))
+        section += 1
+    b = a.copy()
+    dr = ImageDraw.Draw(b)
+    for kind, args in b_edits:
+        if kind == "text":
+            x0, y, text, w = args
+            dr.rectangle([x0, y, w - 1, y + 30], fill=(255, 255, 255))
+            dr.text((x0, y), text, fill=(40, 40, 40), font=fonts[22])
+        elif kind == "photo":
+            x0, y, photo = args
+            b.paste(ImageEnhance.Brightness(photo).enhance(1.15), (x0, y))
+        else:
+            box, label = args
+            dr.rectangle([box[0] - 4, box[1] - 4, box[2] + 6, box[3] + 6], fill=(255, 255, 255))
+            dr.rounded_rectangle([v + 2 for v in box], radius=12, fill=(0, 120, 215))
+            dr.text((box[0] + 32, box[1] + 18), label, fill=(255, 255, 255), font=fonts[22])
+    banner = max(80, height // 100)
+    dr.rectangle([0, height - banner, width, height], fill=(250, 240, 200))
+    dr.text((margin, height - banner + 20), "We use cookies to improve this page. Accept all / Settings", fill=(60, 50, 0), font=fonts[22])
+    return a, b

@@ -93,11 +93,12 @@ def test_other_modes_are_read_image(photo, tmp_path, mode):
     assert torch.equal(decode(str(path), mode), read_image(path, mode=mode))
 
 
-def test_animated_gif_is_read_as_torchvision_reads_it(tmp_path):
+def test_animated_gif_gives_its_first_frame_as_torchvision_reads_it(tmp_path):
     frames = [Image.fromarray(np.full((10, 12, 3), v, np.uint8)) for v in (10, 200)]
     path = tmp_path / "anim.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:])
-    assert torch.equal(decode(str(path)), _torchvision(path))
+    volume = _torchvision(path)  # torchvision: every frame, (N, C, H, W)
+    assert volume.shape[0] == 2 and torch.equal(decode(str(path)), volume[0])  # the CLI: the first (issue 9)
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty", "truncated", "text", "folder"])

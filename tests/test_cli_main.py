@@ -61,7 +61,7 @@ def test_output_that_cannot_be_written_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err == [f"torchsim score: {out_csv}: cannot write (Not a directory)"]
     code = main(["diff", str(tmp_path / "ref" / "a.png"), str(tmp_path / "test" / "a.png"), "-o", str(blocker / "d.png")])
-    assert code == 1
+    assert code == 2  # diff's exit codes are a CI step's: 1 means "the images differ", any failure is 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"torchsim diff: {blocker / 'd.png'}: cannot write")
 
@@ -97,7 +97,8 @@ def test_help_and_argument_errors_do_not_import_torch(tmp_path):
         ["--version"],
         *([command, "--help"] for command in ("demo", "compare", "score", "diff", "dedup")),
         ["compare"],  # argparse: missing arguments
-        ["diff", "a.png", "b.png"],  # argparse: no -o
+        ["diff", "a.png"],  # argparse: no second image
+        ["diff", "a.png", "b.png", "out.gif"],  # an output format diff cannot write, refused before any work
         ["dedup", folder, "--hash", "whash"],  # argparse: bad choice
         ["score", missing, folder],
         ["score", folder, folder, "--metrics", "psnr,bogus"],
@@ -116,7 +117,7 @@ def test_help_and_argument_errors_do_not_import_torch(tmp_path):
                           capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["codes"] == [0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0]
+    assert result["codes"] == [0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0]
     assert result["loaded"] == ["after compare: "]  # no torch before compare; compare decodes PNG without torchvision
 
 

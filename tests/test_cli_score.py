@@ -204,8 +204,9 @@ def test_identical_images_give_inf_psnr(tmp_path, capsys):
     write_png(x, test / "a.png")
     code, out, err = _run(capsys, ref, test, "--json", tmp_path / "o.json", "--workers", 0, "--no-progress")
     assert code == 0
-    doc = json.loads((tmp_path / "o.json").read_text())  # strict JSON: inf is the string "inf"
-    assert doc["images"][0]["psnr"] == "inf" and doc["means"]["psnr"] == "inf"
+    doc = json.loads((tmp_path / "o.json").read_text())  # strict JSON: inf is null with a flag (issue 9)
+    assert doc["images"][0]["psnr"] is None and doc["images"][0]["non_finite"] == {"psnr": "inf"}
+    assert doc["means"]["psnr"] is None and doc["non_finite_counts"] == {"psnr": 1, "ssim": 0}
     assert doc["images"][0]["ssim"] == pytest.approx(1.0)
 
 

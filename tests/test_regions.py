@@ -50,6 +50,39 @@ def test_gray_and_float_inputs():
         torchsim.diff_regions(gx.float(), gy.float())
 
 
+def test_return_stats_and_map_together():
+    x, y = _flat_with_block(n=2)
+    y[1] = x[1]
+    boxes, smap, stats = torchsim.diff_regions(x, y, return_map=True, return_stats=True)
+    assert smap.shape == (2, 1, 64, 64) and len(stats) == 2
+    (pixels, mean), (p1, m1) = stats
+    assert pixels.dtype == torch.int64 and mean.dtype == torch.float64 and pixels.shape == mean.shape == (len(boxes[0]),)
+    assert p1.shape == m1.shape == (0,)
+    x0, y0, x1, y1 = boxes[0][0].tolist()
+    assert pixels[0] <= (x1 - x0) * (y1 - y0) and 0 <= mean[0] < 0.5
+    b2, st2 = torchsim.diff_regions(x, y, return_stats=True)
+    assert all(torch.equal(a, b) for a, b in zip(b2, boxes)) and torch.equal(st2[0][1], mean)
+
+
+def test_per_image_masks_and_data_ranges():
+    x, y = _flat_with_block(n=2)
+    m = torch.zeros(2, 1, 64, 64, dtype=torch.bool)
+    m[0, :, 15:35, 35:55] = True  # hides the change in the first image only
+    boxes = torchsim.diff_regions(x, y, mask=m)
+    assert boxes[0].shape == (0, 4) and boxes[1].shape == (1, 4)
+    xf, yf = x.double() / 255, y.double() / 255
+    per_image = torchsim.diff_regions(xf, yf, data_range=torch.tensor([1.0, 1.0], dtype=torch.float64), mask=m)
+    assert all(torch.equal(a, b) for a, b in zip(per_image, boxes))
+    tiny = torchsim.diff_regions(xf * 1e-30, yf * 1e-30, data_range=1e-30, mask=m)
+    assert all(torch.equal(a, b) for a, b in zip(tiny, boxes))
+
+
+def test_a_floor_of_minus_one_finds_nothing_and_of_one_is_otsu_alone():
+    x, y = _flat_with_block()
+    assert torchsim.diff_regions(x, y, min_ssim=-1.0)[0].shape == (0, 4)
+    assert torch.equal(torchsim.diff_regions(x, y, min_ssim=1.0)[0], torchsim.diff_regions(x, y, min_ssim=None)[0])
+
+
 def test_min_area_drops_small_regions():
     x, y = _flat_with_block()
     assert torchsim.diff_regions(x, y, min_area=10_000)[0].shape == (0, 4)
@@ -104,6 +137,11 @@ def test_otsu_simple_bimodal():
         ({"kernel_size": 6}, ValueError, "diff_regions: kernel_size must be an odd positive integer"),
         ({"kernel_size": 17}, ValueError, "diff_regions: every spatial dimension must be at least kernel_size=17"),
         ({"min_area": -1}, ValueError, "diff_regions: min_area must be a finite integer >= 0"),
+        ({"min_ssim": 1.5}, ValueError, "diff_regions: min_ssim must be a number in [-1, 1], got 1.5"),
+        ({"min_ssim": "0.9"}, ValueError, "diff_regions: min_ssim must be a number in [-1, 1], got '0.9'"),
+        ({"mask": [(0, 0, 17, 4)]}, ValueError, "diff_regions: mask rectangle 0 must satisfy 0 <= x0 < x1 <= 16"),
+        ({"mask": torch.zeros(1, 1, 16, 16)}, TypeError, "diff_regions: mask must be a bool tensor (N, 1, H, W)"),
+        ({"return_stats": 1}, TypeError, "diff_regions: return_stats must be True or False, got int 1"),
     ],
 )
 def test_errors(kwargs, exc, text):

@@ -24,12 +24,17 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def is_real(v: object) -> bool:
-    """A real number: Python ``int``/``float`` or a NumPy scalar (``np.float32(1.0)``), never a bool."""
+    """A real number: Python ``int``/``float``, a NumPy scalar (``np.float32(1.0)``) or a symbolic
+    number of ``torch.compile(dynamic=True)``, never a bool."""
+    if isinstance(v, (torch.SymFloat, torch.SymInt)):
+        return True
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and type(v).__name__ != "bool_"
 
 
 def is_integer(v: object) -> bool:
-    """An integer: Python ``int`` or a NumPy integer scalar, never a bool."""
+    """An integer: Python ``int``, a NumPy integer scalar or a symbolic ``torch.SymInt``, never a bool."""
+    if isinstance(v, torch.SymInt):
+        return True
     return isinstance(v, numbers.Integral) and not isinstance(v, bool) and type(v).__name__ != "bool_"
 
 
@@ -48,6 +53,12 @@ def _describe(x: object) -> str:
 def integer_max(dtype: torch.dtype) -> Optional[float]:
     """The full-scale value of an integer image dtype (255 for uint8, 65535 for uint16), else None."""
     return INTEGER_MAX.get(dtype)
+
+
+def _isfinite(v: float) -> bool:
+    """``math.isfinite`` written as comparisons, which ``torch.compile(dynamic=True)`` traces
+    (there, float arguments and defaults are symbolic, and ``math.isfinite`` breaks the graph)."""
+    return -math.inf < v < math.inf
 
 
 def check_image(
@@ -149,7 +160,7 @@ def check_data_range(fn: str, data_range: DataRange, x: torch.Tensor) -> Union[f
         raise TypeError(
             f"{fn}: data_range must be a positive finite number or a tensor of shape (N,), got {_describe(data_range)}"
         )
-    if not math.isfinite(data_range) or data_range <= 0:
+    if not _isfinite(data_range) or data_range <= 0:
         raise ValueError(f"{fn}: data_range must be positive and finite, got {data_range!r}")
     return float(data_range)
 
@@ -202,7 +213,7 @@ def check_sigmas(fn: str, sigma: object, spatial: int) -> Tuple[float, ...]:
 
 def check_sigma_value(fn: str, name: str, sigma: object) -> float:
     """A Gaussian standard deviation: positive, finite, and large enough that ``2 sigma^2 > 0``."""
-    if not is_real(sigma) or not math.isfinite(sigma) or sigma <= 0:
+    if not is_real(sigma) or not _isfinite(sigma) or sigma <= 0:
         raise ValueError(f"{fn}: {name} must be a positive finite number, got {_describe(sigma)}")
     if 2.0 * float(sigma) ** 2 < 2.2250738585072014e-308:
         raise ValueError(
@@ -256,7 +267,7 @@ def check_weights(fn: str, weights: object) -> Tuple[float, ...]:
         values = [float(w) for w in items]
     if not values:
         raise ValueError(f"{fn}: weights must hold at least one scale weight, got {_describe(weights)}")
-    if not all(math.isfinite(w) and w >= 0 for w in values) or sum(values) <= 0:
+    if not all(_isfinite(w) and w >= 0 for w in values) or sum(values) <= 0:
         raise ValueError(f"{fn}: weights must be finite numbers >= 0, not all zero, got {values!r}")
     return tuple(values)
 
@@ -338,7 +349,7 @@ def check_scales_fit(fn: str, shape: Sequence[int], kernel_size: Union[int, Sequ
 
 def check_positive(fn: str, name: str, value: object, integer: bool = False, allow_zero: bool = False) -> None:
     ok_type = is_integer(value) if integer else is_real(value)
-    if not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if not ok_type or not _isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         kind = "integer" if integer else "number"
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{fn}: {name} must be a finite {kind} {bound}, got {value!r}")
@@ -386,8 +397,15 @@ def check_hash_pair(fn: str, h1: object, h2: object) -> Tuple[torch.Tensor, torc
 
 def check_unit_interval(fn: str, name: str, value: object) -> float:
     """A finite number in ``[0, 1]`` (pixelmatch's ``threshold`` and ``alpha``)."""
-    if not is_real(value) or not math.isfinite(value) or not 0 <= value <= 1:
+    if not is_real(value) or not _isfinite(value) or not 0 <= value <= 1:
         raise ValueError(f"{fn}: {name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def check_in_range(fn: str, name: str, value: object, lo: float, hi: float) -> float:
+    """A finite number in ``[lo, hi]`` (``diff_regions``' ``min_ssim`` in [-1, 1])."""
+    if not is_real(value) or not math.isfinite(value) or not lo <= value <= hi:
+        raise ValueError(f"{fn}: {name} must be a number in [{lo:g}, {hi:g}], got {value!r}")
     return float(value)
 
 
@@ -398,7 +416,7 @@ def check_rgb_color(fn: str, name: str, value: object) -> Tuple[int, int, int]:
     except TypeError:
         vals = ()
     if len(vals) != 3 or not all(
-        is_real(v) and math.isfinite(v) and 0 <= v < 256 for v in vals
+        is_real(v) and _isfinite(v) and 0 <= v < 256 for v in vals
     ):
         raise ValueError(f"{fn}: {name} must be three numbers (R, G, B) in 0..255, got {value!r}")
     return tuple(int(v) for v in vals)  # type: ignore[return-value]
@@ -434,11 +452,11 @@ def check_value_range(fn: str, value_range: object) -> Union[None, str, Tuple[fl
             f"{fn}: value_range must be None, 'minmax' or a (lo, hi) pair of numbers, got {_describe(value_range)}"
         )
     lo, hi = float(value_range[0]), float(value_range[1])
-    if not (math.isfinite(lo) and math.isfinite(hi)):
+    if not (_isfinite(lo) and _isfinite(hi)):
         raise ValueError(f"{fn}: value_range must be finite, got {tuple(value_range)!r}")
     if lo >= hi:
         raise ValueError(f"{fn}: value_range must have lo < hi, got {tuple(value_range)!r}")
-    if not math.isfinite(hi - lo):
+    if not _isfinite(hi - lo):
         raise ValueError(
             f"{fn}: value_range must have a finite width hi - lo (below about 1.8e308), got {tuple(value_range)!r}"
         )
@@ -520,7 +538,7 @@ def check_options(owner: str, fn, options: dict) -> None:
         check_sigma_value(owner, "l1_sigma", options["l1_sigma"])
     dr = options.get("data_range")
     if dr is not None and not isinstance(dr, torch.Tensor):
-        if not is_real(dr) or not math.isfinite(dr) or dr <= 0:
+        if not is_real(dr) or not _isfinite(dr) or dr <= 0:
             raise ValueError(
                 f"{owner}: data_range must be a positive finite number or a tensor of shape (N,), got {_describe(dr)}"
             )
@@ -532,8 +550,8 @@ _MASK_FORMS = "a bool tensor (N, 1, H, W) (True = ignore) or a list of rectangle
 def check_mask(fn: str, mask: object, x: torch.Tensor, name: str = "mask") -> Optional[torch.Tensor]:
     """Pixels to ignore in the images ``x`` ``(N, C, H, W)``: ``None`` or a bool tensor ``(N, 1, H, W)``.
 
-    ``mask`` is ``None``; a bool tensor ``(N, 1, H, W)``, True where pixels are
-    ignored (same device as ``x``); or rectangles ``(x0, y0, x1, y1)`` in pixels
+    ``mask`` is ``None``; a bool tensor ``(N, 1, H, W)`` (``(N, 1, D, H, W)`` for volumes),
+    True where pixels are ignored (same device as ``x``); or, for images, rectangles ``(x0, y0, x1, y1)`` in pixels
     (``x1``, ``y1`` exclusive, as ``diff_regions`` returns them) ignored in every
     image, given as a list or an integer tensor ``(K, 4)``. An empty list ignores
     nothing (``None``). Reads the values of a rectangle tensor (one host sync).
@@ -542,13 +560,17 @@ def check_mask(fn: str, mask: object, x: torch.Tensor, name: str = "mask") -> Op
 
     if mask is None:
         return None
-    n, _, h, w = x.shape
     if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool:
-        if tuple(mask.shape) != (n, 1, h, w):
-            raise ValueError(f"{fn}: {name} must have shape (N, 1, H, W) = {(n, 1, h, w)} like the images, got {tuple(mask.shape)}")
+        want = (x.shape[0], 1, *x.shape[2:])  # (N, 1, H, W), or (N, 1, D, H, W) for volumes
+        if tuple(mask.shape) != want:
+            dims = "(N, 1, H, W)" if x.dim() == 4 else "(N, 1, D, H, W)"
+            raise ValueError(f"{fn}: {name} must have shape {dims} = {want} like the images, got {tuple(mask.shape)}")
         if mask.device != x.device:
             raise ValueError(f"{fn}: {name} must be on the images' device {x.device}, got {mask.device}")
         return mask
+    if x.dim() != 4:
+        raise TypeError(f"{fn}: {name} of volumes must be a bool tensor (N, 1, D, H, W) (rectangles are for images), got {_describe(mask)}")
+    n, _, h, w = x.shape
     if isinstance(mask, torch.Tensor):
         if mask.dtype.is_floating_point or mask.dtype.is_complex or mask.dim() != 2 or mask.shape[1] != 4:
             raise TypeError(f"{fn}: {name} must be {_MASK_FORMS}, got {_describe(mask)}; convert a 0/1 mask with mask > 0")

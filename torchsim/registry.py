@@ -98,22 +98,27 @@ def _resolve(ref: Union[str, Callable[..., Any]]) -> Callable[..., Any]:
     return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
 
 
-class _LazyRefs:
-    """Mixin of the frozen records: fields listed in ``_LAZY`` may hold a function's dotted name,
-    resolved (and kept) the first time the field is read."""
+class _Ref:
+    """A dataclass field that may hold a function's dotted name (:func:`_resolve`), resolved and
+    kept the first time it is read: plain attribute reads afterwards, which ``torch.compile`` traces."""
 
-    _LAZY: tuple = ()
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_ref_" + name
 
-    def __getattribute__(self, name: str) -> Any:
-        value = object.__getattribute__(self, name)
-        if isinstance(value, str) and name in object.__getattribute__(self, "_LAZY"):
-            value = _resolve(value)
-            object.__setattr__(self, name, value)
+    def __get__(self, obj: Any, objtype: Optional[type] = None) -> Any:
+        if obj is None:  # the dataclass asks for a default: there is none
+            raise AttributeError(self.slot)
+        value = obj.__dict__[self.slot]
+        if isinstance(value, str):
+            value = obj.__dict__[self.slot] = _resolve(value)
         return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
 
 
 @dataclass(frozen=True)
-class Pooling(_LazyRefs):
+class Pooling:
     """How a ``"pooled"`` metric is built from per-image terms, and streamed.
 
     ``terms(x, y, **options)`` returns a per-image mean ``stat`` ``(N,)`` and the number
@@ -123,13 +128,12 @@ class Pooling(_LazyRefs):
     ``Σ n·stat`` and the count ``Σ n``. ``finish(stat)`` is each image's own value.
     """
 
-    terms: Union[str, Callable[..., Any]]
-    finish: Union[str, Callable[[Any], Any]]
-    _LAZY = ("terms", "finish")
+    terms: Union[str, Callable[..., Any]] = _Ref()
+    finish: Union[str, Callable[[Any], Any]] = _Ref()
 
 
 @dataclass(frozen=True)
-class MetricRecord(_LazyRefs):
+class MetricRecord:
     """Everything a caller needs to know about one metric (frozen; see the module docstring).
 
     Attributes:
@@ -156,7 +160,7 @@ class MetricRecord(_LazyRefs):
     """
 
     name: str
-    function: Union[str, Callable[..., Any]]
+    function: Union[str, Callable[..., Any]] = _Ref()
     kind: str
     label: str
     reference: str
@@ -169,7 +173,6 @@ class MetricRecord(_LazyRefs):
     loss_form: str = "1 - f"
     min_size_rule: Callable[..., int] = _any_size
     pooling: Optional[Pooling] = None
-    _LAZY = ("function",)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -180,7 +183,7 @@ class MetricRecord(_LazyRefs):
             raise ValueError(f"MetricRecord {self.name!r}: loss_form must be one of {LOSS_FORMS}, got {self.loss_form!r}")
         # grad_options must be options of the function: checked here for a function object, and
         # for every record (without importing torch at import time) by tests/test_registry.py
-        named = isinstance(object.__getattribute__(self, "function"), str)
+        named = isinstance(self.__dict__["_ref_function"], str)
         unknown = set() if named else set(self.grad_options) - set(self.options)
         if unknown:
             raise ValueError(f"MetricRecord {self.name!r}: grad_options {sorted(unknown)} are not options of {self.name}()")

@@ -11,7 +11,7 @@ from scipy import ndimage
 from skimage import data
 from skimage.filters import threshold_otsu
 
-from torchsim.ops import component_boxes, label_components, otsu_threshold
+from torchsim.ops import component_boxes, component_regions, label_components, otsu_threshold
 
 PHOTOS = ["camera", "astronaut", "coffee", "chelsea", "rocket", "coins"]
 
@@ -55,6 +55,18 @@ def test_otsu_batched_equals_one_by_one_on_photo_crops():
     got = otsu_threshold(torch.from_numpy(crops))
     assert got.dtype == torch.int64 and got.shape == (len(PHOTOS),)
     assert got.tolist() == [threshold_otsu(c) for c in crops]
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_otsu_over_valid_pixels_equals_skimage_on_those_pixels(name):
+    """The histogram of the valid pixels only: skimage's threshold_otsu of ``g[valid]``."""
+    g = _gray_u8(name)
+    valid = np.zeros(g.shape, bool)
+    valid[: g.shape[0] // 2] = True  # the top half (sky, background) has another histogram
+    t = otsu_threshold(torch.from_numpy(g)[None], torch.from_numpy(valid)[None]).item()
+    assert t == threshold_otsu(g[valid]) != threshold_otsu(g)
+    nothing = otsu_threshold(torch.from_numpy(g)[None], torch.zeros(1, *g.shape, dtype=torch.bool))
+    assert nothing.tolist() == [0]  # no pixel to split: 0, as for a constant image
 
 
 def test_otsu_of_a_constant_image_is_zero_as_in_cv2():
@@ -115,6 +127,57 @@ def test_min_area_keeps_external_regions_of_at_least_that_many_pixels(masks):
             if size >= 12 and box in external:
                 expected.append(box)
         assert sorted(tuple(b) for b in boxes.tolist()) == sorted(expected)
+
+
+def test_region_areas_and_means_equal_scipy(masks):
+    """Reference: scipy.ndimage.label (8-connected), sum and mean per label, for the regions cv2
+    reports (external contours), on photo masks with a photo as the values."""
+    values = np.stack([cv2.resize(_gray_u8(n), masks.shape[1:][::-1]).astype(np.float64) for n in PHOTOS for _ in (0, 1)])
+    found = component_regions(torch.from_numpy(masks), values=torch.from_numpy(values))
+    checked = 0
+    for m, v, (boxes, areas, means) in zip(masks, values, found):
+        lab, nlab = ndimage.label(m, structure=np.ones((3, 3), int))
+        idx = np.arange(1, nlab + 1)
+        by_box = {
+            (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop): (size, mean)
+            for sl, size, mean in zip(ndimage.find_objects(lab), ndimage.sum(m, lab, idx), ndimage.mean(v, lab, idx))
+        }
+        assert sorted(tuple(b) for b in boxes.tolist()) == _cv2_boxes(m)
+        for box, area, mean in zip(boxes.tolist(), areas.tolist(), means.tolist()):
+            size, ref_mean = by_box[tuple(box)]
+            assert area == size and mean == pytest.approx(ref_mean, rel=1e-12)
+            checked += 1
+    assert checked > 200
+    assert all(means is None for _, _, means in component_regions(torch.from_numpy(masks[:2])))
+
+
+def test_thousands_of_regions_equal_cv2():
+    """More regions than the pairwise box test handles (2048): the background is always labelled."""
+    m = np.random.default_rng(3).random((2, 200, 200)) < 0.2
+    got = component_boxes(torch.from_numpy(m))
+    assert len(got[0]) > 2048
+    assert [sorted(tuple(b) for b in bx.tolist()) for bx in got] == [_cv2_boxes(v) for v in m]
+
+
+def test_regions_of_empty_full_and_one_pixel_masks():
+    m = torch.zeros(3, 5, 7, dtype=torch.bool)
+    m[1] = True
+    m[2, 4, 6] = True
+    (b0, a0, _), (b1, a1, _), (b2, a2, _) = component_regions(m)
+    assert b0.shape == (0, 4) and a0.shape == (0,)
+    assert b1.tolist() == [[0, 0, 7, 5]] and a1.tolist() == [35]
+    assert b2.tolist() == [[6, 4, 7, 5]] and a2.tolist() == [1]
+
+
+def test_deeply_nested_rings_keep_only_the_outermost():
+    """Rings inside rings inside rings: RETR_EXTERNAL keeps the outer one only; side by side, both."""
+    m = np.zeros((2, 40, 80), bool)
+    for k in range(0, 18, 3):  # concentric square rings
+        m[0, k : 40 - k, k : 40 - k] = True
+        m[0, k + 1 : 39 - k, k + 1 : 39 - k] = False
+    m[1, 2:10, 2:10] = m[1, 2:10, 60:70] = True
+    got = [sorted(tuple(b) for b in bx.tolist()) for bx in component_boxes(torch.from_numpy(m))]
+    assert got == [_cv2_boxes(m[0]), _cv2_boxes(m[1])] == [[(0, 0, 40, 40)], [(2, 2, 10, 10), (60, 2, 70, 10)]]
 
 
 def test_boxes_come_in_raster_order_of_first_pixels():

@@ -14,7 +14,7 @@ import torch
 from scipy import ndimage
 from torch.autograd import gradcheck
 
-from torchsim.ops import PADDING_MODES, box_window, gaussian_window, matlab_downsample, separable_filter, symmetric_pad
+from torchsim.ops import PADDING_MODES, box_sum, box_window, gaussian_window, matlab_downsample, separable_filter, symmetric_pad
 
 SCIPY_MODE = {"symmetric": "reflect", "reflect": "mirror", "zero": "constant", "replicate": "nearest"}
 SAME_MODES = tuple(SCIPY_MODE)
@@ -223,6 +223,21 @@ def test_matlab_downsample_is_a_symmetric_box_filter_then_every_factor_th_sample
 def test_symmetric_pad_matches_numpy(image4):
     got = symmetric_pad(torch.from_numpy(image4), 2, 5).numpy()
     np.testing.assert_array_equal(got, np.pad(image4, [(0, 0), (0, 0), (2, 5), (2, 5)], mode="symmetric"))
+    for left, right in ((0, 3), (37, 0), (36, 45), (40, 50)):  # up to the whole side, and past it
+        got = symmetric_pad(torch.from_numpy(image4), left, right).numpy()
+        np.testing.assert_array_equal(got, np.pad(image4, [(0, 0), (0, 0), (left, right), (left, right)], mode="symmetric"))
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 11, 16])
+def test_box_sum_equals_numpy_window_sums_and_is_exact_on_integers(image4, k):
+    """Reference: numpy's sums over every k x k window (``sliding_window_view``)."""
+    windows = lambda a: np.lib.stride_tricks.sliding_window_view(a, (k, k), axis=(2, 3))  # noqa: E731
+    u8 = np.round(image4 * 255).astype(np.int64)
+    got = box_sum(torch.from_numpy(u8).to(torch.int32), k)
+    assert got.dtype == torch.int32 and got.shape == (2, 3, 38 - k, 46 - k)
+    np.testing.assert_array_equal(got.numpy(), windows(u8).sum((-1, -2)))
+    got_f = box_sum(torch.from_numpy(image4), k).numpy()
+    np.testing.assert_allclose(got_f, windows(image4).sum((-1, -2)), rtol=1e-13, atol=0)
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,7 @@ def decoded_batches(
     mode: str = "RGB",
     modcrop: int = 0,
     jpeg_device: Optional[str] = None,
+    options: Optional[dict] = None,
 ) -> Iterator[Tuple[list, list]]:
     """Batches ``(groups, errors)`` of ``batch_size`` entries, in order, decoded by ``workers`` threads.
 
@@ -59,8 +60,9 @@ def decoded_batches(
         mode: ``"RGB"``, ``"GRAY"`` or ``"RGBA"`` (:func:`._files.decode`).
         modcrop: crop every image to multiples of this (0 or 1: no crop).
         jpeg_device: a CUDA device to decode RGB JPEGs on in batches (``None``: every file on the CPU).
+        options: :func:`._files.decode`'s keyword arguments (``max_pixels``, ``exif``, ``keep16``).
     """
-    dataset = FileDataset(entries, mode, modcrop)
+    dataset = FileDataset(entries, mode, modcrop, options)
     gpu = jpeg_device is not None and mode == "RGB"
 
     def load(i: int) -> Union[Decoded, _Raw]:
@@ -135,7 +137,7 @@ def _decode_on_gpu(items: List[Union[Decoded, _Raw]], dataset: FileDataset, devi
     for it in raws:
         n = len(it.files)
         if images is None:
-            done[id(it)] = FileDataset([(it.index, it.name, it.files)], dataset.mode, dataset.modcrop)[0]
+            done[id(it)] = FileDataset([(it.index, it.name, it.files)], dataset.mode, dataset.modcrop, dataset.options)[0]
         else:
             done[id(it)] = checked(it.index, it.name, it.files, images[k : k + n], dataset.modcrop)
         k += n

@@ -23,7 +23,9 @@ from ._errors import CliError, check_device
 if TYPE_CHECKING:
     import torch
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic")
+# Every extension listed is decodable (tests/test_cli_decoding.py): HEIC is not (neither Pillow
+# nor torchvision's wheels read it without extra libraries), so it is left out.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif")
 
 Entry = Tuple[int, str, Tuple[str, ...]]  # (index, name, files): one file, or (reference, test)
 
@@ -38,7 +40,15 @@ def is_image_name(name: str) -> bool:
 def list_images(folder: str, recursive: bool = False) -> List[str]:
     """Image files (by extension, not hidden) in ``folder``, sorted, as paths; sub-folders if ``recursive``."""
     found: List[str] = []
-    for root, dirs, files in os.walk(folder):
+
+    def unreadable(exc: OSError) -> None:  # a folder that cannot be listed: one line, the rest goes on
+        import sys
+
+        from tqdm import tqdm
+
+        tqdm.write(f"torchsim: {exc.filename}: cannot list the folder ({exc.strerror or exc}); skipped", file=sys.stderr)
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):  # symlinked folders are not followed: no loops
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         found.extend(os.path.join(root, name) for name in sorted(files) if is_image_name(name))
     return found
@@ -61,7 +71,8 @@ def pair_files(ref_dir: str, test_dir: str, match: str = "{stem}") -> Tuple[List
     unpaired: List[Tuple[str, str]] = []
     for folder, by_stem in ((ref_dir, ref), (test_dir, test)):
         for p in list_images(folder):
-            if os.path.isfile(p):
+            # not os.path.isfile: a FIFO, device or symlink loop named *.png is paired, then refused by decode with its line
+            if not os.path.isdir(p):
                 by_stem.setdefault(os.path.splitext(os.path.basename(p))[0], []).append(p)
         for files in by_stem.values():
             for p in files if len(files) > 1 else ():
@@ -106,6 +117,10 @@ def modcrop(image: "torch.Tensor", scale: int) -> "torch.Tensor":
 
 def _mismatch(ref: str, x: "torch.Tensor", test: str, y: "torch.Tensor") -> Optional[str]:
     """Why ``test``'s image cannot be scored against ``ref``'s (one line), or None."""
+    if x.dtype != y.dtype:
+        bits = {1: "8", 2: "16"}
+        return (f"{test}: {bits.get(y.element_size(), '?')}-bit image, the reference {ref} is "
+                f"{bits.get(x.element_size(), '?')}-bit; convert one so both have the same depth")
     if x.shape == y.shape:
         return None
     if x.shape[-2:] != y.shape[-2:]:
@@ -114,21 +129,27 @@ def _mismatch(ref: str, x: "torch.Tensor", test: str, y: "torch.Tensor") -> Opti
     return f"{test}: shape {tuple(y.shape)} differs from {tuple(x.shape)} of the reference {ref}"
 
 
-def load_pair(path_a: str, path_b: str, mode: str, device: str) -> Tuple["torch.Tensor", "torch.Tensor"]:
+def load_pair(path_a: str, path_b: str, mode: str, device: str, **options: Any) -> Tuple["torch.Tensor", "torch.Tensor"]:
     """Both images of a pairwise command as ``(C, H, W)`` uint8.
 
     Raises:
         CliError: exit code 1 with one line per unreadable file, or for a size mismatch;
             2 when ``device`` cannot be used.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from torchsim.io import ImageReadError
 
-    images, problems = [], []
-    for path in (path_a, path_b):
+    def one(path: str):
         try:
-            images.append(decode(path, mode))
+            return decode(path, mode, **options), None
         except ImageReadError as exc:  # "<file>: <why>"
-            problems.append(str(exc))
+            return None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the decoders release the GIL: both files at once
+        results = list(pool.map(one, (path_a, path_b)))
+    images = [image for image, _ in results]
+    problems = [problem for _, problem in results if problem]
     if problems:
         raise CliError(1, "\n".join(problems))
     problem = _mismatch(path_a, images[0], path_b, images[1])
@@ -140,53 +161,183 @@ def load_pair(path_a: str, path_b: str, mode: str, device: str) -> Tuple["torch.
 
 # ---- decoding -------------------------------------------------------------------------------
 
-# Pillow imports in ~15 ms, torchvision.io in 1.3-1.8 s (it imports torch._dynamo). Pillow's
-# RGB equals torchvision.io's bit for bit on 8-bit PNG, JPEG, WebP and single-frame GIF
-# (tests/test_cli_files.py); everything else -- GRAY and RGBA, 16-bit PNG, animations, other
-# formats, unreadable files -- is read by torchsim.io.read_image, with its results and messages.
-_PILLOW_FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
-_PILLOW_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK")  # 8 bits per sample
+# Pillow imports in ~15 ms, torchvision.io in 1.3-1.8 s (it imports torch._dynamo). Pillow reads
+# every header (size, frames, depth) and decodes 8-bit RGB -- equal to torchvision.io's bit for
+# bit on PNG, JPEG, WebP and GIF (tests/test_cli_files.py) -- and every format torchvision does
+# not read (BMP, TIFF); GRAY and RGBA of single-frame PNG, WebP and GIF, and 16-bit PNG, are read
+# by torchvision.io, with its results; files no decoder knows get torchsim.io.read_image's line.
+_PILLOW_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "AVIF")
+_TORCHVISION_FORMATS = ("PNG", "WEBP", "GIF")  # GRAY / RGBA as before (and GRAY JPEG; RGBA JPEG: Pillow adds alpha)
+_PILLOW_MODES = {"RGB": "RGB", "GRAY": "L", "RGBA": "RGBA"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's Image.MAX_IMAGE_PIXELS: 1024 * 1024 * 1024 // 4 // 3
 
 
-def decode(path: str, mode: str = "RGB") -> "torch.Tensor":
-    """Decode an image file to a ``(C, H, W)`` uint8 tensor (``mode``: ``"RGB"``, ``"GRAY"``, ``"RGBA"``).
+def add_decode_options(p) -> None:
+    """``--max-pixels`` and ``--exif``, the decoding options every command that reads images takes."""
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help=f"refuse, from its header and before decoding, an image of more than N pixels "
+                        f"(default {DEFAULT_MAX_PIXELS}, Pillow's limit): a decompression bomb")
+    p.add_argument("--exif", action="store_true", help="apply the EXIF orientation of JPEG/TIFF files (default: pixels as stored)")
+
+
+def decode_options(args) -> Dict[str, Any]:
+    return {"max_pixels": getattr(args, "max_pixels", DEFAULT_MAX_PIXELS), "exif": getattr(args, "exif", False)}
+
+
+def check_readable(path: str) -> None:
+    """``stat`` a file before opening it: a FIFO, device or socket is never opened (reading one
+    waits for ever), nor a symlink loop. Raises ``ImageReadError`` with one line."""
+    import errno
+    import stat
+
+    from torchsim.io import ImageReadError
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageReadError(f"{path}: symlink loop; skipped") from None
+        if exc.errno == errno.ENOENT:
+            raise ImageReadError(f"{path}: {'broken symlink' if os.path.islink(path) else 'no such file'}") from None
+        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageReadError(f"{path}: is a directory, not an image file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        raise ImageReadError(f"{path}: {kind}, not an image file; skipped without reading")
+    if st.st_size == 0:
+        raise ImageReadError(f"{path}: empty file")
+
+
+def decode(path: str, mode: str = "RGB", *, max_pixels: int = DEFAULT_MAX_PIXELS, exif: bool = False,
+           keep16: bool = True) -> "torch.Tensor":
+    """Decode an image file to a ``(C, H, W)`` tensor (``mode``: ``"RGB"``, ``"GRAY"``, ``"RGBA"``).
+
+    * uint8, or uint16 for a 16-bit PNG or TIFF (with ``keep16=False`` its top 8 bits, ``>> 8``,
+      as Pillow converts);
+    * an animation (GIF, APNG, WebP) gives its first frame;
+    * the EXIF orientation is applied only when ``exif``;
+    * an image whose header claims more than ``max_pixels`` pixels is refused before decoding;
+    * FIFOs, devices and symlink loops are refused after a ``stat``, never opened.
 
     Raises:
-        ImageReadError: the file is missing, unreadable or not a decodable image (one line naming it).
+        ImageReadError: the file is missing, unreadable, refused or not a decodable image (one line naming it).
     """
-    if mode == "RGB":
-        image = _pillow_rgb(path)
-        if image is not None:
-            return image
-    from torchsim.io import read_image
-
-    return read_image(path, mode=mode)
-
-
-def _pillow_rgb(path: str) -> Optional["torch.Tensor"]:
-    """``(3, H, W)`` uint8 from Pillow, or None where Pillow's result or message could differ."""
     import io
     import warnings
 
     import numpy as np
     import torch
-    from PIL import Image
+    from PIL import Image, ImageOps
 
+    from torchsim.io import ImageReadError, read_image
+
+    check_readable(path)
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
-        if raw[:8] == _PNG_SIGNATURE and len(raw) > 24 and raw[24] > 8:  # IHDR bit depth
-            return None
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(raw)) as im:
-                if im.format not in _PILLOW_FORMATS or im.mode not in _PILLOW_MODES or getattr(im, "n_frames", 1) != 1:
-                    return None
-                rgb = im.convert("RGB")
-    except Exception:  # missing, unreadable, corrupt: read_image says why
-        return None
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(rgb).transpose(2, 0, 1)))  # HWC -> CHW, one copy
+            warnings.simplefilter("ignore")
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the size check is ours, below
+            try:
+                im = Image.open(io.BytesIO(raw))
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
+    except Exception:  # not an image Pillow knows: read_image says why (or decodes it)
+        return read_image(path, mode=mode)
+    w, h = im.size
+    if w * h > max_pixels:
+        raise ImageReadError(f"{path}: header claims {w}x{h} = {w * h} pixels, more than --max-pixels {max_pixels}; "
+                             f"refused before decoding")
+    frames = getattr(im, "n_frames", 1)
+    png16 = raw[:8] == _PNG_SIGNATURE and len(raw) > 24 and raw[24] == 16  # IHDR bit depth
+    try:
+        if png16 and not exif:
+            image = read_image(path, mode="UNCHANGED") if frames == 1 else None
+            if image is not None:
+                image = _channels16(image, mode)
+                return image if keep16 else _to8(image)
+        if im.format == "TIFF" and im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I") and _bits(im) > 8:
+            return _channels16(_tiff16(path, raw), mode) if keep16 else _to8(_channels16(_tiff16(path, raw), mode))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if im.format not in _PILLOW_FORMATS:
+                return read_image(path, mode=mode)
+            if (mode != "RGB" and frames == 1 and not exif and im.mode in ("1", "L", "LA", "P", "RGB", "RGBA")
+                    and (im.format in _TORCHVISION_FORMATS or (mode == "GRAY" and im.format == "JPEG"))):
+                return read_image(path, mode=mode)
+            im.seek(0)
+            if exif:
+                im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit gray (PNG, TIFF)
+                a = np.asarray(im).astype(np.int64).clip(0, 65535).astype(np.uint16)
+                image = _channels16(torch.from_numpy(a.astype(np.int32)).to(torch.uint16)[None], mode)
+                return image if keep16 else _to8(image)
+            converted = im.convert(_PILLOW_MODES[mode])
+            a = np.asarray(converted)
+    except ImageReadError:
+        raise
+    except Exception:  # truncated, corrupt: read_image's line (or its decoding, where torchvision can)
+        image = read_image(path, mode=mode)
+        return image[0] if image.dim() == 4 else image  # an animation: its first frame
+    a = a[..., None] if a.ndim == 2 else a
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))  # HWC -> CHW, one copy
+
+
+def _to8(image: "torch.Tensor") -> "torch.Tensor":
+    """16-bit to 8-bit as Pillow converts: the top 8 bits."""
+    import torch
+
+    return (image.to(torch.int32) >> 8).to(torch.uint8)
+
+
+def _bits(im) -> int:
+    """Bits per sample of a Pillow TIFF image (from its tags)."""
+    bits = getattr(im, "tag_v2", {}).get(258, (8,))
+    return max(bits) if isinstance(bits, tuple) else int(bits)
+
+
+def _tiff16(path: str, raw: bytes) -> "torch.Tensor":
+    """A 16-bit colour TIFF (Pillow reads those only at 8 bits) as ``(C, H, W)`` uint16, with tifffile."""
+    import io
+
+    import numpy as np
+    import torch
+
+    from torchsim.io import ImageReadError
+
+    try:
+        import tifffile
+    except ImportError:
+        raise ImageReadError(f"{path}: 16-bit colour TIFF: Pillow reads it only at 8 bits; "
+                             f"pip install tifffile to score it at 16 bits") from None
+    a = tifffile.imread(io.BytesIO(raw))
+    if a.dtype != np.uint16 or a.ndim not in (2, 3):
+        raise ImageReadError(f"{path}: TIFF of {a.dtype} samples, shape {a.shape}: not a 16-bit image")
+    a = a[..., None] if a.ndim == 2 else a
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)).astype(np.int32)).to(torch.uint16)
+
+
+def _channels16(image: "torch.Tensor", mode: str) -> "torch.Tensor":
+    """A 16-bit ``(C, H, W)`` image (C = 1..4) with the channels of ``mode`` (alpha dropped or opaque)."""
+    import torch
+
+    c = image.shape[0]
+    color = image[:3] if c >= 3 else image[:1].expand(3, -1, -1)
+    if mode == "GRAY":
+        if c < 3:
+            return image[:1].contiguous()
+        y = (0.299 * color[0].float() + 0.587 * color[1].float() + 0.114 * color[2].float()).round()
+        return y.clamp(0, 65535).to(torch.int32).to(torch.uint16)[None]
+    if mode == "RGBA":
+        alpha = image[3:4] if c == 4 else image[1:2] if c == 2 else torch.full_like(image[:1], 65535)
+        return torch.cat([color, alpha]).contiguous()
+    return color.contiguous()
 
 
 # ---- batching -------------------------------------------------------------------------------
@@ -205,10 +356,12 @@ class Decoded:
 class FileDataset:
     """Map-style dataset for a ``DataLoader``: item ``i`` decodes the files of ``entries[i]``."""
 
-    def __init__(self, entries: Sequence[Entry], mode: str = "RGB", modcrop: int = 0) -> None:
+    def __init__(self, entries: Sequence[Entry], mode: str = "RGB", modcrop: int = 0,
+                 options: Optional[Dict[str, Any]] = None) -> None:
         self.entries = list(entries)
         self.mode = mode
         self.modcrop = modcrop  # crop every image to multiples of this before the size check
+        self.options = options or {}  # decode's keyword arguments
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -218,7 +371,7 @@ class FileDataset:
 
         index, name, files = self.entries[i]
         try:
-            images = tuple(decode(f, self.mode) for f in files)
+            images = tuple(decode(f, self.mode, **self.options) for f in files)
         except ImageReadError as exc:  # "<file>: <why>"
             return Decoded(index, name, error=str(exc))
         except Exception as exc:  # nothing about one entry may stop the run
@@ -250,7 +403,7 @@ def collate_by_size(items: List[Decoded]) -> Tuple[List[Group], List[Tuple[int, 
         if it.error is not None:
             errors.append((it.index, it.name, it.error))
         else:
-            by_size.setdefault(tuple(it.images[0].shape), []).append(it)
+            by_size.setdefault((*it.images[0].shape, it.images[0].dtype), []).append(it)
     groups = [
         ([it.index for it in g], [it.name for it in g], tuple(torch.stack(images) for images in zip(*(it.images for it in g))))
         for g in by_size.values()
@@ -258,11 +411,12 @@ def collate_by_size(items: List[Decoded]) -> Tuple[List[Group], List[Tuple[int, 
     return groups, errors
 
 
-def batches(entries: Sequence[Entry], batch_size: int, workers: int = 0, mode: str = "RGB", pin_memory: bool = False):
+def batches(entries: Sequence[Entry], batch_size: int, workers: int = 0, mode: str = "RGB", pin_memory: bool = False,
+            options: Optional[Dict[str, Any]] = None):
     """Batches ``(groups, errors)`` of :func:`collate_by_size`, in the order of ``entries``, decoded by ``workers`` processes."""
     from torch.utils.data import DataLoader
 
     return DataLoader(
-        FileDataset(entries, mode), batch_size=batch_size, shuffle=False, num_workers=workers,
+        FileDataset(entries, mode, options=options), batch_size=batch_size, shuffle=False, num_workers=workers,
         collate_fn=collate_by_size, pin_memory=pin_memory,
     )

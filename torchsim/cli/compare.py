@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ._files import load_pair
+from ._files import add_decode_options, decode_options, load_pair
 from ._metrics import add_convention_argument
+from .diff import add_ignore_options, ignore_mask, rectangle
 from ._sinks import format_table
 
 
@@ -14,12 +15,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "compare",
         help="every metric for two image files",
         description="Compare two image files with every metric (MD5, PSNR, SSIM, MS-SSIM, MSE, cosine, "
-        "histograms, NMI, hashes, pixelmatch).",
+        "histograms, NMI, hashes, pixelmatch). --ignore / --mask leave pixels out of MSE, PSNR, SSIM and "
+        "pixelmatch (the other rows say they use the whole image).",
     )
     p.add_argument("a", help="first image (reference)")
     p.add_argument("b", help="second image")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--gray", action="store_true", help="compare as grayscale instead of RGB")
+    add_ignore_options(p)
+    add_decode_options(p)
     add_convention_argument(p)
     return p
 
@@ -27,9 +31,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from .report import Pair, build_report
 
+    args.ignore = [rectangle(r) for r in args.ignore]
     mode = "GRAY" if args.gray else "RGB"
-    a, b = load_pair(args.a, args.b, mode, args.device)
-    rows = build_report(Pair(a[None], b[None], x_path=args.a, y_path=args.b, device=args.device, convention=args.convention))
-    print(f"A: {args.a}\nB: {args.b}  ({a.shape[2]}x{a.shape[1]}, {mode})")
+    a, b = load_pair(args.a, args.b, mode, args.device, **decode_options(args))
+    ignore = ignore_mask(args, a.shape[1], a.shape[2], args.device)
+    rows = build_report(
+        Pair(a[None], b[None], x_path=args.a, y_path=args.b, device=args.device, mask=ignore, convention=args.convention)
+    )
+    ignored = "" if ignore is None else f", {int(ignore.sum())} pixels ignored"
+    print(f"A: {args.a}\nB: {args.b}  ({a.shape[2]}x{a.shape[1]}, {mode}{ignored})")
     print(format_table(rows))
     return 0

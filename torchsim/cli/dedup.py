@@ -33,13 +33,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import torchsim  # the metrics (and torch) load on first use
 
 from . import _metrics
 from ._errors import CliError, check_at_least, check_device, check_folder, warn
-from ._files import batches, list_images
+from ._files import add_decode_options, batches, check_readable, decode_options, list_images
 from ._sinks import dump_json
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, metavar="B", help="images decoded and hashed per batch (default 64)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_decode_options(p)
     return p
 
 
@@ -84,17 +85,19 @@ def _check_args(args) -> None:
 
 def hash_files(
     paths: Sequence[str], hash_name: str, hash_size: int, batch_size: int, device: torch.device, bar=None,
+    hashes: Optional[Dict[int, torch.Tensor]] = None, errors: Optional[Dict[int, str]] = None, options=None,
 ) -> Tuple[Dict[int, torch.Tensor], Dict[int, str]]:
     """Hash every decodable file: ``({index: bits (bits,) bool on CPU}, {index: error line})``.
 
     Files are decoded in windows of ``batch_size``; the images of one size within a window
     are hashed as one batch, so memory stays at one window whatever the sizes. Each file
-    that fails gets its line on stderr as its window is decoded.
+    that fails gets its line on stderr as its window is decoded. ``hashes`` and ``errors``,
+    when given, are filled as the windows come, so an interrupted run keeps what it hashed.
     """
     fn = _metrics.resolve(hash_name).function
-    hashes: Dict[int, torch.Tensor] = {}
-    errors: Dict[int, str] = {}
-    for groups, failures in batches([(i, p, (p,)) for i, p in enumerate(paths)], batch_size):
+    hashes = {} if hashes is None else hashes
+    errors = {} if errors is None else errors
+    for groups, failures in batches([(i, p, (p,)) for i, p in enumerate(paths)], batch_size, options=options):
         for i, _, msg in failures:
             errors[i] = msg
             warn(COMMAND, msg)
@@ -145,44 +148,61 @@ def run(args) -> int:
     device = torch.device(args.device)
     threshold = args.threshold if args.threshold is not None else args.hash_size * args.hash_size // 16
     paths = list_images(args.dir, args.recursive)
-    md5, hashes, errors = _digest(paths, args, device)
+    md5, hashes, errors, interrupted = _digest(paths, args, device)
     exact, near = _groups(md5, hashes, threshold, device)
     if args.json:
-        dump_json(_document(args, threshold, paths, hashes, errors, exact, near), sys.stdout)
+        doc = _document(args, threshold, paths, hashes, errors, exact, near)
+        doc["complete"] = interrupted is None
+        dump_json(doc, sys.stdout)
     else:
+        if interrupted is not None:
+            print(f"interrupted: the groups below are over the {len(md5)} file(s) read and {len(hashes)} hashed so far")
         _print_report(args, threshold, paths, hashes, errors, exact, near)
+    if interrupted is not None:
+        raise interrupted  # main: "interrupted", exit code 130 (143 for SIGTERM)
     if errors:
         raise CliError(1, f"{len(errors)} file(s) failed, {len(hashes)} hashed")
     return 0
 
 
-def _digest(paths: List[str], args, device: torch.device) -> Tuple[Dict[int, str], Dict[int, torch.Tensor], Dict[int, str]]:
-    """MD5 and perceptual hash of every file, by index: ``(md5, hashes, errors)``, with a progress bar."""
+def _digest(paths: List[str], args, device: torch.device):
+    """MD5 and perceptual hash of every file, by index: ``(md5, hashes, errors, interrupted)``, with a
+    progress bar; ``interrupted`` is the ``KeyboardInterrupt`` (or SIGTERM) that stopped it, else None,
+    and the dictionaries then hold what was done before it."""
     from tqdm import tqdm
 
-    from torchsim.io import file_md5
+    from torchsim.io import ImageReadError, file_md5
 
     errors: Dict[int, str] = {}
     md5: Dict[int, str] = {}
+    hashed: Dict[int, torch.Tensor] = {}
+    decode_errors: Dict[int, str] = {}
+    todo: List[int] = []
+    interrupted = None
     bar = tqdm(total=2 * len(paths), unit="file", desc=PROG, file=sys.stderr, dynamic_ncols=True,
                disable=args.no_progress or not paths)
     try:
         for i, p in enumerate(paths):
             try:
+                check_readable(p)  # stat first: a FIFO or device is never opened
                 md5[i] = file_md5(p)
+            except ImageReadError as exc:
+                errors[i] = str(exc)
+                warn(COMMAND, errors[i])
             except OSError as exc:
                 errors[i] = f"{p}: cannot read ({exc.strerror or exc})"
                 warn(COMMAND, errors[i])
             bar.update(1)
         todo = [i for i in range(len(paths)) if i not in errors]
         bar.total = len(paths) + len(todo)
-        hashed, decode_errors = hash_files(
-            [paths[i] for i in todo], args.hash, args.hash_size, args.batch_size, device, bar
-        )
+        hash_files([paths[i] for i in todo], args.hash, args.hash_size, args.batch_size, device, bar,
+                   hashed, decode_errors, decode_options(args))
+    except KeyboardInterrupt as exc:
+        interrupted = exc
     finally:
         bar.close()
     errors.update({todo[k]: v for k, v in decode_errors.items()})
-    return md5, {todo[k]: v for k, v in hashed.items()}, errors
+    return md5, {todo[k]: v for k, v in hashed.items()}, errors, interrupted
 
 
 Groups = Tuple[List[Tuple[str, List[int]]], List[List[Tuple[int, int]]]]  # exact (md5, files), near [(file, distance)]

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from importlib import resources
 from typing import TYPE_CHECKING, Dict, List, Tuple
 
-import torchsim  # the metrics (and torch) load on first use
 
 from ._errors import check_device
-from ._sinks import format_table
+from ._sinks import check_output, format_table, write_png
 
 if TYPE_CHECKING:
     import torch
@@ -83,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     device = args.device
     check_device(device)
+    check_output(args.output)  # a missing or read-only folder is one line before the work
     x = load_sample()
     variants = distortions(x)
     table, rows = report_table(x, variants, device)
@@ -91,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
 
     picture = _figure.demo_figure(_figure.demo_columns(x, variants, table, DISTORTION_NOTES, device))
     out = args.output
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    torchsim.io.write_png(picture, out)
+    write_png(picture, out)
     print(f"wrote {out}: the images, their SSIM maps and pixelmatch diffs, labelled, with PSNR, SSIM, MS-SSIM and pixelmatch under each column")
     return 0

@@ -29,7 +29,11 @@ class Pair:
     x_path: Optional[str] = None  # files, where the images came from files
     y_path: Optional[str] = None
     device: str = "cpu"
+    mask: Optional[torch.Tensor] = None  # (1, 1, H, W) bool, True = ignored (MSE, PSNR, SSIM, pixelmatch)
     convention: Optional[str] = None  # PSNR / SSIM / MS-SSIM as this published convention (torchsim.conventions)
+
+
+MASKED = ("MSE", "PSNR", "SSIM", "SSIM (skimage default)", "PSNR (Y channel)", "SSIM (Y channel)", "pixelmatch")
 
 
 SECTIONS: List[Callable[[Pair], List[Row]]] = []
@@ -61,8 +65,8 @@ def _pixel(p: Pair) -> List[Row]:
     x, y = p.x.to(p.device), p.y.to(p.device)
     psnr_kw, psnr_note = _conv(p, "psnr", "data_range 255; inf = identical")
     return [
-        ("MSE", _f(torchsim.mse(x, y), 2), "0..255 scale; 0 = identical"),
-        ("PSNR", _f(torchsim.psnr(x, y, **psnr_kw), 2) + " dB", psnr_note),
+        ("MSE", _f(torchsim.mse(x, y, mask=p.mask), 2), "0..255 scale; 0 = identical"),
+        ("PSNR", _f(torchsim.psnr(x, y, mask=p.mask, **psnr_kw), 2) + " dB", psnr_note),
         ("cosine similarity", _f(torchsim.cosine_similarity(x, y), 6), "1 = same direction"),
     ]
 
@@ -72,13 +76,14 @@ def _structural(p: Pair) -> List[Row]:
     x, y = p.x.to(p.device), p.y.to(p.device)
     ssim_kw, ssim_note = _conv(p, "ssim", "Gaussian 11/1.5 (skimage Gaussian, pytorch-msssim, BasicSR)")
     rows = [
-        ("SSIM", _f(torchsim.ssim(x, y, **ssim_kw)), ssim_note),
-        ("SSIM (skimage default)", _f(torchsim.ssim(x, y, gaussian=False, kernel_size=7, sample_covariance=True)), "uniform 7x7, sample covariance"),
+        ("SSIM", _f(torchsim.ssim(x, y, mask=p.mask, **ssim_kw)), ssim_note),
+        ("SSIM (skimage default)", _f(torchsim.ssim(x, y, gaussian=False, kernel_size=7, sample_covariance=True, mask=p.mask)),
+         "uniform 7x7, sample covariance"),
     ]
     if x.shape[1] == 3:
         yx, yy = torchsim.rgb_to_y(x), torchsim.rgb_to_y(y)
-        rows.append(("PSNR (Y channel)", _f(torchsim.psnr(yx, yy, data_range=255.0), 2) + " dB", "BT.601 luma, as BasicSR"))
-        rows.append(("SSIM (Y channel)", _f(torchsim.ssim(yx, yy, data_range=255.0)), "BT.601 luma, as BasicSR"))
+        rows.append(("PSNR (Y channel)", _f(torchsim.psnr(yx, yy, data_range=255.0, mask=p.mask), 2) + " dB", "BT.601 luma, as BasicSR"))
+        rows.append(("SSIM (Y channel)", _f(torchsim.ssim(yx, yy, data_range=255.0, mask=p.mask)), "BT.601 luma, as BasicSR"))
     ms_kw, ms_note = _conv(p, "ms_ssim", "5 scales, pytorch-msssim weights")
     min_side = resolve("ms_ssim", **ms_kw).min_size
     if min(x.shape[2:]) >= min_side:
@@ -120,7 +125,7 @@ def _hashes(p: Pair) -> List[Row]:
 @section
 def _pixelmatch(p: Pair) -> List[Row]:
     x, y = p.x.to(p.device), p.y.to(p.device)
-    n = int(torchsim.pixelmatch(x, y)[0])
+    n = int(torchsim.pixelmatch(x, y, mask=p.mask)[0])
     total = x.shape[2] * x.shape[3]
     return [("pixelmatch", f"{n} px ({100.0 * n / total:.2f}%)", "mismatched pixels, threshold 0.1, anti-aliasing ignored (pixelmatch-py exact)")]
 
@@ -129,4 +134,6 @@ def build_report(pair: Pair) -> List[Row]:
     rows: List[Row] = []
     for fn in SECTIONS:
         rows.extend(fn(pair))
+    if pair.mask is not None:  # say which rows the ignored pixels are not left out of
+        rows = [r if r[0] in MASKED else (r[0], r[1], f"{r[2]}; whole image (no ignore mask)") for r in rows]
     return rows

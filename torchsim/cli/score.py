@@ -36,8 +36,16 @@ Decisions:
 * ``--json FILE`` writes a JSON document (rows streamed as they are
   computed, so a run that stops half way leaves every computed row on its own
   line); ``--json`` alone prints the document on stdout instead of the
-  table. Non-finite values (PSNR of identical images) are written as the
-  strings ``"inf"`` / ``"nan"`` so the file stays strict JSON.
+  table. JSON numbers are numbers: a non-finite value (PSNR of identical
+  images) is ``null`` with the row's ``"non_finite": {"psnr": "inf"}`` flag.
+* Means are over the finite values; ``non_finite_counts`` (JSON) and a line
+  under the table say how many were left out. CSV values are rounded to
+  ``--precision`` decimals (default 6). The table's first line states the
+  settings (channel, crop border, data range).
+* 16-bit PNG / TIFF are scored at full precision, as float ``x / 257`` on the
+  0..255 scale of 8-bit images (PSNR and SSIM equal the 16-bit values with
+  data range 65535; MSE is in 8-bit levels); a pair of an 8-bit and a 16-bit
+  image is one line (a failure), not a silent conversion.
 * Under ``torchrun`` (``RANK`` / ``WORLD_SIZE`` set) the process group is
   initialised (gloo; NCCL with ``--device cuda``), each rank scores every
   ``WORLD_SIZE``-th pair, writes its rows to ``FILE.rank<k>`` part files as
@@ -54,6 +62,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import math
 import os
 import sys
 from typing import Any, Dict, List, Optional, Tuple
@@ -63,8 +72,8 @@ import torchsim  # the metrics (and torch) load on first use
 from . import _metrics
 from ._errors import CliError, check_at_least, check_device, check_folder, warn
 from ._decode_pool import decoded_batches
-from ._files import _match_regex, pair_files
-from ._sinks import Column, CsvSink, JsonSink, Table, json_value, open_output, write_png
+from ._files import _match_regex, add_decode_options, decode_options, pair_files
+from ._sinks import Column, CsvSink, JsonSink, Table, check_output, json_value, open_output, write_png
 
 COMMAND = "score"
 PROG = f"torchsim {COMMAND}"
@@ -198,7 +207,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--csv", default=None, metavar="FILE", help="write one row per image to FILE as it goes")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help="write a JSON report to FILE as it goes; without FILE print it on stdout instead of the table")
+    p.add_argument("--precision", type=int, default=6, metavar="D",
+                   help="decimals of the CSV values (default 6; JSON keeps every digit of the float64 value)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_decode_options(p)
     return p
 
 
@@ -240,7 +252,13 @@ def _check_args(args) -> List[MetricSpec]:
     check_at_least("--batch-size", args.batch_size, 1)
     check_at_least("--workers", args.workers, 0)
     check_at_least("--worst", args.worst, 0)
+    check_at_least("--precision", args.precision, 0)
     check_device(args.device)
+    for path in (args.csv, args.json if args.json != "-" else None):
+        if path:
+            check_output(path)  # before any scoring: a missing folder, a folder, no permission
+    if args.sheet:
+        check_output(args.sheet)
     specs = _parse_metrics(args.metrics)
     for spec in specs:
         problem = _metrics.convention_problem(spec.metric, args.convention)
@@ -319,14 +337,13 @@ def _score(args, specs: List[MetricSpec]) -> int:
         "ref_dir": os.path.abspath(args.ref_dir), "test_dir": os.path.abspath(args.test_dir),
         "metrics": [s.name for s in specs], "y_channel": bool(args.y_channel), "crop_border": args.crop_border,
         "match": args.match, "modcrop": args.modcrop, "convention": args.convention,
-        "ssim_convention": _ssim_convention(args),
-        "torchsim": torchsim.__version__,
+        "ssim_convention": _ssim_convention(args), "data_range": 255, "torchsim": torchsim.__version__,
     }
     columns = [s.column for s in specs]
     json_stdout = args.json == "-"
     table = Table(columns, [p[1] for p in pairs])
     live_table = world == 1 and not json_stdout
-    csv_sink = CsvSink(_part(args.csv, rank, world), [c.key for c in columns]) if args.csv else None
+    csv_sink = CsvSink(_part(args.csv, rank, world), [c.key for c in columns], args.precision) if args.csv else None
     json_sink = None
     if args.json and not json_stdout:
         json_sink = JsonSink(open_output(_part(args.json, rank, world)), header)
@@ -334,12 +351,14 @@ def _score(args, specs: List[MetricSpec]) -> int:
         csv_sink.write([], failures)
     rows: List[Dict[str, Any]] = []
     gpu_jpeg = str(device) if device.type == "cuda" and args.decode == "auto" else None
-    loader = decoded_batches(shard, args.batch_size, workers=args.workers, modcrop=args.modcrop, jpeg_device=gpu_jpeg)
+    loader = decoded_batches(shard, args.batch_size, workers=args.workers, modcrop=args.modcrop, jpeg_device=gpu_jpeg,
+                             options={**decode_options(args), "keep16": True})
     bar = tqdm(total=len(shard), unit="img", desc=PROG, file=sys.stderr, dynamic_ncols=True,
                disable=args.no_progress or rank != 0)
     if live_table:
-        for line in table.header():
+        for line in [_settings(args)] + table.header():
             tqdm.write(line, file=sys.stdout)
+        sys.stdout.flush()  # a full disk or closed stdout shows now, not after the scoring
     complete = False
     try:
         for groups, errors in loader:
@@ -348,7 +367,7 @@ def _score(args, specs: List[MetricSpec]) -> int:
                 warn(COMMAND, msg)
                 batch_failures.append((index, name, msg))
             for indices, names, (x, y) in groups:
-                x, y = _prepare(x.to(device, non_blocking=True), y.to(device, non_blocking=True), args)
+                x, y = _prepare(_on_255(x.to(device, non_blocking=True)), _on_255(y.to(device, non_blocking=True)), args)
                 if x is None:
                     for index, name in zip(indices, names):
                         msg = (f"{test_file[index]}: {y[-1]}x{y[-2]} image is too small for --crop-border "
@@ -405,22 +424,29 @@ def _score(args, specs: List[MetricSpec]) -> int:
 
     all_rows = sorted((r for rs, _ in gathered for r in rs), key=lambda r: r["index"])
     all_failures = [f for _, fs in gathered for f in fs]
+    non_finite: Dict[str, int] = {}
     for spec in specs:
-        counts[spec.name] = sum(1 for r in all_rows if r.get(spec.name) is not None)
+        values = [r[spec.name] for r in all_rows if r.get(spec.name) is not None]
+        counts[spec.name] = len(values)
+        finite = [v for v in values if math.isfinite(v)]
+        non_finite[spec.name] = len(values) - len(finite)
+        if non_finite[spec.name]:  # PSNR of identical images is inf: the mean is over the finite values, and says so
+            means[spec.name] = math.fsum(finite) / len(finite) if finite else None
     by_spec = next(s for s in specs if s.name == args.worst_by) if args.worst else None
     worst = _worst_rows(all_rows, by_spec, args.worst) if args.worst else []
     summary = {
         "failures": _failure_dicts(all_failures),
-        "means": {k: json_value(v) for k, v in means.items()},
+        "means": {k: json_value(v) for k, v in means.items()},  # over the finite values
         "count": len(all_rows),
         "counts": counts,
+        "non_finite_counts": non_finite,  # per metric: images left out of the mean (inf, nan)
         "complete": True,
     }
     if args.worst:
         summary["worst"] = {"by": args.worst_by, "names": [r["name"] for r in worst]}
     if world > 1:
         if args.csv:
-            merged = CsvSink(args.csv, [c.key for c in columns])
+            merged = CsvSink(args.csv, [c.key for c in columns], args.precision)
             merged.write(all_rows, sorted(all_failures, key=lambda f: f[1]))
             merged.close()
         if args.json and not json_stdout:
@@ -440,8 +466,12 @@ def _score(args, specs: List[MetricSpec]) -> int:
         sys.stdout.write(buf.getvalue())
     else:
         if not live_table:
-            print("\n".join(table.header() + [table.row(r) for r in all_rows]))
+            print("\n".join([_settings(args)] + table.header() + [table.row(r) for r in all_rows]))
         print("\n".join(table.footer(means, len(all_rows))))
+        for name, k in non_finite.items():
+            if k:
+                print(f"{name}: mean over the {counts[name] - k} finite value(s); {k} non-finite left out "
+                      f"(PSNR is inf for identical images)")
         skipped = {s.name: len(all_rows) - counts[s.name] for s in specs if counts[s.name] < len(all_rows)}
         for name, k in skipped.items():
             print(f"{name}: n/a for {k} image(s) smaller than {metrics[name].min_size} px", file=sys.stderr)
@@ -516,7 +546,7 @@ def _write_sheet(args, worst, files, specs: List[MetricSpec], by: MetricSpec, de
         ref, test = (t[None].to(device) for t in item.images)
         c = args.crop_border
         shown_ref, shown_test = (t[..., c:-c, c:-c] if c else t for t in (ref, test))
-        x, y = _prepare(ref, test, args)
+        x, y = _prepare(_on_255(ref), _on_255(test), args)
         kernel = conventions.settings("ssim", "ssim", name).get("kernel_size", 11)
         if min(x.shape[-2:]) < kernel:
             continue
@@ -530,6 +560,21 @@ def _write_sheet(args, worst, files, specs: List[MetricSpec], by: MetricSpec, de
                + (f", border {args.crop_border} px cropped" if args.crop_border else "")
                + (f", modcrop {args.modcrop}" if args.modcrop else "") + ".")
     write_png(_sheet.contact_sheet(rows, f"torchsim score: the {len(rows)} worst pairs by {by.title}", caption), args.sheet)
+
+
+def _settings(args) -> str:
+    """The table's first line: what was scored, so that a pasted table says how it was made."""
+    channel = "Y channel (BT.601, as BasicSR)" if args.y_channel else "RGB"
+    return (f"settings: {channel}, crop border {args.crop_border}, data range 255 "
+            f"(16-bit images at full precision on the same scale)")
+
+
+def _on_255(x: "torch.Tensor") -> "torch.Tensor":
+    """16-bit images at full precision on the 0..255 scale of the 8-bit ones (float ``x / 257``):
+    PSNR and SSIM equal the 16-bit values with data_range 65535; MSE is in 8-bit levels."""
+    import torch
+
+    return x.to(torch.float32) / 257.0 if x.dtype == torch.uint16 else x
 
 
 def _failure_dicts(failures) -> List[Dict[str, str]]:

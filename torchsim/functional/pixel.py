@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -10,23 +10,34 @@ from .. import _validation as V
 from .. import conventions
 from .._common import no_autocast, pooled_sums, range_tensor, reduce, to_compute
 
+Mask = Union[None, torch.Tensor, Sequence[Sequence[int]]]
 
-def _mse_per_image(x: torch.Tensor, y: torch.Tensor, scale=None) -> torch.Tensor:
+
+def _mse_per_image(x: torch.Tensor, y: torch.Tensor, scale=None, ignore: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``mean(((x - y) / scale)²)`` per image; NaN for an image with a NaN or infinite pixel.
 
     Dividing by ``scale`` (the data range) before squaring keeps float32 finite for any units
-    (1e30 or 1e-30 images give the numbers 1.0-range images give).
+    (1e30 or 1e-30 images give the numbers 1.0-range images give). ``ignore`` ``(N, 1, ...)``
+    bool: those pixels (all their channels) are left out of the mean and the finiteness check;
+    an image with no pixel left is NaN, with a zero gradient.
     """
     d = to_compute(x) - to_compute(y)
     if scale is not None:
         d = d / range_tensor(scale, d)
-    d = d.flatten(1)
-    value = (d * d).mean(1)
+    if ignore is not None:
+        d = torch.where(ignore, torch.zeros((), dtype=d.dtype, device=d.device), d)
+        count = (~ignore).flatten(1).sum(1) * d.shape[1]
+        d = d.flatten(1)
+        value = (d * d).sum(1) / count.clamp(min=1).to(d.dtype)
+        value = torch.where(count > 0, value, torch.full_like(value, float("nan")))
+    else:
+        d = d.flatten(1)
+        value = (d * d).mean(1)
     finite = torch.isfinite(d).all(1)  # inf - inf, inf - 1 or NaN: never a plausible number
     return torch.where(finite, value, torch.full_like(value, float("nan")))
 
 
-def mse(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+def mse(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean", mask: Mask = None) -> torch.Tensor:
     r"""Mean squared error per image, ``mean((x - y)²)`` over C·H·W.
 
     Convention:
@@ -34,9 +45,17 @@ def mse(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean") -> torch.T
         are compared on their own scale; ``uint8`` as 0..255, ``uint16`` as 0..65535).
         An image with a NaN or infinite pixel gives NaN.
 
+        With ``mask``, the mean is over the pixels that are not ignored (all their
+        channels), ``mean_squared_error(x[~m], y[~m])`` per image: ignored pixels
+        neither count nor differ (a NaN there does not matter). An image whose pixels
+        are all ignored gives NaN (with a zero gradient).
+
     Args:
         x, y: ``(N, C, H, W)`` images, same shape, dtype family and device.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (shape ``(N,)``).
+        mask: pixels to ignore: a bool tensor ``(N, 1, H, W)``, True = ignore (``(N, 1,
+            D, H, W)`` for volumes), or rectangles ``[(x0, y0, x1, y1), ...]`` (``x1``,
+            ``y1`` exclusive) ignored in every image — as :func:`torchsim.pixelmatch`.
 
     Returns:
         float32 (float64 for float64 input) scalar or ``(N,)`` tensor.
@@ -49,8 +68,9 @@ def mse(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean") -> torch.T
     fn = "mse"
     x, y = V.check_pair(fn, x, y, (4, 5))
     V.check_reduction(fn, reduction)
+    ignore = V.check_mask(fn, mask, x)
     with no_autocast(x.device):
-        return reduce(_mse_per_image(x, y), reduction)
+        return reduce(_mse_per_image(x, y, ignore=ignore), reduction)
 
 
 @conventions.presets("psnr")
@@ -64,6 +84,7 @@ def psnr(
     pooled: bool = False,
     convention: Optional[str] = None,
     reduction: str = "mean",
+    mask: Mask = None,
 ) -> torch.Tensor:
     r"""Peak signal-to-noise ratio in dB, ``10 · log10(L² / MSE)`` per image.
 
@@ -87,6 +108,9 @@ def psnr(
         72 for 10-bit); ``"torchmetrics"`` and ``"kornia"`` set ``pooled=True`` (their
         PSNR of a batch is that of the batch's mean MSE); ``"wang"``, ``"skimage"``,
         ``"matlab"``, ``"basicsr"``, ``"monai"``, ``"tensorflow"`` and ``"ffmpeg"`` are the defaults.
+        With ``mask``, the MSE is :func:`mse`'s over the pixels that are not ignored
+        (``peak_signal_noise_ratio(x[~m], y[~m], data_range=L)`` per image); all
+        ignored gives NaN.
 
     Args:
         x, y: ``(N, C, H, W)`` images.
@@ -102,6 +126,7 @@ def psnr(
             module :class:`torchsim.PSNRPooled` streams the pooled form over a data set.)
         convention: a published convention by name; ``None`` keeps the defaults.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        mask: pixels to ignore, as in :func:`mse`.
 
     Returns:
         PSNR in dB, scalar or ``(N,)``.
@@ -128,8 +153,9 @@ def psnr(
     pooled = V.check_bool(fn, "pooled", pooled)
     if pooled and reduction == "sum":
         raise ValueError(f"{fn}: pooled=True gives one PSNR of the batch and needs reduction 'mean' or 'none', got 'sum'")
+    ignore = V.check_mask(fn, mask, x)
     with no_autocast(x.device):
-        err = _mse_per_image(x, y, dr)  # in units of data_range: 1e30 and 1e-30 ranges stay finite
+        err = _mse_per_image(x, y, dr, ignore)  # in units of data_range: 1e30 and 1e-30 ranges stay finite
         if pooled and reduction == "mean":
             total, count = pooled_sums(err, 1)
             err = (total / count).to(err.dtype).reshape(1)  # = psnr_pooled (images of one size)

@@ -46,6 +46,7 @@ _MAX_YIQ_DELTA = 35215  # the largest possible YIQ delta
 _DELTA_WEIGHTS = (0.5053, 0.299, 0.1957)  # of dY², dI², dQ²
 _PHI = (1.618033988749895, 2.618033988749895)  # v7's checkerboard divisors, φ and φ²
 _COMPAT = ("mapbox", "pixelmatch-py")
+_BAND = 1 << 16  # pixels per band of rows when the grey background is computed on the CPU
 
 # The 8 neighbours in the reference's visiting order (x outer, y inner): (dx, dy).
 _OFFSETS: List[Tuple[int, int]] = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
@@ -364,31 +365,59 @@ def _kernel(
     if not return_diff:
         return count
     aa_color, diff_color, alt_color = colors
-    # The diff image is one lookup per channel: entries 0..255 are opaque grays,
-    # 256 transparent, 257 aa_color, 258 diff_color, 259 diff_color_alt.
-    special = torch.tensor(
-        [(0, 0, 0, 0), (*aa_color, 255), (*diff_color, 255), (*(alt_color or diff_color), 255)],
-        dtype=torch.uint8,
-        device=dev,
-    ).T
-    ramp = torch.arange(256, dtype=torch.uint8, device=dev)
-    palette = torch.cat([torch.stack([ramp, ramp, ramp, torch.full_like(ramp, 255)]), special], dim=1)  # (4, 260)
-    if diff_mask:  # a fresh (zeroed) output buffer, as the references leave it
-        index = torch.full((n, h, w), 256, dtype=torch.int32, device=dev)
+    if diff_mask:  # a fresh (zeroed) output buffer, as the references leave it: transparent black
+        out = torch.zeros((n, 4, h, w), dtype=torch.uint8, device=dev)
+    else:  # x in grey, faded to white
+        gray = _gray_u8(x, alpha, mapbox)
+        # Identical images (ignored pixels aside) never reach the per-pixel loop in pixelmatch-py's
+        # PIL front end: Pillow's grey. (They have no mismatch to paint.) v7's fast path draws what
+        # its loop would, so it needs no special case.
+        if not mapbox:
+            same_px = (a == b).all(-1)
+            identical = (same_px if ignore is None else same_px | ignore).flatten(1).all(1)
+            if not sparse or bool(identical.any()):  # the CPU path may look: no device to wait for
+                gray = torch.where(identical.reshape(n, 1, 1), _pillow_gray(a, alpha).to(torch.uint8), gray)
+        out = torch.empty((n, 4, h, w), dtype=torch.uint8, device=dev)
+        out[:, :3] = gray.unsqueeze(1)
+        out[:, 3] = 255
+        _paint(out, aa, aa_color, sparse)
+    if alt_color is None:
+        _paint(out, real, diff_color, sparse)
     else:
-        index = torch.where(aa, 257, _gray_index(x, alpha, mapbox))
-    index = torch.where(real, torch.where(darker, 259, 258) if alt_color is not None else 258, index)
-    # Identical images (ignored pixels aside) never reach the per-pixel loop in pixelmatch-py's
-    # PIL front end. v7's fast path draws what its loop would, so it needs no special case.
-    if not mapbox:
-        same_px = (a == b).all(-1)
-        identical = (same_px if ignore is None else same_px | ignore).flatten(1).all(1)
-        if not sparse or bool(identical.any()):  # the CPU path may look: no device to wait for
-            same = torch.full_like(index, 256) if diff_mask else _pillow_gray(a, alpha)
-            index = torch.where(identical.reshape(n, 1, 1), same, index)
-    flat = index.reshape(-1)
-    out = torch.stack([palette[c].index_select(0, flat) for c in range(4)]).reshape(4, n, h, w)
-    return count, out.transpose(0, 1).contiguous()
+        _paint(out, real & ~darker, diff_color, sparse)
+        _paint(out, real & darker, alt_color, sparse)
+    return count, out
+
+
+def _paint(out: torch.Tensor, where: torch.Tensor, rgb: Tuple[int, int, int], sparse: bool) -> None:
+    """Set the pixels ``where`` (``(N, H, W)`` bool) of the RGBA image ``out`` to ``rgb``, opaque.
+
+    Sparse (CPU): only the selected pixels are written (found with ``nonzero``); dense: a
+    ``where`` per channel, no host synchronisation.
+    """
+    n, _, h, w = out.shape
+    if not sparse:
+        for c, v in enumerate((*rgb, 255)):
+            out[:, c] = torch.where(where, v, out[:, c])
+        return
+    p = torch.nonzero(where.reshape(-1)).reshape(-1)
+    if p.numel() == 0:
+        return
+    base = (p // (h * w)) * (4 * h * w) + p % (h * w)
+    flat = out.view(-1)
+    for c, v in enumerate((*rgb, 255)):
+        flat.index_fill_(0, base + c * h * w, v)
+
+
+def _gray_u8(x: torch.Tensor, alpha: float, mapbox: bool) -> torch.Tensor:
+    """:func:`_gray_index` as ``(N, H, W)`` uint8, computed in bands of rows whose float64
+    temporaries stay in the CPU's cache (one band on CUDA)."""
+    n, _, h, w = x.shape
+    out = torch.empty((n, h, w), dtype=torch.uint8, device=x.device)
+    rows = max(1, _BAND // (n * w)) if x.device.type == "cpu" else h
+    for r0 in range(0, h, rows):
+        out[:, r0 : r0 + rows] = _gray_index(x[:, :, r0 : r0 + rows], alpha, mapbox)
+    return out
 
 
 def pixelmatch(

@@ -33,6 +33,7 @@ from ..ops.filters import (
     separable_filter,
 )
 from ..ops.tiling import RowTiles
+from ..kernels.ssim_op import BACKENDS, ssim_kernel, use_fused
 
 Scalar = Union[float, torch.Tensor]
 
@@ -243,12 +244,11 @@ def _lengths(window, spatial: int) -> Tuple[int, ...]:
     return tuple(w.shape[0] for w in window)
 
 
-def _needs_grad(x: torch.Tensor, y: torch.Tensor) -> bool:
-    return torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
-
-
-def _window(kernel_size: Tuple[int, ...], sigma: Tuple[float, ...], gaussian: bool, like: torch.Tensor):
+def _window(kernel_size: Union[int, Tuple[int, ...]], sigma: Union[float, Tuple[float, ...]], gaussian: bool, like: torch.Tensor):
     """The kernel's window: one 1-D tensor when every axis has the same one, else one per axis."""
+    spatial = like.dim() - 2
+    kernel_size = (kernel_size,) * spatial if isinstance(kernel_size, int) else tuple(kernel_size)
+    sigma = (sigma,) * spatial if isinstance(sigma, (int, float)) else tuple(sigma)
     pairs = list(zip(kernel_size, sigma if gaussian else (0.0,) * len(kernel_size)))
     made = {}
     for k, s in pairs:
@@ -294,12 +294,39 @@ def _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction, a
     return x, y, dr, ks, sigmas
 
 
-def _downsample(t: torch.Tensor, mode: str) -> torch.Tensor:
-    """``ssim.m``'s automatic downsampling (``"matlab"``) or piq's (``"avg_pool"``)."""
+def _masked_mean(
+    smap: torch.Tensor, ignore: torch.Tensor, starts: Sequence[int], stride: int = 1
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(mean per (N, C), map)`` of an SSIM map over the pixels whose window centre is not
+    ignored (``ignore`` ``(N, 1, *full)``; map position ``i`` of each axis is centred on pixel
+    ``starts[a] + i * stride``); NaN (zero gradient) where none is left, and the map set to 1
+    at ignored centres."""
+    keep = ~ignore[(slice(None), slice(None)) + tuple(
+        slice(r, r + (s - 1) * stride + 1, stride) for r, s in zip(starts, smap.shape[2:])
+    )]
+    dims = tuple(range(2, smap.dim()))
+    count = keep.sum(dims).to(smap.dtype)  # (N, 1)
+    total = torch.where(keep, smap, torch.zeros((), dtype=smap.dtype, device=smap.device)).sum(dims)
+    mean = torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
+    return mean, torch.where(keep, smap, torch.ones((), dtype=smap.dtype, device=smap.device))
+
+
+def _downsample_factor(t: torch.Tensor, mode: str) -> int:
+    """``f = round(min(H, W) / 256)``: half away from zero (``ssim.m``) or Python's half to even (piq)."""
     side = min(t.shape[2:]) / 256
-    if mode == "matlab":
-        return matlab_downsample(t, max(1, matlab_round(side)))
-    return pool_downsample(t, max(1, round(side)))  # Python's round: half to even, as piq
+    return max(1, matlab_round(side) if mode == "matlab" else round(side))
+
+
+def _downsample(t: torch.Tensor, mode: str, f: int) -> torch.Tensor:
+    """``ssim.m``'s automatic downsampling by ``f`` (``"matlab"``) or piq's (``"avg_pool"``)."""
+    return matlab_downsample(t, f) if mode == "matlab" else pool_downsample(t, f)
+
+
+def _fused(fn: str, backend: str, x: torch.Tensor, ks: Tuple[int, ...], sigmas: Tuple[float, ...]) -> bool:
+    """Whether the fused Triton kernels run: ``backend`` as :func:`use_fused` decides, for one odd
+    window on every axis (per-axis and even block windows take the reference kernel)."""
+    fused = use_fused(fn, V.check_choice(fn, "backend", backend, BACKENDS), x, max(ks))
+    return fused and len(set(ks)) == 1 and len(set(sigmas)) == 1 and ks[0] % 2 == 1
 
 
 @conventions.presets("ssim")
@@ -320,6 +347,8 @@ def ssim(
     return_map: bool = False,
     convention: Optional[str] = None,
     reduction: str = "mean",
+    backend: str = "auto",
+    mask: Union[None, torch.Tensor, Sequence[Sequence[int]]] = None,
 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
     r"""Structural similarity (Wang et al. 2004), mean over the SSIM map.
 
@@ -359,6 +388,13 @@ def ssim(
         scikit-image's ``full=True`` map is ``padding="symmetric"``'s map (its mean is
         the default, valid one).
 
+        With ``mask``, the mean is over the valid-region pixels whose window
+        *centre* is not ignored (the windows of those pixels still read the
+        ignored pixels around them); the returned map is 1 at ignored centres
+        (they neither count nor differ). With ``downsample=True`` the mask is
+        subsampled as the images are (every ``f``-th pixel). An image whose
+        centres are all ignored gives NaN (with a zero gradient).
+
     Args:
         x, y: ``(N, C, H, W)`` images or ``(N, C, D, H, W)`` volumes, same shape,
             dtype family and device.
@@ -386,6 +422,13 @@ def ssim(
         convention: a published convention by name (see above and
             :mod:`torchsim.conventions`); ``None`` keeps the defaults.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one value per image).
+        backend: ``"auto"`` (default: the separable-convolution kernel on every device),
+            ``"torch"`` (the same, explicitly) or ``"triton"`` (opt-in fused Triton kernels
+            for 4-D CUDA input; volumes and windows over 33 taps use the default kernel).
+            See :mod:`torchsim.kernels.ssim_op`.
+        mask: pixels to ignore: a bool tensor ``(N, 1, H, W)``, True = ignore (``(N, 1,
+            D, H, W)`` for volumes), or rectangles ``[(x0, y0, x1, y1), ...]`` (``x1``,
+            ``y1`` exclusive) ignored in every image — as :func:`torchsim.pixelmatch`.
 
     Returns:
         The SSIM (scalar, or ``(N,)`` for ``reduction="none"``), float32
@@ -397,7 +440,9 @@ def ssim(
         TypeError: missing ``data_range`` for floating input, unsupported dtype.
         ValueError: rank/shape/device mismatch, even kernel_size (with a Gaussian or
             padding), image smaller than the window, bad ``reduction``/``data_range``/
-            ``padding``/``downsample``, unknown ``convention``.
+            ``padding``/``downsample``/``backend``, unknown ``convention``,
+            ``backend="triton"`` on a CPU tensor without ``TRITON_INTERPRET=1``.
+        ImportError: ``backend="triton"`` without the ``triton`` package.
 
     Example:
         >>> import torch, torchsim
@@ -431,20 +476,29 @@ def ssim(
             f"{fn}: kernel_size must be at least 3 with sample_covariance=True (the sample "
             f"covariance of one pixel divides by n - 1 = 0), got {kernel_size}"
         )
+    fused = _fused(fn, backend, x, ks, sigmas)
+    ignore = V.check_mask(fn, mask, x)
     with no_autocast(x.device):
         xc, yc, dr = _to_unit_range(*to_compute_pair(x, y), dr)
         if mode is not None:
-            xc, yc = _downsample(xc, mode), _downsample(yc, mode)
+            f = _downsample_factor(xc, mode)
+            xc, yc = _downsample(xc, mode, f), _downsample(yc, mode, f)
+            if ignore is not None:  # the mask as the images: every f-th pixel
+                ignore = ignore[(Ellipsis,) + tuple(slice(0, s * f, f) for s in xc.shape[2:])]
         V.check_window_fits(fn, xc.shape, ks)
         if padding != "valid":
             xc, yc = pad_same(xc, ks, padding), pad_same(yc, ks, padding)
         window = _window(ks, sigmas, gaussian, xc)
         c1, c2 = _constants(dr, xc, k1, k2)
         cov_norm = taps / (taps - 1) if sample_covariance else 1.0
-        want_map = return_map or stride > 1
-        s_nc, _, smap = _SSIMKernel.apply(xc, yc, window, c1, c2, cov_norm, want_map, _needs_grad(xc, yc))
+        want_map = return_map or stride > 1 or ignore is not None
+        s_nc, _, smap = ssim_kernel(xc, yc, window, c1, c2, cov_norm, want_map, fused)
         if stride > 1:
             smap = smap[(slice(None), slice(None)) + (slice(None, None, stride),) * len(ks)]
+        if ignore is not None:
+            starts = tuple((k - 1) // 2 for k in ks) if padding == "valid" else (0,) * len(ks)
+            s_nc, smap = _masked_mean(smap, ignore, starts, stride)
+        elif stride > 1:
             s_nc = smap.flatten(2).mean(2)
         value = reduce(s_nc.mean(1), reduction)
     if return_map:
@@ -477,6 +531,7 @@ def ms_ssim(
     padding: str = "valid",
     convention: Optional[str] = None,
     reduction: str = "mean",
+    backend: str = "auto",
 ) -> torch.Tensor:
     r"""Multi-scale SSIM (Wang, Simoncelli, Bovik 2003).
 
@@ -521,6 +576,8 @@ def ms_ssim(
             pads there; the contrast-structure terms are always over valid windows).
         convention: a published convention by name (see above); ``None`` keeps the defaults.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        backend: as in :func:`ssim`; ``"triton"`` runs the fused kernel at every scale (the
+            2×2 pooling between scales stays a PyTorch op).
 
     Returns:
         MS-SSIM as a scalar or ``(N,)`` tensor (float32, float64 for float64 input).
@@ -547,6 +604,7 @@ def ms_ssim(
     padding = V.check_choice(fn, "padding", padding, V.SSIM_PADDINGS)
     levels = len(w_list)
     V.check_scales_fit(fn, x.shape, ks, levels, pooling)
+    fused = _fused(fn, backend, x, ks, sigmas)
     with no_autocast(x.device):
         xc, yc, dr = _to_unit_range(*to_compute_pair(x, y), dr)
         window = _window(ks, sigmas, True, xc)
@@ -555,7 +613,7 @@ def ms_ssim(
         for level in range(levels):
             if level == levels - 1 and padding != "valid":
                 xc, yc = pad_same(xc, ks, padding), pad_same(yc, ks, padding)
-            s_nc, cs_nc, _ = _SSIMKernel.apply(xc, yc, window, c1, c2, 1.0, False, _needs_grad(xc, yc))
+            s_nc, cs_nc, _ = ssim_kernel(xc, yc, window, c1, c2, 1.0, False, fused)
             if level < levels - 1:
                 terms.append(cs_nc)
                 xc, yc = halve(xc, pooling), halve(yc, pooling)

@@ -104,7 +104,10 @@ def _pad_axis(x: torch.Tensor, axis: int, left: int, right: int, mode: str) -> t
     if mode == "zero":
         pad = [0, 0] * (x.dim() - 1 - axis) + [left, right]
         return F.pad(x, pad)
-    return x.index_select(axis, _pad_index(x.shape[axis], left, right, mode, x.device))
+    n = x.shape[axis]
+    if mode == "symmetric" and max(left, right) <= n:  # two mirrored strips: copies, not a gather
+        return torch.cat([x.narrow(axis, 0, left).flip(axis), x, x.narrow(axis, n - right, right).flip(axis)], axis)
+    return x.index_select(axis, _pad_index(n, left, right, mode, x.device))
 
 
 def symmetric_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
@@ -246,6 +249,61 @@ def _cpu_layout(x: torch.Tensor) -> torch.memory_format:
     if x.dtype == torch.float64:
         return torch.contiguous_format
     return torch.channels_last if x.dim() == 4 else torch.channels_last_3d
+def box_sum(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Sums over every ``kernel_size × kernel_size`` window of the last two axes ("valid" positions).
+
+    ``out[..., i, j] = sum_{a, b < k} x[..., i + a, j + b]``, each axis shrinking by
+    ``k - 1``: :func:`separable_filter` with a window of ones, computed by shifted
+    additions instead of a convolution — sums of two, four, eight ... samples, then the
+    binary decomposition of ``k`` (4 additions per axis for ``k = 7``). Every sum is a
+    plain sum of ``k`` samples, so integer input (or integer-valued floats below
+    ``2**53 / k²``) gives exact results, and integer dtypes stay integer (beware of
+    overflow: ``k² · max|x|`` must fit).
+
+    Args:
+        x: ``(..., H, W)`` tensor, ``H`` and ``W`` at least ``kernel_size``.
+        kernel_size: the window side ``k >= 1``.
+
+    Returns:
+        ``(..., H - k + 1, W - k + 1)``, x's dtype.
+
+    Example:
+        >>> import torch
+        >>> from torchsim.ops import box_sum
+        >>> box_sum(torch.arange(16).reshape(1, 4, 4), 3).tolist()
+        [[[45, 54], [81, 90]]]
+    """
+    for dim in (-1, -2):
+        x = _axis_box_sum(x, kernel_size, dim)
+    return x
+
+
+def _axis_box_sum(x: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Sums of ``k`` consecutive samples along ``dim`` (valid positions)."""
+    n = x.shape[dim] - k + 1
+    powers = {1: x}  # powers[p][i] = sum of x[i .. i + p - 1]
+    p = 1
+    while 2 * p <= k:
+        prev = powers[p]
+        m = prev.shape[dim] - p
+        powers[2 * p] = prev.narrow(dim, 0, m) + prev.narrow(dim, p, m)
+        p *= 2
+    out: Optional[torch.Tensor] = None
+    owned = False  # whether out is a fresh tensor (else a view of an input)
+    offset = 0
+    for p in sorted(powers, reverse=True):  # k as a sum of distinct powers of two
+        if offset + p > k:
+            continue
+        part = powers[p].narrow(dim, offset, n)
+        if out is None:
+            out = part
+        elif owned:
+            out.add_(part)
+        else:
+            out, owned = out + part, True
+        offset += p
+    assert out is not None
+    return out if owned else out.clone()
 
 
 def matlab_downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -317,6 +375,10 @@ def halve(x: torch.Tensor, mode: str = "zero") -> torch.Tensor:
     sizes = x.shape[2:]
     pool = F.avg_pool2d if x.dim() == 4 else F.avg_pool3d
     if mode == "zero":
+        if torch.compiler.is_compiling():
+            # The same pooling with the padding made explicit: the compiler then traces symbolic
+            # sizes without a guard on their parity (one graph for every shape, and export works).
+            return pool(F.pad(x, [p for s in reversed(sizes) for p in (s % 2, s % 2)]), 2)
         return pool(x, 2, padding=[s % 2 for s in sizes])
     if mode == "replicate_start":
         if any(s % 2 for s in sizes):

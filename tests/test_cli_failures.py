@@ -1,0 +1,271 @@
+"""The command line under failures it must survive (issue 9): outputs that cannot be written,
+signals, two runs on one file. Every test writes real files (and sends real signals); every
+subprocess runs under a timeout, so a regression hangs nothing."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from torchsim.cli import main
+from torchsim.cli._sinks import open_output
+from torchsim.io import read_image, write_png
+
+from tests.helpers import photo_u8
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+TIMEOUT = 240
+
+
+def _cli(*argv, **kwargs):
+    """``python -m torchsim ARGV`` as a child process (this worktree's torchsim)."""
+    return subprocess.run([sys.executable, "-m", "torchsim", *map(str, argv)], env=ENV, capture_output=True,
+                          text=True, timeout=TIMEOUT, **kwargs)
+
+
+def _dirs(tmp_path_factory, name):
+    root = tmp_path_factory.mktemp(name)
+    for d in ("ref", "test"):
+        (root / d).mkdir()
+    return root / "ref", root / "test"
+
+
+@pytest.fixture(scope="module")
+def small_dirs(tmp_path_factory):
+    """REF/ and TEST/ with three pairs of 48x48 crops of a real photo, the test side noisy."""
+    ref, test = _dirs(tmp_path_factory, "fail")
+    photo = torch.from_numpy(photo_u8("astronaut")).permute(2, 0, 1)
+    g = torch.Generator().manual_seed(0)
+    for k in range(3):
+        x = photo[:, 100 * k : 100 * k + 48, 100 : 148].contiguous()
+        y = (x.float() + 8 * torch.randn(x.shape, generator=g)).round().clamp(0, 255).to(torch.uint8)
+        write_png(x, ref / f"{k}.png")
+        write_png(y, test / f"{k}.png")
+    return ref, test
+
+
+@pytest.fixture(scope="module")
+def many_dirs(tmp_path_factory):
+    """60 pairs of 256x256 photo crops: slow enough (MS-SSIM, one pair per batch) to be interrupted."""
+    ref, test = _dirs(tmp_path_factory, "many")
+    photo = torch.from_numpy(photo_u8("astronaut")).permute(2, 0, 1)
+    for k in range(60):
+        i, j = 20 * (k % 10), 20 * (k // 10)
+        x = photo[:, i : i + 256, j : j + 256].contiguous()
+        write_png(x, ref / f"{k:03d}.png")
+        write_png((x // 4) * 4, test / f"{k:03d}.png")
+    return ref, test
+
+
+# ----------------------------------------------------------------------------------------------
+# outputs: one line and a non-zero exit, checked before the work where it can be
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--csv", "--json"])
+def test_full_disk_output_is_one_line_before_scoring(small_dirs, capsys, option):
+    ref, test = small_dirs
+    code = main(["score", str(ref), str(test), option, "/dev/full", "--workers", "0", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err.splitlines() == ["torchsim score: /dev/full: cannot write (No space left on device)"]
+    assert "0.png" not in captured.out  # refused before the first pair was scored
+
+
+def test_output_that_is_a_folder_or_under_a_file(small_dirs, tmp_path, capsys):
+    ref, test = small_dirs
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    for option, path, why in [("--csv", tmp_path, "Is a directory"), ("--json", blocker / "x.json", "Not a directory")]:
+        code = main(["score", str(ref), str(test), option, str(path), "--workers", "0", "--no-progress"])
+        captured = capsys.readouterr()
+        assert code == 1 and captured.err.splitlines() == [f"torchsim score: {path}: cannot write ({why})"]
+        assert captured.out == ""  # argument check: nothing scored
+
+
+def test_missing_output_folder_is_created(small_dirs, tmp_path, capsys):
+    ref, test = small_dirs
+    out = tmp_path / "new" / "deeper" / "s.csv"
+    assert main(["score", str(ref), str(test), "--csv", str(out), "--workers", "0", "--no-progress"]) == 0
+    assert len(list(csv.DictReader(out.open()))) == 3
+
+
+def test_pictures_to_a_full_disk_are_not_reported_written(small_dirs, tmp_path):
+    ref, _ = small_dirs
+    # diff picks the format from the extension: a full disk behind a .png name (exit 2, bad input,
+    # in diff's CI exit codes: 1 means "the images differ")
+    full = tmp_path / "full.png"
+    full.symlink_to("/dev/full")
+    r = _cli("diff", ref / "0.png", ref / "1.png", "-o", full)
+    assert r.returncode == 2 and "wrote" not in r.stdout
+    assert r.stderr.splitlines() == [f"torchsim diff: {full}: cannot write (No space left on device)"]
+    r = _cli("demo", "-o", "/dev/full")
+    assert r.returncode == 1 and "wrote" not in r.stdout
+    assert r.stderr.splitlines() == ["torchsim demo: /dev/full: cannot write (No space left on device)"]
+
+
+def test_demo_in_a_folder_it_cannot_write(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = _cli("demo", "-o", blocker / "demo.png")  # the check runs before the metrics
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.splitlines() == [f"torchsim demo: {blocker / 'demo.png'}: cannot write (Not a directory)"]
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_demo_in_a_read_only_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        r = _cli("demo", "-o", ro / "demo.png")
+    finally:
+        ro.chmod(0o700)
+    assert r.returncode == 1 and r.stderr.splitlines() == [f"torchsim demo: {ro / 'demo.png'}: cannot write (Permission denied)"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_stdout_to_a_full_disk_is_one_line_and_exit_1(small_dirs, extra):
+    ref, test = small_dirs
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "torchsim", "score", str(ref), str(test), "--workers", "0",
+                            "--no-progress", *extra], env=ENV, stdout=full, stderr=subprocess.PIPE, text=True,
+                           timeout=TIMEOUT)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == ["torchsim score: stdout: cannot write (No space left on device)"]
+
+
+# ----------------------------------------------------------------------------------------------
+# interruptions: SIGTERM as SIGINT, nothing computed is lost; one CSV, one writer
+# ----------------------------------------------------------------------------------------------
+
+
+def _wait_for_rows(path, rows, proc, deadline=120.0):
+    """Wait until ``path`` has ``rows`` data lines (after the header), or fail."""
+    start = time.monotonic()
+    while time.monotonic() - start < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"finished before it could be interrupted: {proc.communicate()}")
+        if path.exists() and len(path.read_text().splitlines()) > rows:
+            return
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("no row written in time")
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_signal_keeps_rows_and_valid_json(many_dirs, tmp_path, sig, code, word):
+    ref, test = many_dirs
+    out_csv, out_json = tmp_path / "s.csv", tmp_path / "s.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "torchsim", "score", str(ref), str(test), "--metrics", "psnr,ms_ssim",
+         "--batch-size", "1", "--workers", "0", "--no-progress", "--csv", str(out_csv), "--json", str(out_json)],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _wait_for_rows(out_csv, 1, proc)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    assert err.splitlines()[-1].startswith(f"torchsim score: {word}")
+    rows = list(csv.DictReader(out_csv.open()))
+    assert 1 <= len(rows) < 60
+    assert all(float(r["psnr"]) > 20 and 0.9 < float(r["ms_ssim"]) <= 1 for r in rows)  # whole rows only
+    doc = json.loads(out_json.read_text())
+    assert doc["complete"] is False
+    assert [r["name"] for r in doc["images"]] == [r["name"] for r in rows]
+    assert len(out.splitlines()) == 3 + len(rows)  # settings, table header, rule, the rows scored
+
+
+def test_second_writer_of_a_csv_refuses(small_dirs, tmp_path, capsys):
+    ref, test = small_dirs
+    out_csv = tmp_path / "s.csv"
+    first = open_output(str(out_csv))  # another run holding the file
+    first.write("name,psnr,error\nfirst,1.0,\n")
+    first.flush()
+    try:
+        code = main(["score", str(ref), str(test), "--csv", str(out_csv), "--workers", "0", "--no-progress"])
+        captured = capsys.readouterr()
+    finally:
+        first.close()
+    assert code == 1
+    assert captured.err.splitlines() == [f"torchsim score: {out_csv}: in use by another process (locked); "
+                                         "wait for it or choose another file"]
+    assert out_csv.read_text() == "name,psnr,error\nfirst,1.0,\n"  # not truncated, not interleaved
+    assert main(["score", str(ref), str(test), "--csv", str(out_csv), "--workers", "0", "--no-progress"]) == 0
+
+
+def test_dedup_interrupted_prints_what_it_grouped(tmp_path, capsys, monkeypatch):
+    import torchsim.cli.dedup as dedup
+
+    photo = torch.from_numpy(photo_u8("coffee")).permute(2, 0, 1).contiguous()
+    for k in range(4):
+        write_png(photo, tmp_path / f"{k}.png")  # four byte-identical files: one exact group
+    real = dedup.hash_files
+
+    def stop_after_md5(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dedup, "hash_files", stop_after_md5)
+    code = main(["dedup", str(tmp_path), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 130 and "interrupted" in captured.err
+    assert "interrupted: the groups below are over the 4 file(s) read and 0 hashed so far" in captured.out
+    assert "exact duplicates (same MD5): 1 group(s)" in captured.out
+    code = main(["dedup", str(tmp_path), "--no-progress", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 130 and doc["complete"] is False and len(doc["exact_groups"][0]["files"]) == 4
+    monkeypatch.setattr(dedup, "hash_files", real)
+    assert main(["dedup", str(tmp_path), "--no-progress", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["complete"] is True
+
+
+# ----------------------------------------------------------------------------------------------
+# numbers in reports
+# ----------------------------------------------------------------------------------------------
+
+
+def test_identical_pair_does_not_make_the_mean_inf(small_dirs, tmp_path, capsys):
+    ref, _ = small_dirs
+    test = tmp_path / "test"
+    test.mkdir()
+    for name in ("0.png", "1.png"):
+        (test / name).write_bytes((ref / name).read_bytes())  # 0.png identical
+    photo = read_image(ref / "1.png")
+    noisy = (photo.int() + torch.arange(photo.numel()).reshape(photo.shape) % 7 - 3).clamp(0, 255).to(torch.uint8)
+    write_png(noisy, test / "1.png")
+    (ref / "2.png").rename(tmp_path / "2.png")  # two pairs only
+    try:
+        out_json, out_csv = tmp_path / "s.json", tmp_path / "s.csv"
+        code = main(["score", str(ref), str(test), "--json", str(out_json), "--csv", str(out_csv), "--workers", "0",
+                     "--no-progress", "--y-channel", "--crop-border", "2", "--precision", "3"])
+        captured = capsys.readouterr()
+    finally:
+        (tmp_path / "2.png").rename(ref / "2.png")
+    assert code == 0, captured.err
+    text = out_json.read_text()
+    assert '"inf"' not in text.replace('"non_finite": {"psnr": "inf"}', "")  # no number written as a string
+    doc = json.loads(text)
+    finite = [r["psnr"] for r in doc["images"] if r["psnr"] is not None]
+    assert len(finite) == 1 and doc["images"][0]["non_finite"] == {"psnr": "inf"}
+    assert doc["means"]["psnr"] == pytest.approx(finite[0]) and doc["non_finite_counts"]["psnr"] == 1
+    assert doc["means"]["ssim"] == pytest.approx(sum(r["ssim"] for r in doc["images"]) / 2)
+    assert doc["data_range"] == 255 and doc["y_channel"] is True and doc["crop_border"] == 2
+    out = captured.out.splitlines()
+    assert out[0] == ("settings: Y channel (BT.601, as BasicSR), crop border 2, data range 255 "
+                      "(16-bit images at full precision on the same scale)")
+    assert "psnr: mean over the 1 finite value(s); 1 non-finite left out (PSNR is inf for identical images)" in out
+    assert f"{finite[0]:.2f}" in [line for line in out if line.startswith("mean (2 images)")][0]
+    rows = list(csv.DictReader(out_csv.open()))
+    assert rows[0]["psnr"] == "inf"
+    assert rows[1]["psnr"] == repr(round(finite[0], 3)) and len(rows[1]["ssim"].split(".")[1]) <= 3

@@ -1,0 +1,8 @@
+"""Compute kernels behind the metrics, registered as ``torch.library`` custom ops.
+
+* :mod:`.ssim_op` — ``torchsim::ssim`` / ``torchsim::ssim_backward``: the SSIM kernel as one
+  opaque op for ``torch.compile`` and ``torch.export``, and the backend choice
+  (``"auto"``, ``"torch"``, ``"triton"``).
+* :mod:`.triton_ssim` — fused SSIM forward and backward in Triton (CUDA; the CPU runs
+  them only through Triton's interpreter, for tests). Imports ``triton`` lazily.
+"""
