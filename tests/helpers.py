@@ -145,7 +145,18 @@ def bicubic(img: np.ndarray, scale: int = 4) -> np.ndarray:
     return np.asarray(small.resize((w, h), Image.BICUBIC)).astype(np.float64) / 255.0
 
 
+def color_shift(img: np.ndarray) -> np.ndarray:
+    """A white-balance / exposure change: per-channel gain and offset (gamma 1.1 on gray), clipped to [0, 1]."""
+    if img.ndim == 2:
+        return np.clip(img, 0, 1) ** 1.1
+    gain = np.array([1.06, 0.97, 1.02])[: img.shape[2]]
+    offset = np.array([0.02, -0.01, 0.0])[: img.shape[2]]
+    return np.clip(img * gain + offset, 0.0, 1.0)
+
+
 DISTORTIONS = {"noise": noise, "blur": blur, "jpeg": jpeg}
+#: every realistic distortion, for the agreement report (``DISTORTIONS`` keeps the tests' original three)
+ALL_DISTORTIONS = {**DISTORTIONS, "resize": lambda img: bicubic(img, 2), "color_shift": color_shift}
 
 
 # --------------------------------------------------------------------------- tolerances

@@ -187,7 +187,7 @@ def test_bad_sr_arguments(sr_dirs, capsys, argv, message):
 
 @pytest.mark.parametrize("argv, message", [
     (["--suffix", "_SR", "--match", "{stem}_SR"], "not allowed with argument"),
-    (["--ssim-convention", "matlab"], "invalid choice: 'matlab'"),
+    (["--ssim-convention", "nope"], "invalid choice: 'nope'"),
 ])
 def test_bad_sr_arguments_argparse(sr_dirs, capsys, argv, message):
     hr, sr = sr_dirs

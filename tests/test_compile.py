@@ -121,9 +121,12 @@ def test_opcheck():
     c1 = torch.tensor([1e-4, 4e-4]).reshape(2, 1, 1, 1)
     x.requires_grad_(True)
     y.requires_grad_(True)
-    torch.library.opcheck(torch.ops.torchsim.ssim.default, (x, y, w, None, None, 1e-4, 9e-4, 1.0, True, True, False))
-    torch.library.opcheck(torch.ops.torchsim.ssim.default, (x, y, w, c1, None, 0.0, 9e-4, 49 / 48, False, True, False))
-    torch.library.opcheck(torch.ops.torchsim.ssim.default, (x, y, w, None, None, 1e-4, 9e-4, 1.0, False, False, False))
+    torch.library.opcheck(torch.ops.torchsim.ssim.default, (x, y, [w], None, None, 1e-4, 9e-4, 1.0, True, True, False))
+    torch.library.opcheck(torch.ops.torchsim.ssim.default, (x, y, [w], c1, None, 0.0, 9e-4, 49 / 48, False, True, False))
+    torch.library.opcheck(torch.ops.torchsim.ssim.default, (x, y, [w], None, None, 1e-4, 9e-4, 1.0, False, False, False))
+    # one window per axis (conventions' kernel_size=(k_H, k_W)): a list of two
+    w3 = _window(3, 0.8, True, x)
+    torch.library.opcheck(torch.ops.torchsim.ssim.default, (x, y, [w, w3], None, None, 1e-4, 9e-4, 1.0, True, True, False))
 
 
 @pytest.mark.parametrize("keep", [True, False], ids=["saved-moments", "recomputed-moments"])
@@ -136,7 +139,7 @@ def test_op_gradcheck_float64(keep):
     w = _window(3, 1.5, True, x)
 
     def f(a, b):
-        s, cs, smap, _, _ = torch.ops.torchsim.ssim(a, b, w, None, None, 1e-4, 9e-4, 1.0, True, keep, False)
+        s, cs, smap, _, _ = torch.ops.torchsim.ssim(a, b, [w], None, None, 1e-4, 9e-4, 1.0, True, keep, False)
         return s, cs, smap
 
     assert torch.autograd.gradcheck(f, (x, y))
@@ -154,7 +157,7 @@ def test_op_saved_moments_equal_the_function(shape):
     geo = RowTiles(x, 7)
     assert len(geo.chunks) > 1 if shape[0] > 1 else (geo.s > 1 and geo.dup > 0)
     xo, yo = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
-    s, cs, smap, moments, _ = torch.ops.torchsim.ssim(xo, yo, w, None, None, 1e-4, 9e-4, 1.0, True, True, False)
+    s, cs, smap, moments, _ = torch.ops.torchsim.ssim(xo, yo, [w], None, None, 1e-4, 9e-4, 1.0, True, True, False)
     lv = shape[2] - 6
     assert moments.shape == (5 * shape[0] * shape[1] * (lv + lv // 48 + 7) * (shape[3] - 6),)  # the CPU's flat buffer
     xe, ye = x.clone().requires_grad_(True), y.clone().requires_grad_(True)

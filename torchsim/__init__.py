@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, List
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what the lazy loader below publishes, for type checkers and IDEs
-    from . import functional, io, registry
+    from . import conventions, functional, io, registry
     from .functional import *  # noqa: F401,F403
     from .losses import *  # noqa: F401,F403
     from .modules import *  # noqa: F401,F403
@@ -28,7 +28,7 @@ def _load() -> None:
         module = importlib.import_module(f"{__name__}.{sub}")
         names += module.__all__
         globals().update({name: getattr(module, name) for name in module.__all__})
-    globals()["__all__"] = [*names, "functional", "registry", "__version__"]
+    globals()["__all__"] = [*names, "functional", "registry", "conventions", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,10 +22,11 @@ from typing import Any, ClassVar, Dict, List, MutableMapping, Optional
 
 from torch import nn
 
-from . import registry
+from . import conventions, registry
 from ._validation import check_options
 from .registry import MetricRecord
 
+_UNSET = type("_Unset", (), {"__repr__": lambda self: "<default>"})()  # an option the caller did not pass
 _SECTIONS = ("Args:", "Returns:", "Raises:", "Example:", "Examples:", "Note:", "References:", "Convention:")
 
 
@@ -50,8 +51,10 @@ class FunctionModule(nn.Module):
         cls.__doc__ = _compose_doc(cls.__doc__, cls._summary(cls.record), cls._args_doc(cls.record))
 
     def __init__(self, **options: Any) -> None:
-        # Reached through the generated __init__, which passes every option by name.
+        # Reached through the generated __init__, which passes every option by name, _UNSET
+        # where the caller gave none: a convention's preset fills those (explicit options win).
         super().__init__()
+        options = conventions.resolve(type(self).__name__, self.record.name, options, self._defaults(self.record), _UNSET)
         self._check_options(options)
         self.options: Dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
 
@@ -93,7 +96,7 @@ def _set_init(cls: type, defaults: Dict[str, Any]) -> None:
     scope: Dict[str, Any] = {"super_": super, "cls_": cls}
     exec(source, scope)  # the way dataclasses and namedtuple build their __init__
     init = scope["__init__"]
-    init.__kwdefaults__ = dict(defaults)
+    init.__kwdefaults__ = dict.fromkeys(names, _UNSET)  # the defaults shown are in __signature__
     annotations = getattr(cls.record.function, "__annotations__", {})
     init.__annotations__ = {n: annotations[n] for n in names if n in annotations}
     init.__module__ = cls.__module__

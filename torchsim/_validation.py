@@ -178,6 +178,39 @@ def check_kernel(fn: str, kernel_size: object, sigma: object = None, *, check_si
     return int(kernel_size)
 
 
+def check_kernel_sizes(fn: str, kernel_size: object, spatial: int, *, allow_even: bool = False) -> Tuple[int, ...]:
+    """``kernel_size`` as one window length per spatial axis: an int for every axis, or a sequence
+    of ``spatial`` of them (``(k_H, k_W)`` or ``(k_D, k_H, k_W)``). Each must be odd and positive
+    (any positive length with ``allow_even``: a uniform block window has no centre to keep)."""
+    kind = "a positive integer" if allow_even else "an odd positive integer"
+
+    def bad(k: object) -> bool:
+        return not is_integer(k) or k <= 0 or (k % 2 == 0 and not allow_even)
+
+    if isinstance(kernel_size, (tuple, list)):
+        if len(kernel_size) != spatial or any(bad(k) for k in kernel_size):
+            raise ValueError(
+                f"{fn}: kernel_size must be {kind} or a sequence of {spatial} of them (one per spatial axis), "
+                f"got {kernel_size!r}"
+            )
+        return tuple(int(k) for k in kernel_size)
+    if bad(kernel_size):
+        hint = "" if allow_even else " (even sizes only for a uniform window, gaussian=False)"
+        raise ValueError(f"{fn}: kernel_size must be {kind}, got {kernel_size!r}{hint if is_integer(kernel_size) and kernel_size > 0 else ''}")
+    return (int(kernel_size),) * spatial
+
+
+def check_sigmas(fn: str, sigma: object, spatial: int) -> Tuple[float, ...]:
+    """``sigma`` as one Gaussian standard deviation per spatial axis (a number or a sequence of ``spatial``)."""
+    if isinstance(sigma, (tuple, list)):
+        if len(sigma) != spatial:
+            raise ValueError(
+                f"{fn}: sigma must be a number or a sequence of {spatial} (one per spatial axis), got {sigma!r}"
+            )
+        return tuple(check_sigma_value(fn, "sigma", s) for s in sigma)
+    return (check_sigma_value(fn, "sigma", sigma),) * spatial
+
+
 def check_sigma_value(fn: str, name: str, sigma: object) -> float:
     """A Gaussian standard deviation: positive, finite, and large enough that ``2 sigma^2 > 0``."""
     if not is_real(sigma) or not _isfinite(sigma) or sigma <= 0:
@@ -188,6 +221,25 @@ def check_sigma_value(fn: str, name: str, sigma: object) -> float:
             f"for no smoothing use a kernel_size of 1"
         )
     return float(sigma)
+
+
+#: ``padding`` of the SSIM family: valid windows only, or a same-size map padded in one of these modes
+SSIM_PADDINGS = ("valid", "symmetric", "reflect", "zero", "replicate")
+#: ``channel_mean`` of MS-SSIM: channels averaged after the product over scales, or first
+CHANNEL_MEANS = ("last", "first")
+#: ``downsample`` of SSIM (``True`` is ``"matlab"``)
+DOWNSAMPLES = ("matlab", "avg_pool")
+
+
+def check_downsample(fn: str, value: object) -> Optional[str]:
+    """SSIM's ``downsample``: ``False`` (none), ``True`` or ``"matlab"``, or ``"avg_pool"``; the mode or None."""
+    if value is False or (type(value).__name__ == "bool_" and not value):
+        return None
+    if value is True or (type(value).__name__ == "bool_" and value):
+        return "matlab"
+    if isinstance(value, str) and value in DOWNSAMPLES:
+        return value
+    raise ValueError(f"{fn}: downsample must be False, True, 'matlab' or 'avg_pool', got {_describe(value)}")
 
 
 def check_bool(fn: str, name: str, value: object) -> bool:
@@ -245,9 +297,19 @@ def check_allocation(fn: str, name: str, what: str, nbytes: float, device: torch
         )
 
 
-def check_window_fits(fn: str, shape: Sequence[int], kernel_size: int, what: str = "kernel_size") -> None:
-    """The image (spatial dims of ``shape``) must hold at least one full window."""
+def check_window_fits(fn: str, shape: Sequence[int], kernel_size: Union[int, Sequence[int]], what: str = "kernel_size") -> None:
+    """The image (spatial dims of ``shape``) must hold at least one full window (one length per axis or for all)."""
     spatial = tuple(shape[2:])
+    if not isinstance(kernel_size, int):
+        sizes = tuple(kernel_size)
+        if len(set(sizes)) > 1:
+            if any(s < k for s, k in zip(spatial, sizes)):
+                raise ValueError(
+                    f"{fn}: every spatial dimension must be at least its {what} {sizes}, got spatial size "
+                    f"{spatial}; pass smaller kernel sizes or a larger image"
+                )
+            return
+        kernel_size = sizes[0]
     if min(spatial) < kernel_size:
         raise ValueError(
             f"{fn}: every spatial dimension must be at least {what}={kernel_size}, got "
@@ -255,21 +317,32 @@ def check_window_fits(fn: str, shape: Sequence[int], kernel_size: int, what: str
         )
 
 
-def ms_ssim_min_side(kernel_size: int, scales: int) -> int:
+def ms_ssim_min_side(kernel_size: Union[int, Sequence[int]], scales: int, pooling: str = "zero") -> int:
     """Smallest spatial side MS-SSIM accepts: the window still fits the coarsest of ``scales`` scales.
 
-    Each scale halves the side (rounding up), so ``(kernel_size - 1) * 2**(scales - 1) + 1``
-    (161 for the defaults). :mod:`torchsim.registry` gives it to callers as ``min_size``.
+    Each scale halves the side, rounding up (``(kernel_size - 1) * 2**(scales - 1) + 1``, 161
+    for the defaults) or, with ``pooling="floor"``, down (``kernel_size * 2**(scales - 1)``).
+    With one kernel size per axis, the largest. :mod:`torchsim.registry` gives it to callers
+    as ``min_size``.
     """
-    return (kernel_size - 1) * 2 ** (scales - 1) + 1
+    k = kernel_size if isinstance(kernel_size, int) else max(kernel_size)
+    if pooling == "floor":
+        return k * 2 ** (scales - 1)
+    return (k - 1) * 2 ** (scales - 1) + 1
 
 
-def check_scales_fit(fn: str, shape: Sequence[int], kernel_size: int, scales: int) -> None:
-    min_side = ms_ssim_min_side(kernel_size, scales)
-    if min(shape[2:]) < min_side:
+def check_scales_fit(fn: str, shape: Sequence[int], kernel_size: Union[int, Sequence[int]], scales: int, pooling: str = "zero") -> None:
+    sizes = (kernel_size,) * (len(shape) - 2) if isinstance(kernel_size, int) else tuple(kernel_size)
+    short = [
+        (s, ms_ssim_min_side(k, scales, pooling)) for s, k in zip(shape[2:], sizes) if s < ms_ssim_min_side(k, scales, pooling)
+    ]
+    if short:
+        min_side = max(need for _, need in short)
+        k = sizes[0] if len(set(sizes)) == 1 else sizes
+        rule = f"kernel_size * 2**{scales - 1}" if pooling == "floor" else f"(kernel_size - 1) * 2**{scales - 1} + 1"
         raise ValueError(
-            f"{fn}: every spatial dimension must be at least {min_side} for kernel_size={kernel_size} "
-            f"and {scales} scales ((kernel_size - 1) * 2**{scales - 1} + 1), got spatial size "
+            f"{fn}: every spatial dimension must be at least {min_side} for kernel_size={k} "
+            f"and {scales} scales ({rule}), got spatial size "
             f"{tuple(shape[2:])}; use a smaller kernel_size, fewer weights, or ssim()"
         )
 
@@ -416,15 +489,38 @@ def check_options(owner: str, fn, options: dict) -> None:
             raise TypeError(
                 f"{owner}: unexpected keyword argument {name!r}; {fn.__name__}() accepts {', '.join(accepted)}"
             )
+    from .ops.filters import HALVING_MODES
+
     if "reduction" in options:
         check_reduction(owner, options["reduction"])
     if "kernel_size" in options:
-        check_kernel(owner, options["kernel_size"])
+        ks = options["kernel_size"]
+        spatial = len(ks) if isinstance(ks, (tuple, list)) and len(ks) in (2, 3) else 2
+        check_kernel_sizes(owner, ks, spatial, allow_even=options.get("gaussian", True) is False)
     if "sigma" in options:
-        check_sigma_value(owner, "sigma", options["sigma"])
-    for flag in ("gaussian", "sample_covariance", "downsample", "return_map"):
+        sg = options["sigma"]
+        check_sigmas(owner, sg, len(sg) if isinstance(sg, (tuple, list)) and len(sg) in (2, 3) else 2)
+    for flag in ("gaussian", "sample_covariance", "return_map", "pooled", "y_round"):
         if flag in options:
             check_bool(owner, flag, options[flag])
+    if "downsample" in options:
+        check_downsample(owner, options["downsample"])
+    if "padding" in options:
+        check_choice(owner, "padding", options["padding"], SSIM_PADDINGS)
+    if "pooling" in options:
+        check_choice(owner, "pooling", options["pooling"], HALVING_MODES)
+    if "channel_mean" in options:
+        check_choice(owner, "channel_mean", options["channel_mean"], CHANNEL_MEANS)
+    if "stride" in options:
+        check_int_at_least(owner, "stride", options["stride"], 1)
+    if options.get("max_db") is not None:
+        check_positive(owner, "max_db", options["max_db"])
+    if "eps" in options:
+        check_positive(owner, "eps", options["eps"], allow_zero=True)
+    if options.get("convention") is not None:
+        from .conventions import settings
+
+        settings(owner, fn.__name__, options["convention"])
     for k in ("k1", "k2"):
         if k in options:
             check_positive(owner, k, options[k])

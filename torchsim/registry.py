@@ -22,6 +22,7 @@ API::
     rec.kind                            # "score" | "count" | "hash" | "regions" | "pooled" (see KINDS)
     rec.pooling                         # a "pooled" record's Pooling (psnr_pooled: torchmetrics' PSNR), else None
     rec.label, rec.reference            # "MS-SSIM", "pytorch_msssim.ms_ssim(...)"
+    rec.conventions                     # ["wang", "pytorch_msssim", "piq", ...]: names it takes as convention=
 
     registry.names()                    # every name, in registration order
     registry.names(kind="score", has_module=True)   # filtered: also differentiable=, needs_data_range=, has_loss=
@@ -44,6 +45,8 @@ import inspect
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Union
+
+from . import conventions  # torch-free, like this module
 
 # No torch here: records name their functions, resolved on first use, so that
 # ``import torchsim.registry`` (the command line's --help, its argument checks) stays light.
@@ -72,16 +75,16 @@ def _any_size(**options: Any) -> int:
     return 1
 
 
-def _window_fits(*, kernel_size: int, **options: Any) -> int:
+def _window_fits(*, kernel_size: Any, **options: Any) -> int:
     # ssim: the window fits the image (with downsample=True also for kernel_size < 384, where
     # an image of kernel_size pixels is not downsampled); diff_regions: the same check.
-    return kernel_size
+    return kernel_size if isinstance(kernel_size, int) else max(kernel_size)
 
 
-def _scales_fit(*, kernel_size: int, weights: Any, **options: Any) -> int:
+def _scales_fit(*, kernel_size: Any, weights: Any, pooling: str = "zero", **options: Any) -> int:
     from ._validation import ms_ssim_min_side
 
-    return ms_ssim_min_side(kernel_size, len(weights))
+    return ms_ssim_min_side(kernel_size, len(weights), pooling)
 
 
 def _resolve(ref: Union[str, Callable[..., Any]]) -> Callable[..., Any]:
@@ -201,7 +204,13 @@ class MetricRecord:
         unknown = set(options) - set(defaults)
         if unknown:
             raise TypeError(f"{self.name}: min_size() got unknown options {sorted(unknown)}; options: {', '.join(defaults)}")
-        return self.min_size_rule(**{**defaults, **options})
+        return self.min_size_rule(**conventions.resolve(self.name, self.name, options, defaults, None))
+
+    @property
+    def conventions(self) -> List[str]:
+        """Names of the published conventions this metric takes as ``convention=`` (empty if none);
+        see :mod:`torchsim.conventions`."""
+        return conventions.names(self.name) if self.name in conventions.METRICS else []
 
     @property
     def module(self) -> Optional[type]:

@@ -47,7 +47,10 @@ def test_geometry_invariants(shape, k, tuning):
     assert flat == [(p, s) for p in range(geo.p) for s in range(geo.s)]  # every tile once, in order
     channels = tuning.get("channels", 16)
     assert all(1 <= RowTiles.width(segs) <= channels for segs in geo.chunks)
-    assert geo.layout == (torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
+    # channels_last on the CPU for oneDNN's dtypes; float64 (no oneDNN kernels) stays contiguous
+    last = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
+    assert geo.layout == (torch.contiguous_format if x.dtype == torch.float64 else last)
+    assert RowTiles(x.float(), k).layout == last
     work = geo.stack(5, 3, geo.th, geo.rest, x)
     assert work.shape == (5, 3, geo.th) + geo.rest and work.is_contiguous(memory_format=geo.layout)
 

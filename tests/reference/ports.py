@@ -17,6 +17,19 @@ https://ece.uwaterloo.ca/~z70wang/research/ssim/)
     subsampling, then ``fspecial('gaussian', 11, 1.5)``, ``filter2(w, img, 'valid')``,
     ``K = [0.01 0.03]``, ``mean2(ssim_map)``. Ported to NumPy (float64); MATLAB's
     ``round`` (half away from zero) kept.
+
+MATLAB ``rgb2ycbcr`` (Image Processing Toolbox) on a ``uint8`` image
+    The luma row of the BT.601 matrix (``[65.481 128.553 24.966] / 255``, offset 16) applied
+    in double to the 0..255 values, then the cast back to ``uint8``, which rounds half away
+    from zero. Only Y is ported.
+
+FFmpeg's ``ssim`` filter (libavfilter/vf_ssim.c, FFmpeg 5.x; the x264 algorithm)
+    ``ssim_plane`` for 8-bit planes: integer sums over 4x4 blocks (``ssim_4x4xn``), each 8x8
+    window made of 2x2 neighbouring blocks (``ssim_endn``), ``ssim_end1`` with the integer
+    constants ``ssim_c1 = (int)(.01*.01*255*255*64 + .5)`` and ``ssim_c2 = (int)(.03*.03*255*255
+    *64*63 + .5)``, averaged over the ``(H/4 - 1) (W/4 - 1)`` windows. Ported to NumPy: the
+    sums in int64 (exact), the final ratio in float64 where FFmpeg uses float32 (and sums the
+    per-window values in float32): the port is the exact value FFmpeg approximates to ~1e-6.
 """
 
 from __future__ import annotations
@@ -151,3 +164,40 @@ def ssim_m_channels(a: np.ndarray, b: np.ndarray, L: float) -> float:
     if a.ndim == 2:
         return ssim_m(a, b, L)
     return float(np.mean([ssim_m(a[..., c], b[..., c], L) for c in range(a.shape[2])]))
+
+
+# --------------------------------------------------------------------------- MATLAB rgb2ycbcr (uint8)
+
+
+def matlab_rgb2ycbcr_y_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Y of ``rgb2ycbcr(uint8 HxWx3 RGB)``: ``16 + (65.481 R + 128.553 G + 24.966 B) / 255`` in
+    double, cast to uint8 (half away from zero); returned as float64 0..255."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    return np.floor(y + 0.5)
+
+
+# --------------------------------------------------------------------------- FFmpeg vf_ssim.c
+
+
+def ffmpeg_ssim_plane(main: np.ndarray, ref: np.ndarray) -> float:
+    """``ssim_plane`` of two 8-bit HxW planes (see the module docstring)."""
+    a, b = main.astype(np.int64), ref.astype(np.int64)
+    h4, w4 = a.shape[0] >> 2, a.shape[1] >> 2
+
+    def blocks(t: np.ndarray) -> np.ndarray:  # ssim_4x4xn: sums over 4x4 blocks
+        return t[: 4 * h4, : 4 * w4].reshape(h4, 4, w4, 4).sum(axis=(1, 3))
+
+    def windows(t: np.ndarray) -> np.ndarray:  # ssim_endn: 2x2 neighbouring blocks = one 8x8 window
+        return t[:-1, :-1] + t[1:, :-1] + t[:-1, 1:] + t[1:, 1:]
+
+    s1, s2 = windows(blocks(a)), windows(blocks(b))
+    ss = windows(blocks(a * a) + blocks(b * b))
+    s12 = windows(blocks(a * b))
+    c1 = int(0.01 * 0.01 * 255 * 255 * 64 + 0.5)
+    c2 = int(0.03 * 0.03 * 255 * 255 * 64 * 63 + 0.5)
+    var = ss * 64 - s1 * s1 - s2 * s2
+    covar = s12 * 64 - s1 * s2
+    num = (2 * s1 * s2 + c1).astype(np.float64) * (2 * covar + c2)
+    den = (s1 * s1 + s2 * s2 + c1).astype(np.float64) * (var + c2)
+    return float((num / den).sum() / ((h4 - 1) * (w4 - 1)))

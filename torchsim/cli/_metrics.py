@@ -32,6 +32,7 @@ def resolve(name: str, data_range: float = 255.0, **extra: Any) -> MetricInfo:
 
     Raises:
         AttributeError: the library has no function ``name``.
+        ValueError: a ``convention`` in ``extra`` that does not publish this metric (:func:`convention_problem`).
     """
     from torchsim import registry
 
@@ -47,3 +48,26 @@ def resolve(name: str, data_range: float = 255.0, **extra: Any) -> MetricInfo:
     options.update(extra)
     module = record.module if record.module_name else None
     return MetricInfo(name, record.function, module, options, record.min_size(**options))
+
+
+def convention_problem(name: str, convention: Optional[str]) -> Optional[str]:
+    """Why ``--convention`` cannot apply to metric ``name`` (one line), or None (without torch)."""
+    from torchsim import conventions
+
+    if convention is None or name not in conventions.METRICS:
+        return None
+    try:
+        conventions.settings("--convention", name, convention)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def add_convention_argument(parser) -> None:
+    """``--convention NAME`` (``score``, ``compare``): SSIM / MS-SSIM / PSNR as a published convention."""
+    from torchsim import conventions
+
+    names = conventions.names()
+    parser.add_argument("--convention", default=None, choices=names, metavar="NAME",
+                        help="score SSIM, MS-SSIM and PSNR as this published convention does (default: wang, the "
+                             f"library's defaults); one of {', '.join(names)}")

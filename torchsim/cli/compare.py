@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ._files import add_decode_options, decode_options, load_pair
+from ._metrics import add_convention_argument
 from .diff import add_ignore_options, ignore_mask, rectangle
 from ._sinks import format_table
 
@@ -23,6 +24,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--gray", action="store_true", help="compare as grayscale instead of RGB")
     add_ignore_options(p)
     add_decode_options(p)
+    add_convention_argument(p)
     return p
 
 
@@ -33,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     mode = "GRAY" if args.gray else "RGB"
     a, b = load_pair(args.a, args.b, mode, args.device, **decode_options(args))
     ignore = ignore_mask(args, a.shape[1], a.shape[2], args.device)
-    rows = build_report(Pair(a[None], b[None], x_path=args.a, y_path=args.b, device=args.device, mask=ignore))
+    rows = build_report(
+        Pair(a[None], b[None], x_path=args.a, y_path=args.b, device=args.device, mask=ignore, convention=args.convention)
+    )
     ignored = "" if ignore is None else f", {int(ignore.sum())} pixels ignored"
     print(f"A: {args.a}\nB: {args.b}  ({a.shape[2]}x{a.shape[1]}, {mode}{ignored})")
     print(format_table(rows))

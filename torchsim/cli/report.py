@@ -14,6 +14,7 @@ import torch
 
 import torchsim
 
+from . import _metrics
 from ._metrics import resolve
 
 Row = Tuple[str, str, str]
@@ -29,6 +30,7 @@ class Pair:
     y_path: Optional[str] = None
     device: str = "cpu"
     mask: Optional[torch.Tensor] = None  # (1, 1, H, W) bool, True = ignored (MSE, PSNR, SSIM, pixelmatch)
+    convention: Optional[str] = None  # PSNR / SSIM / MS-SSIM as this published convention (torchsim.conventions)
 
 
 MASKED = ("MSE", "PSNR", "SSIM", "SSIM (skimage default)", "PSNR (Y channel)", "SSIM (Y channel)", "pixelmatch")
@@ -49,12 +51,22 @@ def _f(v: torch.Tensor, digits: int = 4) -> str:
     return f"{v:.{digits}f}"
 
 
+def _conv(p: Pair, metric: str, note: str) -> Tuple[dict, str]:
+    """The ``convention=`` option for ``metric`` (where the pair's convention publishes it) and the row's note."""
+    if p.convention is None:
+        return {}, note
+    if _metrics.convention_problem(metric, p.convention):
+        return {}, f"{note} ({p.convention} publishes no {metric}: the defaults)"
+    return {"convention": p.convention}, f"convention {p.convention}"
+
+
 @section
 def _pixel(p: Pair) -> List[Row]:
     x, y = p.x.to(p.device), p.y.to(p.device)
+    psnr_kw, psnr_note = _conv(p, "psnr", "data_range 255; inf = identical")
     return [
         ("MSE", _f(torchsim.mse(x, y, mask=p.mask), 2), "0..255 scale; 0 = identical"),
-        ("PSNR", _f(torchsim.psnr(x, y, mask=p.mask), 2) + " dB", "data_range 255; inf = identical"),
+        ("PSNR", _f(torchsim.psnr(x, y, mask=p.mask, **psnr_kw), 2) + " dB", psnr_note),
         ("cosine similarity", _f(torchsim.cosine_similarity(x, y), 6), "1 = same direction"),
     ]
 
@@ -62,8 +74,9 @@ def _pixel(p: Pair) -> List[Row]:
 @section
 def _structural(p: Pair) -> List[Row]:
     x, y = p.x.to(p.device), p.y.to(p.device)
+    ssim_kw, ssim_note = _conv(p, "ssim", "Gaussian 11/1.5 (skimage Gaussian, pytorch-msssim, BasicSR)")
     rows = [
-        ("SSIM", _f(torchsim.ssim(x, y, mask=p.mask)), "Gaussian 11/1.5 (skimage Gaussian, pytorch-msssim, BasicSR)"),
+        ("SSIM", _f(torchsim.ssim(x, y, mask=p.mask, **ssim_kw)), ssim_note),
         ("SSIM (skimage default)", _f(torchsim.ssim(x, y, gaussian=False, kernel_size=7, sample_covariance=True, mask=p.mask)),
          "uniform 7x7, sample covariance"),
     ]
@@ -71,9 +84,10 @@ def _structural(p: Pair) -> List[Row]:
         yx, yy = torchsim.rgb_to_y(x), torchsim.rgb_to_y(y)
         rows.append(("PSNR (Y channel)", _f(torchsim.psnr(yx, yy, data_range=255.0, mask=p.mask), 2) + " dB", "BT.601 luma, as BasicSR"))
         rows.append(("SSIM (Y channel)", _f(torchsim.ssim(yx, yy, data_range=255.0, mask=p.mask)), "BT.601 luma, as BasicSR"))
-    min_side = resolve("ms_ssim").min_size
+    ms_kw, ms_note = _conv(p, "ms_ssim", "5 scales, pytorch-msssim weights")
+    min_side = resolve("ms_ssim", **ms_kw).min_size
     if min(x.shape[2:]) >= min_side:
-        rows.append(("MS-SSIM", _f(torchsim.ms_ssim(x, y)), "5 scales, pytorch-msssim weights"))
+        rows.append(("MS-SSIM", _f(torchsim.ms_ssim(x, y, **ms_kw)), ms_note))
     else:
         rows.append(("MS-SSIM", "n/a", f"needs both sides >= {min_side} px"))
     return rows

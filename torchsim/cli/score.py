@@ -21,8 +21,9 @@ Decisions:
   BasicSR's ``mod_crop`` and MATLAB's ``modcrop`` — *before* their sizes are compared, so a
   ground truth of 1356 rows is scored against an x4 result of 1352. ``--crop-border N``
   (``--shave N``) then crops ``N`` pixels from every side, as BasicSR's ``crop_border``.
-* ``--ssim-convention`` names SSIM's flags: ``wang`` (= ``basicsr``, the default: Gaussian
-  11/1.5, population covariance) or ``skimage`` (uniform 7x7, sample covariance).
+* ``--convention NAME`` scores SSIM, MS-SSIM and PSNR as a published convention does
+  (:mod:`torchsim.conventions`: ``wang`` = ``basicsr`` the defaults, ``skimage``, ``matlab``,
+  ``piq``, ``torchmetrics``, ``ffmpeg``, ...); ``--ssim-convention NAME`` sets SSIM's alone.
 * A file that cannot be decoded, or a pair whose sizes differ, gets one line on stderr naming
   the file, is counted as a failure, and the rest is scored.
 * A metric that does not apply to an image (MS-SSIM on a side below 161 px,
@@ -90,7 +91,7 @@ class MetricSpec:
     metric: str  # the library's function name (see _metrics.resolve)
     title: str  # column header
     digits: int = 4  # decimals in the table
-    options: Tuple[Tuple[str, Any], ...] = ()  # keyword options on top of data_range (--ssim-convention)
+    options: Tuple[Tuple[str, Any], ...] = ()  # keyword options on top of data_range (convention=)
 
     @property
     def column(self) -> Column:
@@ -120,12 +121,28 @@ METRICS: Dict[str, MetricSpec] = {
 }
 DEFAULT_METRICS = "psnr,ssim"
 
-# --ssim-convention: the ssim() flags of each convention, in this one place (SPEC, "SSIM conventions").
-SSIM_CONVENTIONS: Dict[str, Dict[str, Any]] = {
-    "wang": {},  # Gaussian 11/1.5, population covariance: Wang et al. 2004, MATLAB ssim_index, pytorch_msssim
-    "basicsr": {},  # BasicSR's calculate_ssim is Wang's (with --crop-border / --y-channel for its options)
-    "skimage": dict(gaussian=False, kernel_size=7, sample_covariance=True),  # structural_similarity's default
-}
+# --convention / --ssim-convention: the library's published conventions (torchsim.conventions), the one table.
+def _ssim_conventions() -> List[str]:
+    from torchsim import conventions
+
+    return conventions.names("ssim")
+
+
+def _ssim_convention(args) -> str:
+    """The convention SSIM is scored in: --ssim-convention, else --convention, else wang (the defaults)."""
+    return args.ssim_convention or args.convention or "wang"
+
+
+def _convention_options(metric: str, args) -> Tuple[Tuple[str, Any], ...]:
+    """A metric's ``convention=`` option: SSIM's from :func:`_ssim_convention`; MS-SSIM's and PSNR's
+    from --convention (checked against the metric by :func:`_check_args`)."""
+    from torchsim import conventions
+
+    if metric == "ssim":
+        return (("convention", _ssim_convention(args)),)
+    if args.convention is not None and metric in conventions.METRICS:
+        return (("convention", args.convention),)
+    return ()
 
 
 def available_metrics() -> List[str]:
@@ -168,9 +185,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="score the BT.601 luma Y (MATLAB rgb2ycbcr, as BasicSR's test_y_channel) on 0..255")
     p.add_argument("--crop-border", "--shave", type=int, default=0, metavar="N",
                    help="crop N pixels from each side before scoring (BasicSR's crop_border; --shave in SR scripts)")
-    p.add_argument("--ssim-convention", default="wang", choices=list(SSIM_CONVENTIONS),
-                   help="SSIM flavour: wang = basicsr (Gaussian 11/1.5, the default) or skimage "
-                        "(structural_similarity's default: uniform 7x7, sample covariance)")
+    _metrics.add_convention_argument(p)
+    p.add_argument("--ssim-convention", default=None, metavar="NAME", choices=_ssim_conventions(),
+                   help="SSIM alone as this convention (overrides --convention for SSIM): wang = basicsr (Gaussian "
+                        "11/1.5, the default), skimage (uniform 7x7, sample covariance), ... one of "
+                        f"{', '.join(_ssim_conventions())}")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="pairs per batch (default 8)")
     p.add_argument("--workers", type=int, default=default_workers(), metavar="W",
@@ -240,13 +259,17 @@ def _check_args(args) -> List[MetricSpec]:
             check_output(path)  # before any scoring: a missing folder, a folder, no permission
     if args.sheet:
         check_output(args.sheet)
+    specs = _parse_metrics(args.metrics)
+    for spec in specs:
+        problem = _metrics.convention_problem(spec.metric, args.convention)
+        if problem and not (spec.metric == "ssim" and args.ssim_convention):
+            raise CliError(2, problem)
     if args.suffix is not None:
         args.match = "{stem}" + args.suffix
     _match_regex(args.match)
     if args.sheet and not args.worst:
         args.worst = 8
-    conv = tuple(SSIM_CONVENTIONS[args.ssim_convention].items())
-    specs = [dataclasses.replace(s, options=conv) if s.metric == "ssim" else s for s in _parse_metrics(args.metrics)]
+    specs = [dataclasses.replace(s, options=_convention_options(s.metric, args)) for s in specs]
     by = args.worst_by or ("ssim" if any(s.name == "ssim" for s in specs) else specs[0].name)
     by = by.strip().lower().replace("-", "_")
     if args.worst and by not in {s.name for s in specs}:
@@ -313,8 +336,8 @@ def _score(args, specs: List[MetricSpec]) -> int:
     header = {
         "ref_dir": os.path.abspath(args.ref_dir), "test_dir": os.path.abspath(args.test_dir),
         "metrics": [s.name for s in specs], "y_channel": bool(args.y_channel), "crop_border": args.crop_border,
-        "match": args.match, "modcrop": args.modcrop, "ssim_convention": args.ssim_convention,
-        "data_range": 255, "torchsim": torchsim.__version__,
+        "match": args.match, "modcrop": args.modcrop, "convention": args.convention,
+        "ssim_convention": _ssim_convention(args), "data_range": 255, "torchsim": torchsim.__version__,
     }
     columns = [s.column for s in specs]
     json_stdout = args.json == "-"
@@ -511,7 +534,9 @@ def _write_sheet(args, worst, files, specs: List[MetricSpec], by: MetricSpec, de
     from . import _sheet
     from ._files import FileDataset
 
-    conv = SSIM_CONVENTIONS[args.ssim_convention]
+    from torchsim import conventions
+
+    name = _ssim_convention(args)
     rows = []
     for r in worst:
         item = FileDataset([(r["index"], r["name"], files[r["index"]])], modcrop=args.modcrop)[0]
@@ -522,16 +547,16 @@ def _write_sheet(args, worst, files, specs: List[MetricSpec], by: MetricSpec, de
         c = args.crop_border
         shown_ref, shown_test = (t[..., c:-c, c:-c] if c else t for t in (ref, test))
         x, y = _prepare(_on_255(ref), _on_255(test), args)
-        kernel = conv.get("kernel_size", 11)
+        kernel = conventions.settings("ssim", "ssim", name).get("kernel_size", 11)
         if min(x.shape[-2:]) < kernel:
             continue
-        _, ssim_map = torchsim.ssim(y, x, data_range=255.0, return_map=True, **conv)
+        _, ssim_map = torchsim.ssim(y, x, data_range=255.0, return_map=True, convention=name)
         values = [(s.title, _fmt(r[s.name], s.digits)) for s in specs]
         rows.append(_sheet.SheetRow(r["name"], shown_test[0], shown_ref[0], ssim_map[0].mean(0), values))
     if not rows:
         return
     caption = (f"{os.path.abspath(args.test_dir)} against {os.path.abspath(args.ref_dir)}; SSIM map: "
-               f"{args.ssim_convention} convention" + (", Y channel" if args.y_channel else "")
+               f"{name} convention" + (", Y channel" if args.y_channel else "")
                + (f", border {args.crop_border} px cropped" if args.crop_border else "")
                + (f", modcrop {args.modcrop}" if args.modcrop else "") + ".")
     write_png(_sheet.contact_sheet(rows, f"torchsim score: the {len(rows)} worst pairs by {by.title}", caption), args.sheet)

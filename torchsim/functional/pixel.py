@@ -7,6 +7,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 
 from .. import _validation as V
+from .. import conventions
 from .._common import no_autocast, pooled_sums, range_tensor, reduce, to_compute
 
 Mask = Union[None, torch.Tensor, Sequence[Sequence[int]]]
@@ -72,11 +73,16 @@ def mse(x: torch.Tensor, y: torch.Tensor, *, reduction: str = "mean", mask: Mask
         return reduce(_mse_per_image(x, y, ignore=ignore), reduction)
 
 
+@conventions.presets("psnr")
 def psnr(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
     data_range: Optional[Union[float, torch.Tensor]] = None,
+    max_db: Optional[float] = None,
+    eps: float = 0.0,
+    pooled: bool = False,
+    convention: Optional[str] = None,
     reduction: str = "mean",
     mask: Mask = None,
 ) -> torch.Tensor:
@@ -85,13 +91,23 @@ def psnr(
     Identical images give ``+inf`` (and a zero, finite gradient). With
     ``reduction="mean"`` the per-image PSNRs are averaged, as super-resolution
     papers report them (not the PSNR of the pooled MSE, which torchmetrics reports:
-    that is :func:`psnr_pooled`).
+    that is :func:`psnr_pooled`, and ``pooled=True`` here).
+
+    .. math::
+
+        \mathrm{PSNR} = \min\big(-10 \log_{10}(\mathrm{MSE} / L^2 + \varepsilon),\ \mathrm{max\_db}\big)
 
     Convention:
-        Equals ``skimage.metrics.peak_signal_noise_ratio(x, y, data_range=L)``
+        The defaults equal ``skimage.metrics.peak_signal_noise_ratio(x, y, data_range=L)``
         per image (computed as ``-10 log10(mean(((x - y) / L)²))`` so the result does
         not depend on the units; a NaN or infinite pixel gives NaN), and BasicSR's ``calculate_psnr`` with ``data_range=255`` (on the
         Y channel: ``psnr(rgb_to_y(x, 255), rgb_to_y(y, 255), data_range=255)``).
+        Presets (``convention=``): ``"piq"`` sets ``eps=1e-8`` (piq adds it to the MSE
+        of images scaled to [0, 1]: identical images score 80 dB); ``"libvmaf"`` sets
+        ``max_db=60.0`` (libvmaf clamps at ``6N + 12`` dB for N-bit video: 60 for 8-bit,
+        72 for 10-bit); ``"torchmetrics"`` and ``"kornia"`` set ``pooled=True`` (their
+        PSNR of a batch is that of the batch's mean MSE); ``"wang"``, ``"skimage"``,
+        ``"matlab"``, ``"basicsr"``, ``"monai"``, ``"tensorflow"`` and ``"ffmpeg"`` are the defaults.
         With ``mask``, the MSE is :func:`mse`'s over the pixels that are not ignored
         (``peak_signal_noise_ratio(x[~m], y[~m], data_range=L)`` per image); all
         ignored gives NaN.
@@ -100,26 +116,53 @@ def psnr(
         x, y: ``(N, C, H, W)`` images.
         data_range: ``L``, the span of valid values (a float or an ``(N,)`` tensor);
             defaults to 255 for uint8 and 65535 for uint16, required for floating input.
+        max_db: the largest value reported: PSNRs above it (identical images) are
+            clamped to it (libvmaf); ``None``: no cap.
+        eps: added to ``MSE / L²`` before the logarithm (piq's 1e-8, a cap of
+            ``-10 log10(eps)`` dB that also lowers every other value slightly).
+        pooled: with ``reduction="mean"``, one PSNR of the mean ``MSE / L²`` over the
+            batch (torchmetrics, kornia): :func:`psnr_pooled`'s value, instead of the mean
+            of per-image PSNRs; ``reduction="none"`` still gives per-image values. (The
+            module :class:`torchsim.PSNRPooled` streams the pooled form over a data set.)
+        convention: a published convention by name; ``None`` keeps the defaults.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         mask: pixels to ignore, as in :func:`mse`.
 
     Returns:
         PSNR in dB, scalar or ``(N,)``.
 
+    Raises:
+        TypeError / ValueError: bad images or ``data_range``; ``max_db`` not positive,
+            ``eps`` negative, ``pooled=True`` with ``reduction="sum"``, unknown ``convention``.
+
     Example:
         >>> import torch, torchsim
         >>> x = torch.zeros(1, 1, 4, 4); y = torch.full((1, 1, 4, 4), 0.1)
         >>> round(torchsim.psnr(x, y, data_range=1.0).item(), 4)
         20.0
+        >>> [torchsim.psnr(x, x, data_range=1.0, convention=c).item() for c in ("piq", "libvmaf")]
+        [80.0, 60.0]
     """
     fn = "psnr"
     x, y = V.check_pair(fn, x, y, (4, 5))
     V.check_reduction(fn, reduction)
     dr = V.check_data_range(fn, data_range, x)
+    if max_db is not None:
+        V.check_positive(fn, "max_db", max_db)
+    V.check_positive(fn, "eps", eps, allow_zero=True)
+    pooled = V.check_bool(fn, "pooled", pooled)
+    if pooled and reduction == "sum":
+        raise ValueError(f"{fn}: pooled=True gives one PSNR of the batch and needs reduction 'mean' or 'none', got 'sum'")
     ignore = V.check_mask(fn, mask, x)
     with no_autocast(x.device):
         err = _mse_per_image(x, y, dr, ignore)  # in units of data_range: 1e30 and 1e-30 ranges stay finite
-        return reduce(psnr_from_mse(err), reduction)
+        if pooled and reduction == "mean":
+            total, count = pooled_sums(err, 1)
+            err = (total / count).to(err.dtype).reshape(1)  # = psnr_pooled (images of one size)
+        value = psnr_from_mse(err + eps if eps else err)
+        if max_db is not None:
+            value = value.clamp(max=float(max_db))
+        return reduce(value, reduction)
 
 
 def psnr_from_mse(err: torch.Tensor) -> torch.Tensor:

@@ -16,12 +16,22 @@ import math
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from .. import _validation as V
+from .. import conventions
 from .._common import no_autocast, range_tensor, reduce, to_compute_pair
-from ..ops.filters import box_window, gaussian_window, matlab_downsample, matlab_round, separable_filter
+from ..ops.filters import (
+    HALVING_MODES,
+    box_window,
+    gaussian_window,
+    halve,
+    matlab_downsample,
+    matlab_round,
+    pad_same,
+    pool_downsample,
+    separable_filter,
+)
 from ..ops.tiling import RowTiles
 from ..kernels.ssim_op import BACKENDS, ssim_kernel, use_fused
 
@@ -76,9 +86,10 @@ class _SSIMKernel(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, y, window, c1, c2, cov: float, want_map: bool, keep: bool):
+        # window: one 1-D tensor for every spatial axis, or a tuple of one per axis.
         # keep: whether a backward will follow (then the filtered moments are saved for it).
         n, c = x.shape[:2]
-        geo = RowTiles(x, window.shape[0])
+        geo = RowTiles(x, _lengths(window, x.dim() - 2))
         xp, yp = geo.planes(x), geo.planes(y)
         off_plane = _offsets(xp, yp)
         ssim_sum = x.new_zeros(geo.p)
@@ -120,8 +131,9 @@ class _SSIMKernel(torch.autograd.Function):
         ssim_nc = (ssim_sum / count).view(n, c)
         cs_nc = (cs_sum / count).view(n, c)
         tensors = [t for t in (c1, c2) if isinstance(t, torch.Tensor)]
-        ctx.save_for_backward(x, y, window, off_plane, *tensors, *moments)
-        ctx.n_const = len(tensors)
+        windows = (window,) if isinstance(window, torch.Tensor) else tuple(window)
+        ctx.save_for_backward(x, y, off_plane, *windows, *tensors, *moments)
+        ctx.n_win, ctx.n_const = len(windows), len(tensors)
         ctx.consts = (None if isinstance(c1, torch.Tensor) else c1, None if isinstance(c2, torch.Tensor) else c2, cov)
         if want_map:
             out_map = out_map.view((n, c, geo.lv) + geo.rest_v)
@@ -136,7 +148,9 @@ class _SSIMKernel(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, g_ssim, g_cs, g_map):
-        x, y, window, off_plane, *rest = ctx.saved_tensors
+        x, y, off_plane, *rest = ctx.saved_tensors
+        window = rest[0] if ctx.n_win == 1 else tuple(rest[: ctx.n_win])
+        rest = rest[ctx.n_win :]
         consts, moments = list(rest[: ctx.n_const]), rest[ctx.n_const :]
         c1, c2, cov = ctx.consts
         if c1 is None:
@@ -144,7 +158,7 @@ class _SSIMKernel(torch.autograd.Function):
         if c2 is None:
             c2 = consts.pop(0)
         n = x.shape[0]
-        geo = RowTiles(x, window.shape[0])
+        geo = RowTiles(x, _lengths(window, x.dim() - 2))
         xp, yp = geo.planes(x), geo.planes(y)
         count = geo.lv * math.prod(geo.rest_v)
         gs_plane = (g_ssim.to(x.dtype) / count).reshape(geo.p)
@@ -157,11 +171,13 @@ class _SSIMKernel(torch.autograd.Function):
         ones = (1,) * len(geo.rest)
         width = geo.width(geo.chunks[0])
         # Reused by every chunk: the four gradient maps, with a zero border of k - 1 on every
-        # spatial side so the adjoint ("full") filter runs as a valid one (oneDNN's padded
-        # depthwise path was measured ~2x slower).
-        pad = geo.k - 1
-        d_work = geo.stack(4, width, geo.h + 2 * pad, tuple(r + 2 * pad for r in geo.rest_v), x).zero_()
-        inner = (slice(None), slice(None)) + tuple(slice(pad, pad + r) for r in (geo.h,) + geo.rest_v)
+        # spatial side (k of that axis's window) so the adjoint ("full") filter runs as a valid
+        # one (oneDNN's padded depthwise path was measured ~2x slower). The windows are
+        # symmetric, so the adjoint needs no flip.
+        pads = [ka - 1 for ka in geo.ks]
+        sizes = (geo.h,) + geo.rest_v
+        d_work = geo.stack(4, width, geo.h + 2 * pads[0], tuple(r + 2 * pa for r, pa in zip(geo.rest_v, pads[1:])), x).zero_()
+        inner = (slice(None), slice(None)) + tuple(slice(pa, pa + r) for pa, r in zip(pads, sizes))
         xy_work = geo.stack(2, width, geo.th, geo.rest, x)
         for segs, m in zip(geo.chunks, moments):
             t = geo.width(segs)
@@ -221,10 +237,30 @@ class _SSIMKernel(torch.autograd.Function):
         return grad_x, grad_y, None, None, None, None, None, None
 
 
-def _window(kernel_size: int, sigma: float, gaussian: bool, like: torch.Tensor) -> torch.Tensor:
-    if gaussian:
-        return gaussian_window(kernel_size, sigma, dtype=like.dtype, device=like.device)
-    return box_window(kernel_size, dtype=like.dtype, device=like.device)
+def _lengths(window, spatial: int) -> Tuple[int, ...]:
+    """Window length per spatial axis of the kernel's ``window`` argument."""
+    if isinstance(window, torch.Tensor):
+        return (window.shape[0],) * spatial
+    return tuple(w.shape[0] for w in window)
+
+
+def _window(kernel_size: Union[int, Tuple[int, ...]], sigma: Union[float, Tuple[float, ...]], gaussian: bool, like: torch.Tensor):
+    """The kernel's window: one 1-D tensor when every axis has the same one, else one per axis."""
+    spatial = like.dim() - 2
+    kernel_size = (kernel_size,) * spatial if isinstance(kernel_size, int) else tuple(kernel_size)
+    sigma = (sigma,) * spatial if isinstance(sigma, (int, float)) else tuple(sigma)
+    pairs = list(zip(kernel_size, sigma if gaussian else (0.0,) * len(kernel_size)))
+    made = {}
+    for k, s in pairs:
+        if (k, s) not in made:
+            made[(k, s)] = (
+                gaussian_window(k, s, dtype=like.dtype, device=like.device)
+                if gaussian
+                else box_window(k, dtype=like.dtype, device=like.device)
+            )
+    if len(made) == 1:
+        return next(iter(made.values()))
+    return tuple(made[p] for p in pairs)
 
 
 def _constants(data_range, like: torch.Tensor, k1: float, k2: float) -> Tuple[Scalar, Scalar]:
@@ -246,22 +282,28 @@ def _to_unit_range(xc: torch.Tensor, yc: torch.Tensor, dr):
     return xc, yc, dr
 
 
-def _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction):
+def _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction, allow_even: bool = False):
+    """Checks shared by the SSIM family; returns ``x, y, data_range`` and the per-axis kernel sizes and sigmas."""
     x, y = V.check_pair(fn, x, y, (4, 5))
-    V.check_kernel(fn, kernel_size, sigma, check_sigma=True)
+    ks = V.check_kernel_sizes(fn, kernel_size, x.dim() - 2, allow_even=allow_even)
+    sigmas = V.check_sigmas(fn, sigma, x.dim() - 2)
     V.check_reduction(fn, reduction)
     V.check_positive(fn, "k1", k1)
     V.check_positive(fn, "k2", k2)
     dr = V.check_data_range(fn, data_range, x)
-    return x, y, dr
+    return x, y, dr, ks, sigmas
 
 
-def _masked_mean(smap: torch.Tensor, ignore: torch.Tensor, kernel_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(mean per (N, C), map)`` of a valid-region SSIM map over the pixels whose window centre
-    is not ignored (``ignore`` ``(N, 1, *full)``); NaN (zero gradient) where none is left, and
-    the map set to 1 at ignored centres."""
-    r = (kernel_size - 1) // 2
-    keep = ~ignore[(slice(None), slice(None)) + tuple(slice(r, r + s) for s in smap.shape[2:])]
+def _masked_mean(
+    smap: torch.Tensor, ignore: torch.Tensor, starts: Sequence[int], stride: int = 1
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(mean per (N, C), map)`` of an SSIM map over the pixels whose window centre is not
+    ignored (``ignore`` ``(N, 1, *full)``; map position ``i`` of each axis is centred on pixel
+    ``starts[a] + i * stride``); NaN (zero gradient) where none is left, and the map set to 1
+    at ignored centres."""
+    keep = ~ignore[(slice(None), slice(None)) + tuple(
+        slice(r, r + (s - 1) * stride + 1, stride) for r, s in zip(starts, smap.shape[2:])
+    )]
     dims = tuple(range(2, smap.dim()))
     count = keep.sum(dims).to(smap.dtype)  # (N, 1)
     total = torch.where(keep, smap, torch.zeros((), dtype=smap.dtype, device=smap.device)).sum(dims)
@@ -269,24 +311,46 @@ def _masked_mean(smap: torch.Tensor, ignore: torch.Tensor, kernel_size: int) -> 
     return mean, torch.where(keep, smap, torch.ones((), dtype=smap.dtype, device=smap.device))
 
 
+def _downsample_factor(t: torch.Tensor, mode: str) -> int:
+    """``f = round(min(H, W) / 256)``: half away from zero (``ssim.m``) or Python's half to even (piq)."""
+    side = min(t.shape[2:]) / 256
+    return max(1, matlab_round(side) if mode == "matlab" else round(side))
+
+
+def _downsample(t: torch.Tensor, mode: str, f: int) -> torch.Tensor:
+    """``ssim.m``'s automatic downsampling by ``f`` (``"matlab"``) or piq's (``"avg_pool"``)."""
+    return matlab_downsample(t, f) if mode == "matlab" else pool_downsample(t, f)
+
+
+def _fused(fn: str, backend: str, x: torch.Tensor, ks: Tuple[int, ...], sigmas: Tuple[float, ...]) -> bool:
+    """Whether the fused Triton kernels run: ``backend`` as :func:`use_fused` decides, for one odd
+    window on every axis (per-axis and even block windows take the reference kernel)."""
+    fused = use_fused(fn, V.check_choice(fn, "backend", backend, BACKENDS), x, max(ks))
+    return fused and len(set(ks)) == 1 and len(set(sigmas)) == 1 and ks[0] % 2 == 1
+
+
+@conventions.presets("ssim")
 def ssim(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
     data_range: Optional[Union[float, torch.Tensor]] = None,
-    kernel_size: int = 11,
-    sigma: float = 1.5,
+    kernel_size: Union[int, Sequence[int]] = 11,
+    sigma: Union[float, Sequence[float]] = 1.5,
     gaussian: bool = True,
     k1: float = 0.01,
     k2: float = 0.03,
     sample_covariance: bool = False,
-    downsample: bool = False,
+    downsample: Union[bool, str] = False,
+    padding: str = "valid",
+    stride: int = 1,
     return_map: bool = False,
+    convention: Optional[str] = None,
     reduction: str = "mean",
     backend: str = "auto",
     mask: Union[None, torch.Tensor, Sequence[Sequence[int]]] = None,
 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-    r"""Structural similarity (Wang et al. 2004), mean over the valid region.
+    r"""Structural similarity (Wang et al. 2004), mean over the SSIM map.
 
     With local means :math:`\mu`, variances :math:`\sigma^2` and covariance
     :math:`\sigma_{xy}` taken under a window ``w`` (Gaussian or uniform)::
@@ -294,18 +358,35 @@ def ssim(
         SSIM = (2 μx μy + C1)(2 σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2))
 
     with ``C1 = (k1 L)²``, ``C2 = (k2 L)²`` and ``L = data_range``. The map is
-    computed where the window lies fully inside the image ("valid") and
-    averaged; channels are scored separately and averaged.
+    computed where the window lies fully inside the image ("valid"), or at every
+    pixel of an image padded in a same-size ``padding`` mode, and averaged;
+    channels are scored separately and averaged.
 
     Convention:
-        The defaults equal ``skimage.metrics.structural_similarity(x, y,
-        gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-        data_range=L, channel_axis=...)``, ``pytorch_msssim.ssim(x, y,
-        data_range=L, size_average=False)`` and BasicSR's ``calculate_ssim``
-        (pass ``data_range=255`` on 0..255 images). ``gaussian=False,
-        kernel_size=7, sample_covariance=True`` equals scikit-image's default.
-        ``downsample=True`` adds the automatic ``f = round(min(H, W) / 256)``
-        box-filter-and-subsample step of Wang's ``ssim.m``.
+        The defaults (``convention=None``, the same as ``"wang"``) equal
+        ``skimage.metrics.structural_similarity(x, y, gaussian_weights=True,
+        sigma=1.5, use_sample_covariance=False, data_range=L, channel_axis=...)``,
+        ``pytorch_msssim.ssim(x, y, data_range=L, size_average=False)`` and BasicSR's
+        ``calculate_ssim`` (pass ``data_range=255`` on 0..255 images). Other published
+        conventions are presets (``docs/AGREEMENT.md`` shows each against its reference);
+        a preset sets only the arguments the caller does not pass:
+
+        ==================  ===========================================================
+        ``convention``      sets
+        ==================  ===========================================================
+        ``"wang"``          nothing (the defaults; also ``"basicsr"``, ``"pytorch_msssim"``,
+                            ``"monai"``, ``"tensorflow"``)
+        ``"skimage"``       ``gaussian=False, kernel_size=7, sample_covariance=True``
+        ``"matlab"``        ``downsample="matlab"`` (Wang's ``ssim.m``)
+        ``"piq"``           ``downsample="avg_pool"`` (``piq.ssim``'s default)
+        ``"torchmetrics"``  ``padding="reflect"`` (mean over the same-size map)
+        ``"kornia"``        ``padding="reflect"``
+        ``"ffmpeg"``        ``kernel_size=8, gaussian=False, stride=4, sample_covariance=True``
+                            and x264's constants ``k1=0.00125, k2=0.03``
+        ==================  ===========================================================
+
+        scikit-image's ``full=True`` map is ``padding="symmetric"``'s map (its mean is
+        the default, valid one).
 
         With ``mask``, the mean is over the valid-region pixels whose window
         *centre* is not ignored (the windows of those pixels still read the
@@ -319,13 +400,27 @@ def ssim(
             dtype family and device.
         data_range: span of valid values (``1.0`` for [0, 1], ``255.0`` for 0..255),
             a float or an ``(N,)`` tensor. Defaults to 255 for uint8; required otherwise.
-        kernel_size: odd window length (per axis).
-        sigma: Gaussian standard deviation (ignored when ``gaussian=False``).
+        kernel_size: odd window length, for every spatial axis or one per axis
+            (``(11, 7)``); any length with ``gaussian=False`` and ``padding="valid"``.
+        sigma: Gaussian standard deviation, for every axis or one per axis
+            (ignored when ``gaussian=False``).
         gaussian: Gaussian window if True, uniform window otherwise.
         k1, k2: stabilising constants.
-        sample_covariance: scale (co)variances by ``n / (n - 1)``, ``n = kernel_size**d``.
-        downsample: apply ``ssim.m``'s automatic downsampling first.
-        return_map: also return the SSIM map ``(N, C, *valid)``.
+        sample_covariance: scale (co)variances by ``n / (n - 1)``, ``n`` = the number of
+            window taps (``prod(kernel_size)``).
+        downsample: ``True`` or ``"matlab"``: ``ssim.m``'s automatic downsampling first
+            (``f = round(min(H, W) / 256)`` half away from zero, an ``f×f`` mean filter with
+            symmetric border, every ``f``-th pixel); ``"avg_pool"``: piq's (``f`` rounded
+            half to even, ``f×f`` block means, remainder dropped); ``False``: none.
+        padding: ``"valid"`` (windows inside the image), or a same-size map from the
+            image padded by ``kernel_size // 2`` in mode ``"symmetric"`` (``ba|abcd|dc``,
+            scipy's ``reflect``), ``"reflect"`` (``cb|abcd|cb``, torch's), ``"zero"`` or
+            ``"replicate"``.
+        stride: evaluate the map at every ``stride``-th position per axis, starting at the
+            first (ffmpeg's blocks every 4 pixels); the mean is over those positions.
+        return_map: also return the SSIM map.
+        convention: a published convention by name (see above and
+            :mod:`torchsim.conventions`); ``None`` keeps the defaults.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (one value per image).
         backend: ``"auto"`` (default: the separable-convolution kernel on every device),
             ``"torch"`` (the same, explicitly) or ``"triton"`` (opt-in fused Triton kernels
@@ -337,12 +432,15 @@ def ssim(
 
     Returns:
         The SSIM (scalar, or ``(N,)`` for ``reduction="none"``), float32
-        (float64 for float64 input); with ``return_map`` a tuple ``(value, map)``.
+        (float64 for float64 input); with ``return_map`` a tuple ``(value, map)``, the
+        map ``(N, C, *sizes)`` over the valid region (``n - k + 1`` per axis), the padded
+        image (``n``) or, with ``stride``, its every ``stride``-th position.
 
     Raises:
         TypeError: missing ``data_range`` for floating input, unsupported dtype.
-        ValueError: rank/shape/device mismatch, even kernel_size, image smaller
-            than the window, bad ``reduction``/``data_range``/``backend``,
+        ValueError: rank/shape/device mismatch, even kernel_size (with a Gaussian or
+            padding), image smaller than the window, bad ``reduction``/``data_range``/
+            ``padding``/``downsample``/``backend``, unknown ``convention``,
             ``backend="triton"`` on a CPU tensor without ``TRITON_INTERPRET=1``.
         ImportError: ``backend="triton"`` without the ``triton`` package.
 
@@ -351,6 +449,11 @@ def ssim(
         >>> x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
         >>> torchsim.ssim(x, x, data_range=1.0).item()
         1.0
+        >>> y = (x + 0.1).clamp(0, 1)
+        >>> a = torchsim.ssim(x, y, data_range=1.0, convention="skimage")
+        >>> b = torchsim.ssim(x, y, data_range=1.0, gaussian=False, kernel_size=7, sample_covariance=True)
+        >>> bool(a == b)
+        True
 
     References:
         Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality
@@ -358,51 +461,49 @@ def ssim(
         13(4), 2004. doi:10.1109/TIP.2003.819861
     """
     fn = "ssim"
-    x, y, dr = _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction)
     gaussian = V.check_bool(fn, "gaussian", gaussian)
+    padding = V.check_choice(fn, "padding", padding, V.SSIM_PADDINGS)
+    x, y, dr, ks, sigmas = _check_common(
+        fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction, allow_even=not gaussian and padding == "valid"
+    )
     sample_covariance = V.check_bool(fn, "sample_covariance", sample_covariance)
-    downsample = V.check_bool(fn, "downsample", downsample)
+    mode = V.check_downsample(fn, downsample)
+    stride = V.check_int_at_least(fn, "stride", stride, 1)
     return_map = V.check_bool(fn, "return_map", return_map)
-    if sample_covariance and kernel_size < 2:
+    taps = math.prod(ks)
+    if sample_covariance and taps < 2:
         raise ValueError(
             f"{fn}: kernel_size must be at least 3 with sample_covariance=True (the sample "
             f"covariance of one pixel divides by n - 1 = 0), got {kernel_size}"
         )
-    fused = use_fused(fn, V.check_choice(fn, "backend", backend, BACKENDS), x, kernel_size)
+    fused = _fused(fn, backend, x, ks, sigmas)
     ignore = V.check_mask(fn, mask, x)
     with no_autocast(x.device):
         xc, yc, dr = _to_unit_range(*to_compute_pair(x, y), dr)
-        if downsample:
-            f = max(1, matlab_round(min(xc.shape[2:]) / 256))
-            xc, yc = matlab_downsample(xc, f), matlab_downsample(yc, f)
-            if ignore is not None:
-                ignore = ignore[(Ellipsis,) + (slice(None, None, f),) * (x.dim() - 2)]
-        V.check_window_fits(fn, xc.shape, kernel_size)
-        window = _window(kernel_size, sigma, gaussian, xc)
+        if mode is not None:
+            f = _downsample_factor(xc, mode)
+            xc, yc = _downsample(xc, mode, f), _downsample(yc, mode, f)
+            if ignore is not None:  # the mask as the images: every f-th pixel
+                ignore = ignore[(Ellipsis,) + tuple(slice(0, s * f, f) for s in xc.shape[2:])]
+        V.check_window_fits(fn, xc.shape, ks)
+        if padding != "valid":
+            xc, yc = pad_same(xc, ks, padding), pad_same(yc, ks, padding)
+        window = _window(ks, sigmas, gaussian, xc)
         c1, c2 = _constants(dr, xc, k1, k2)
-        n = kernel_size ** (xc.dim() - 2)
-        cov_norm = n / (n - 1) if sample_covariance else 1.0
-        want_map = return_map or ignore is not None
+        cov_norm = taps / (taps - 1) if sample_covariance else 1.0
+        want_map = return_map or stride > 1 or ignore is not None
         s_nc, _, smap = ssim_kernel(xc, yc, window, c1, c2, cov_norm, want_map, fused)
+        if stride > 1:
+            smap = smap[(slice(None), slice(None)) + (slice(None, None, stride),) * len(ks)]
         if ignore is not None:
-            s_nc, smap = _masked_mean(smap, ignore, kernel_size)
+            starts = tuple((k - 1) // 2 for k in ks) if padding == "valid" else (0,) * len(ks)
+            s_nc, smap = _masked_mean(smap, ignore, starts, stride)
+        elif stride > 1:
+            s_nc = smap.flatten(2).mean(2)
         value = reduce(s_nc.mean(1), reduction)
     if return_map:
         return value, smap
     return value
-
-
-def _ms_pool(t: torch.Tensor) -> torch.Tensor:
-    if torch.compiler.is_compiling():
-        # The same pooling with the padding made explicit: the compiler then traces symbolic
-        # sizes without a guard on their parity (one graph for every shape, and export works).
-        pads = [p for s in reversed(t.shape[2:]) for p in (s % 2, s % 2)]
-        t = F.pad(t, pads)
-        return F.avg_pool2d(t, kernel_size=2) if t.dim() == 4 else F.avg_pool3d(t, kernel_size=2)
-    pad = [s % 2 for s in t.shape[2:]]
-    if t.dim() == 4:
-        return F.avg_pool2d(t, kernel_size=2, padding=pad)
-    return F.avg_pool3d(t, kernel_size=2, padding=pad)
 
 
 def _safe_pow(v: torch.Tensor, w: float) -> torch.Tensor:
@@ -414,16 +515,21 @@ def _safe_pow(v: torch.Tensor, w: float) -> torch.Tensor:
     return torch.where(pos, torch.where(pos, v, torch.ones_like(v)) ** w, v * 0)
 
 
+@conventions.presets("ms_ssim")
 def ms_ssim(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
     data_range: Optional[Union[float, torch.Tensor]] = None,
-    kernel_size: int = 11,
-    sigma: float = 1.5,
+    kernel_size: Union[int, Sequence[int]] = 11,
+    sigma: Union[float, Sequence[float]] = 1.5,
     weights: Sequence[float] = MS_SSIM_WEIGHTS,
     k1: float = 0.01,
     k2: float = 0.03,
+    pooling: str = "zero",
+    channel_mean: str = "last",
+    padding: str = "valid",
+    convention: Optional[str] = None,
     reduction: str = "mean",
     backend: str = "auto",
 ) -> torch.Tensor:
@@ -434,27 +540,51 @@ def ms_ssim(
         \mathrm{MS\text{-}SSIM} = \mathrm{SSIM}_M^{\,w_M} \prod_{j=1}^{M-1} \mathrm{cs}_j^{\,w_j}
 
     per channel, where ``cs_j`` is the mean contrast-structure term at scale
-    ``j`` and each coarser scale is a 2×2 average pooling of the previous one
-    (with one pixel of zero padding, counted, on odd sides). Negative ``cs`` /
-    SSIM terms are clamped to zero, so the product is defined and its
-    gradient is finite (zero on clamped terms). Channels are averaged.
+    ``j`` and each coarser scale is a 2×2 average pooling of the previous one.
+    Negative ``cs`` / SSIM terms are clamped to zero, so the product is defined and
+    its gradient is finite (zero on clamped terms). Channels are averaged.
 
     Convention:
-        Equals ``pytorch_msssim.ms_ssim(x, y, data_range=L, size_average=False,
-        win_size=kernel_size, win_sigma=sigma, weights=weights, K=(k1, k2))``.
+        The defaults (``convention=None``, the same as ``"wang"`` and
+        ``"pytorch_msssim"``) equal ``pytorch_msssim.ms_ssim(x, y, data_range=L,
+        size_average=False, win_size=kernel_size, win_sigma=sigma, weights=weights,
+        K=(k1, k2))``. The other published conventions differ in how a scale is halved,
+        when channels are averaged and how the coarsest SSIM is taken:
+
+        ==================  ==========================================================
+        ``convention``      sets
+        ==================  ==========================================================
+        ``"piq"``           ``pooling="replicate_start"``
+        ``"torchmetrics"``  ``pooling="floor", channel_mean="first", padding="reflect"``
+        ``"monai"``         ``pooling="floor", channel_mean="first"``
+        ``"tensorflow"``    ``pooling="symmetric_end"``
+        ==================  ==========================================================
 
     Args:
         x, y: ``(N, C, H, W)`` or ``(N, C, D, H, W)``; every spatial side must be at
-            least ``(kernel_size - 1) * 2**(M-1) + 1`` (161 for the defaults).
+            least ``(kernel_size - 1) * 2**(M-1) + 1`` (161 for the defaults;
+            ``kernel_size * 2**(M-1)`` with ``pooling="floor"``).
         data_range: as in :func:`ssim`.
-        kernel_size, sigma, k1, k2: as in :func:`ssim` (Gaussian window).
+        kernel_size, sigma, k1, k2: as in :func:`ssim` (Gaussian window; per axis allowed).
         weights: per-scale exponents; their count ``M`` is the number of scales.
+        pooling: how a scale is halved on odd sides (see :func:`torchsim.ops.halve`):
+            ``"zero"`` (one counted zero before, pytorch-msssim), ``"floor"`` (last sample
+            dropped), ``"replicate_start"`` (piq), ``"symmetric_end"`` (TensorFlow).
+        channel_mean: ``"last"``: MS-SSIM per channel, then the channel mean; ``"first"``:
+            each scale's terms averaged over channels before the product.
+        padding: as in :func:`ssim`, for the SSIM term of the coarsest scale (torchmetrics
+            pads there; the contrast-structure terms are always over valid windows).
+        convention: a published convention by name (see above); ``None`` keeps the defaults.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         backend: as in :func:`ssim`; ``"triton"`` runs the fused kernel at every scale (the
             2×2 pooling between scales stays a PyTorch op).
 
     Returns:
         MS-SSIM as a scalar or ``(N,)`` tensor (float32, float64 for float64 input).
+
+    Raises:
+        TypeError / ValueError: as :func:`ssim`; an image too small for the scales; bad
+            ``weights``, ``pooling`` or ``channel_mean``.
 
     Example:
         >>> import torch, torchsim
@@ -467,25 +597,32 @@ def ms_ssim(
         for image quality assessment", Asilomar 2003. doi:10.1109/ACSSC.2003.1292216
     """
     fn = "ms_ssim"
-    x, y, dr = _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction)
+    x, y, dr, ks, sigmas = _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction)
     w_list = V.check_weights(fn, weights)
+    pooling = V.check_choice(fn, "pooling", pooling, HALVING_MODES)
+    channel_mean = V.check_choice(fn, "channel_mean", channel_mean, V.CHANNEL_MEANS)
+    padding = V.check_choice(fn, "padding", padding, V.SSIM_PADDINGS)
     levels = len(w_list)
-    V.check_scales_fit(fn, x.shape, kernel_size, levels)
-    fused = use_fused(fn, V.check_choice(fn, "backend", backend, BACKENDS), x, kernel_size)
+    V.check_scales_fit(fn, x.shape, ks, levels, pooling)
+    fused = _fused(fn, backend, x, ks, sigmas)
     with no_autocast(x.device):
         xc, yc, dr = _to_unit_range(*to_compute_pair(x, y), dr)
-        window = _window(kernel_size, sigma, True, xc)
+        window = _window(ks, sigmas, True, xc)
         c1, c2 = _constants(dr, xc, k1, k2)
         terms = []
         for level in range(levels):
+            if level == levels - 1 and padding != "valid":
+                xc, yc = pad_same(xc, ks, padding), pad_same(yc, ks, padding)
             s_nc, cs_nc, _ = ssim_kernel(xc, yc, window, c1, c2, 1.0, False, fused)
             if level < levels - 1:
-                terms.append(torch.relu(cs_nc))
-                xc, yc = _ms_pool(xc), _ms_pool(yc)
-        terms.append(torch.relu(s_nc))
-        value = _safe_pow(terms[0], w_list[0])
+                terms.append(cs_nc)
+                xc, yc = halve(xc, pooling), halve(yc, pooling)
+        terms.append(s_nc)
+        if channel_mean == "first":
+            terms = [t.mean(1, keepdim=True) for t in terms]
+        value = _safe_pow(torch.relu(terms[0]), w_list[0])
         for term, w in zip(terms[1:], w_list[1:]):
-            value = value * _safe_pow(term, w)
+            value = value * _safe_pow(torch.relu(term), w)
         return reduce(value.mean(dim=1), reduction)
 
 
@@ -557,7 +694,7 @@ def ms_ssim_l1(
         doi:10.1109/TCI.2016.2644865
     """
     fn = "ms_ssim_l1"
-    x, y, dr = _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction)
+    x, y, dr, _, _ = _check_common(fn, x, y, data_range, kernel_size, sigma, k1, k2, reduction)
     alpha = V.check_unit_interval(fn, "alpha", alpha)
     l1_sigma = V.check_sigma_value(fn, "l1_sigma", l1_sigma)
     radius = int(round(3 * l1_sigma))

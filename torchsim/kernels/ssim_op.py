@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -67,12 +67,16 @@ def use_fused(fn: str, backend: str, x: Tensor, kernel_size: int) -> bool:
     return x.dim() == 4 and kernel_size <= MAX_FUSED_KERNEL_SIZE
 
 
+Window = Union[Tensor, Sequence[Tensor]]
+
+
 def ssim_kernel(
-    x: Tensor, y: Tensor, window: Tensor, c1: Scalar, c2: Scalar, cov: float, want_map: bool, fused: bool
+    x: Tensor, y: Tensor, window: Window, c1: Scalar, c2: Scalar, cov: float, want_map: bool, fused: bool
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """``(mean SSIM per (N, C), mean CS per (N, C), SSIM map or empty)`` of ``x`` and ``y``.
 
-    ``c1`` / ``c2``: floats or per-image ``(N, 1, ...)`` tensors; ``cov``: 1 or ``n / (n - 1)``.
+    ``window``: one 1-D window for every spatial axis, or one per axis (the op takes them as a
+    list). ``c1`` / ``c2``: floats or per-image ``(N, 1, ...)`` tensors; ``cov``: 1 or ``n / (n - 1)``.
     Eager calls of the reference kernel use its ``autograd.Function`` directly; under
     ``torch.compile`` / ``torch.export``, and for the fused kernels, the custom op runs.
     """
@@ -81,7 +85,20 @@ def ssim_kernel(
         return _reference_parts()[0].apply(x, y, window, c1, c2, cov, want_map, keep)
     c1_t, c1_v = (c1, 0.0) if isinstance(c1, Tensor) else (None, float(c1))
     c2_t, c2_v = (c2, 0.0) if isinstance(c2, Tensor) else (None, float(c2))
-    return torch.ops.torchsim.ssim(x, y, window, c1_t, c2_t, c1_v, c2_v, cov, want_map, keep, fused)[:3]
+    windows = [window] if isinstance(window, Tensor) else list(window)
+    return torch.ops.torchsim.ssim(x, y, windows, c1_t, c2_t, c1_v, c2_v, cov, want_map, keep, fused)[:3]
+
+
+def _one(windows: List[Tensor]) -> Window:
+    """The kernel's ``window`` argument from the op's list."""
+    return windows[0] if len(windows) == 1 else tuple(windows)
+
+
+def _lengths(x: Tensor, windows: List[Tensor]) -> Tuple[int, ...]:
+    """Window length per spatial axis of ``x``."""
+    if len(windows) == 1:
+        return (windows[0].shape[0],) * (x.dim() - 2)
+    return tuple(w.shape[0] for w in windows)
 
 
 def _out_dtype(x: Tensor) -> torch.dtype:
@@ -111,7 +128,7 @@ def _reference_parts():
     return _SSIMKernel, RowTiles, TILE_MIN_ROWS
 
 
-def _saved_shape(x: Tensor, k: int) -> Tuple:
+def _saved_shape(x: Tensor, ks: Tuple[int, ...]) -> Tuple:
     """Shape of the moments the op returns for its backward (sizes may be symbolic).
 
     CUDA: ``(5, N*C, H', W'...)``, the kernel's own single chunk of whole valid planes. CPU: a
@@ -122,10 +139,10 @@ def _saved_shape(x: Tensor, k: int) -> Tuple:
     and its few spare rows are zeros.
     """
     min_rows = _reference_parts()[2]
-    planes, valid = x.shape[0] * x.shape[1], tuple(s - k + 1 for s in x.shape[2:])
+    planes, valid = x.shape[0] * x.shape[1], tuple(s - k + 1 for s, k in zip(x.shape[2:], ks))
     if x.device.type != "cpu":
         return (5, planes) + valid
-    return (5 * planes * (valid[0] + valid[0] // min_rows + k) * math.prod(valid[1:]),)
+    return (5 * planes * (valid[0] + valid[0] // min_rows + ks[0]) * math.prod(valid[1:]),)
 
 
 def _channels_last_order(m: Tensor) -> Tensor:
@@ -143,14 +160,14 @@ def _reference_forward(x, y, window, c1, c2, cov, want_map, keep):
     kernel = _reference_parts()[0]
     ctx = _Ctx()
     with torch.no_grad():
-        s, cs, smap = kernel.forward(ctx, x, y, window, c1, c2, cov, want_map, keep)
+        s, cs, smap = kernel.forward(ctx, x, y, _one(window), c1, c2, cov, want_map, keep)
     if not keep:
         return s, cs, smap, x.new_empty(0), x.new_empty(0)
-    # _SSIMKernel.forward saves (x, y, window, offsets, *tensor constants, *moments per chunk)
-    offsets, chunks = ctx.saved_tensors[3], ctx.saved_tensors[4 + ctx.n_const :]
+    # _SSIMKernel.forward saves (x, y, offsets, *windows, *tensor constants, *moments per chunk)
+    offsets, chunks = ctx.saved_tensors[2], ctx.saved_tensors[3 + ctx.n_win + ctx.n_const :]
     if x.device.type != "cpu":
         return s, cs, smap, chunks[0].contiguous(), offsets
-    moments = x.new_empty(_saved_shape(x, window.shape[0]))
+    moments = x.new_empty(_saved_shape(x, _lengths(x, window)))
     o = 0
     for m in chunks:
         moments[o : o + m.numel()].view(_channels_last_order(m).shape).copy_(_channels_last_order(m))
@@ -165,12 +182,12 @@ def _reference_backward(x, y, window, c1, c2, cov, moments, offsets, grad_ssim, 
     ctx = _Ctx((want_x, want_y))
     if moments.numel() == 0:  # traced without a backward in view: recompute
         with torch.no_grad():
-            kernel.forward(ctx, x, y, window, c1, c2, cov, False, True)
+            kernel.forward(ctx, x, y, _one(window), c1, c2, cov, False, True)
     else:  # the context _SSIMKernel.forward would have left
         if x.device.type != "cpu":
             chunks = [moments]
         else:  # views of the buffer in the kernel's channels_last layout: no copy
-            geo = tiles(x, window.shape[0])
+            geo = tiles(x, _lengths(x, window))
             chunks, o = [], 0
             for segs in geo.chunks:
                 shape = (5, geo.h) + geo.rest_v + (geo.width(segs),)
@@ -178,8 +195,8 @@ def _reference_backward(x, y, window, c1, c2, cov, moments, offsets, grad_ssim, 
                 chunks.append(moments[o : o + n].view(shape).movedim(-1, 1))
                 o += n
         consts = [c for c in (c1, c2) if isinstance(c, Tensor)]
-        ctx.save_for_backward(x, y, window, offsets, *consts, *chunks)
-        ctx.n_const = len(consts)
+        ctx.save_for_backward(x, y, offsets, *window, *consts, *chunks)
+        ctx.n_win, ctx.n_const = len(window), len(consts)
         ctx.consts = (None if isinstance(c1, Tensor) else c1, None if isinstance(c2, Tensor) else c2, cov)
     return kernel._backward(ctx, grad_ssim, grad_cs, grad_map)[:2]
 
@@ -188,7 +205,7 @@ def _reference_backward(x, y, window, c1, c2, cov, moments, offsets, grad_ssim, 
 def _ssim_op(
     x: Tensor,
     y: Tensor,
-    window: Tensor,
+    window: List[Tensor],
     c1: Optional[Tensor],
     c2: Optional[Tensor],
     c1_value: float,
@@ -208,7 +225,7 @@ def _ssim_op(
     if fused:
         from . import triton_ssim
 
-        s, cs, smap = triton_ssim.forward(x, y, window, c1s, c2s, cov, want_map)
+        s, cs, smap = triton_ssim.forward(x, y, window[0], c1s, c2s, cov, want_map)  # one window (see use_fused)
         return s, cs, smap, x.new_empty(0), x.new_empty(0)
     return _reference_forward(x, y, window, c1s, c2s, cov, want_map, keep)
 
@@ -216,12 +233,12 @@ def _ssim_op(
 @_ssim_op.register_fake
 def _ssim_op_fake(x, y, window, c1, c2, c1_value, c2_value, cov, want_map, keep, fused):
     n, c = x.shape[:2]
-    valid = tuple(s - window.shape[0] + 1 for s in x.shape[2:])
+    valid = tuple(s - k + 1 for s, k in zip(x.shape[2:], _lengths(x, window)))
     dtype = _out_dtype(x)
     value = x.new_empty((n, c), dtype=dtype)
     smap = x.new_empty((n, c) + valid if want_map else (0,), dtype=dtype)
     saved = keep and not fused
-    moments = x.new_empty(_saved_shape(x, window.shape[0]) if saved else (0,))
+    moments = x.new_empty(_saved_shape(x, _lengths(x, window)) if saved else (0,))
     offsets = x.new_empty((n * c,) if saved else (0,))
     return value, torch.empty_like(value), smap, moments, offsets
 
@@ -230,7 +247,7 @@ def _ssim_op_fake(x, y, window, c1, c2, c1_value, c2_value, cov, want_map, keep,
 def _ssim_backward_op(
     x: Tensor,
     y: Tensor,
-    window: Tensor,
+    window: List[Tensor],
     c1: Optional[Tensor],
     c2: Optional[Tensor],
     c1_value: float,
@@ -252,7 +269,7 @@ def _ssim_backward_op(
         if fused:
             from . import triton_ssim
 
-            gx, gy = triton_ssim.backward(x, y, window, c1s, c2s, cov, grad_ssim, grad_cs, grad_map, want_x, want_y)
+            gx, gy = triton_ssim.backward(x, y, window[0], c1s, c2s, cov, grad_ssim, grad_cs, grad_map, want_x, want_y)
         else:
             gx, gy = _reference_backward(
                 x, y, window, c1s, c2s, cov, moments, offsets, grad_ssim, grad_cs, grad_map, want_x, want_y
@@ -269,19 +286,21 @@ def _setup_context(ctx, inputs, output) -> None:
     x, y, window, c1, c2, c1_value, c2_value, cov, want_map, keep, fused = inputs
     moments, offsets = output[3], output[4]
     ctx.mark_non_differentiable(moments, offsets)
-    ctx.save_for_backward(x, y, window, c1, c2, moments, offsets)
+    ctx.save_for_backward(x, y, c1, c2, moments, offsets, *window)
     ctx.options = (c1_value, c2_value, cov, want_map, fused)
+    ctx.n_win = len(window)
 
 
 def _backward(ctx, grad_ssim: Tensor, grad_cs: Tensor, grad_map: Tensor, _grad_moments, _grad_offsets):
-    x, y, window, c1, c2, moments, offsets = ctx.saved_tensors
+    x, y, c1, c2, moments, offsets, *window = ctx.saved_tensors
     c1_value, c2_value, cov, want_map, fused = ctx.options
     want_x, want_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
     gx, gy = torch.ops.torchsim.ssim_backward(
         x, y, window, c1, c2, c1_value, c2_value, cov, moments, offsets, grad_ssim, grad_cs,
         grad_map if want_map else None, want_x, want_y, fused,
     )  # fmt: skip
-    return (gx if want_x else None), (gy if want_y else None), None, None, None, None, None, None, None, None, None
+    no_grad_windows = [None] * ctx.n_win  # the gradient of a list input is a list
+    return (gx if want_x else None), (gy if want_y else None), no_grad_windows, None, None, None, None, None, None, None, None
 
 
 torch.library.register_autograd("torchsim::ssim", _backward, setup_context=_setup_context)

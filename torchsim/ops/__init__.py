@@ -6,7 +6,8 @@ package (not part of the ``torchsim`` top-level API), each tested against the
 reference it reproduces in ``tests/ops/``.
 
 * :mod:`~torchsim.ops.filters`: windows, separable filtering with one window per
-  axis and valid / full / symmetric / reflect / zero / replicate padding, exact box sums.
+  axis and valid / full / symmetric / reflect / zero / replicate padding, exact box sums,
+  same-size padding, the downsampling and halving steps of the SSIM conventions.
 * :mod:`~torchsim.ops.tiling`: the CPU row-tile chunk geometry of windowed kernels.
 * :mod:`~torchsim.ops.components`: Otsu's threshold, connected components, boxes.
 * :mod:`~torchsim.ops.color`: colour conversions and 8-bit rules (BT.601 / MATLAB Y,
@@ -36,15 +37,19 @@ from .binning import (
     soft_taps,
 )
 from .bits import Plan, block_keys, distance_dtype, make_plan, pack_bits, pairs_within, popcount
-from .color import blend_white, matlab_y, opencv_gray, pil_luma, quantize_u8, yiq, yiq_distance, yiq_y
+from .color import blend_white, matlab_uint8, matlab_y, opencv_gray, pil_luma, quantize_u8, yiq, yiq_distance, yiq_y
 from .components import component_boxes, component_regions, label_components, otsu_threshold
 from .filters import (
+    HALVING_MODES,
     PADDING_MODES,
     box_sum,
     box_window,
     gaussian_window,
+    halve,
     matlab_downsample,
     matlab_round,
+    pad_same,
+    pool_downsample,
     separable_filter,
     symmetric_pad,
 )
@@ -78,6 +83,7 @@ __all__ = [
     "popcount",
     # color
     "blend_white",
+    "matlab_uint8",
     "matlab_y",
     "opencv_gray",
     "pil_luma",
@@ -91,12 +97,16 @@ __all__ = [
     "label_components",
     "otsu_threshold",
     # filters
+    "HALVING_MODES",
     "PADDING_MODES",
     "box_sum",
     "box_window",
     "gaussian_window",
+    "halve",
     "matlab_downsample",
     "matlab_round",
+    "pad_same",
+    "pool_downsample",
     "separable_filter",
     "symmetric_pad",
     # resize

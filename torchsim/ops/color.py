@@ -11,6 +11,7 @@ operator                   reference
 =========================  =================================================================
 :func:`quantize_u8`        ``skimage.util.img_as_ubyte`` of ``[0, 1]`` floats
 :func:`matlab_y`           MATLAB ``rgb2ycbcr`` luma (BT.601, offset 16), BasicSR ``to_y_channel``
+:func:`matlab_uint8`       MATLAB's ``uint8()`` rounding (``rgb2ycbcr`` of a uint8 image)
 :func:`pil_luma`           Pillow ``Image.convert("L")``
 :func:`opencv_gray`        OpenCV ``cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)``
 :func:`blend_white`,       pixelmatch's ``blend``, ``rgb2y`` / ``rgb2i`` / ``rgb2q`` and the
@@ -150,6 +151,27 @@ def pil_luma(x: torch.Tensor) -> torch.Tensor:
     y = q[:, 0:1] * float(r)
     y.add_(q[:, 1:2], alpha=float(g)).add_(q[:, 2:3], alpha=float(b))
     return y.add_(32768.0).mul_(1.0 / 65536.0).floor_()
+
+
+def matlab_uint8(y: torch.Tensor, scale: Union[float, torch.Tensor]) -> torch.Tensor:
+    r"""Values on the scale ``L`` rounded to the 8-bit levels ``k L / 255``, as MATLAB's ``uint8()`` rounds.
+
+    .. math::
+
+        \operatorname{sign}(v) \lfloor |v| + 0.5 \rfloor \cdot L / 255, \qquad v = 255\,y / L
+
+    (half away from zero, no clamping): what MATLAB's ``rgb2ycbcr`` returns for a ``uint8``
+    image, whose Y it computes in double and casts back. The rounding has no gradient (the
+    result is detached from ``y``).
+
+    Example:
+        >>> import torch
+        >>> from torchsim.ops import matlab_uint8
+        >>> matlab_uint8(torch.tensor([122.5, 122.49, 0.5 / 255]), 255.0).tolist()
+        [123.0, 122.0, 0.0]
+    """
+    v = (y / scale * 255.0).detach()
+    return v.sign() * torch.floor(v.abs() + 0.5) * scale / 255.0
 
 
 def opencv_gray(x: torch.Tensor) -> torch.Tensor:

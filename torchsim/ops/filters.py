@@ -35,6 +35,8 @@ depthwise (grouped) convolution, one axis at a time, last axis first. On CPU the
 tensor is filtered in ``channels_last`` layout: oneDNN's depthwise kernels are
 several times slower on NCHW input and with a single channel, and fastest with a
 multiple of 8 channels (``python -m benchmarks.filter_layouts`` shows the numbers).
+float64 has no oneDNN kernels and stays contiguous (the fallback is ~5x slower on
+channels_last).
 The SSIM kernel arranges its work so (see :class:`torchsim.ops.tiling.RowTiles`).
 On CUDA the contiguous layout is kept.
 """
@@ -115,6 +117,37 @@ def symmetric_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
     return x
 
 
+def pad_same(x: torch.Tensor, kernel_size: Union[int, Sequence[int]], mode: str) -> torch.Tensor:
+    """Pad every spatial axis so that a ``"valid"`` filter of ``kernel_size`` taps keeps its size.
+
+    Axis ``a`` gets ``(k_a - 1) // 2`` samples before and ``k_a // 2`` after, in a same-size
+    mode of :data:`PADDING_MODES` (``"symmetric"``, ``"reflect"``, ``"zero"``, ``"replicate"``),
+    so ``separable_filter(pad_same(x, k, m), w)`` equals ``separable_filter(x, w, mode=m)``:
+    a kernel written for valid windows computes a same-size map from the padded input.
+
+    Args:
+        x: ``(B, C, H, W)`` or ``(B, C, D, H, W)``.
+        kernel_size: window length, one for every spatial axis or one per axis.
+        mode: the padding mode.
+
+    Returns:
+        The padded tensor; each spatial size ``n`` becomes ``n + k - 1``.
+
+    Example:
+        >>> import torch
+        >>> from torchsim.ops import pad_same
+        >>> pad_same(torch.arange(4.0).reshape(1, 1, 1, 4), (1, 5), "reflect")[0, 0, 0]
+        tensor([2., 1., 0., 1., 2., 3., 2., 1.])
+    """
+    spatial = x.dim() - 2
+    sizes = [int(kernel_size)] * spatial if isinstance(kernel_size, int) else [int(k) for k in kernel_size]
+    if mode not in PADDING_MODES[2:]:
+        V.check_choice("pad_same", "mode", mode, PADDING_MODES[2:])
+    for axis, k in enumerate(sizes, start=2):
+        x = _pad_axis(x, axis, (k - 1) // 2, k // 2, mode)
+    return x
+
+
 def _windows(fn: str, window: Window, spatial: int) -> List[Optional[torch.Tensor]]:
     """``window`` as one entry per spatial axis (``None``: that axis is not filtered)."""
     if isinstance(window, torch.Tensor):
@@ -188,7 +221,7 @@ def separable_filter(x: torch.Tensor, window: Window, mode: str = "valid") -> to
     conv = F.conv2d if spatial == 2 else F.conv3d
     layout = None
     if x.device.type == "cpu":
-        layout = torch.channels_last if spatial == 2 else torch.channels_last_3d
+        layout = _cpu_layout(x)
         x = x.contiguous(memory_format=layout)
     for axis in range(spatial - 1, -1, -1):
         w = windows[axis]
@@ -209,6 +242,13 @@ def separable_filter(x: torch.Tensor, window: Window, mode: str = "valid") -> to
     return x
 
 
+def _cpu_layout(x: torch.Tensor) -> torch.memory_format:
+    """The layout depthwise convolution is fastest in on the CPU: channels_last for the oneDNN
+    dtypes, contiguous for float64 (oneDNN has no float64 kernels; ATen's fallback is ~5x
+    slower on channels_last input)."""
+    if x.dtype == torch.float64:
+        return torch.contiguous_format
+    return torch.channels_last if x.dim() == 4 else torch.channels_last_3d
 def box_sum(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
     """Sums over every ``kernel_size × kernel_size`` window of the last two axes ("valid" positions).
 
@@ -280,6 +320,74 @@ def matlab_downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
     if x.dim() == 4:
         return F.avg_pool2d(x, factor, stride=factor)
     return F.avg_pool3d(x, factor, stride=factor)
+
+
+def pool_downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Average ``factor``-sized blocks over every spatial axis (``avg_pool`` with stride ``factor``).
+
+    Output sample ``j`` averages input samples ``j*f .. j*f + f - 1``; a remainder of fewer than
+    ``f`` samples at the end of an axis is dropped, so each axis of length ``n`` becomes
+    ``n // f`` (``torch.nn.functional.avg_pool2d(x, f)``, the downsampling of piq's ``ssim``).
+    """
+    if factor <= 1:
+        return x
+    if x.dim() == 4:
+        return F.avg_pool2d(x, factor)
+    return F.avg_pool3d(x, factor)
+
+
+#: how :func:`halve` treats an odd side, and who does it that way
+HALVING_MODES = ("zero", "floor", "replicate_start", "symmetric_end")
+
+
+def halve(x: torch.Tensor, mode: str = "zero") -> torch.Tensor:
+    """Halve every spatial axis with 2-sample means: the step between MS-SSIM scales.
+
+    Modes differ only on odd sides (an even side ``n`` always becomes ``n / 2``):
+
+    =====================  ===============================================  ==========================
+    mode                   odd side ``n = 2m + 1``                           as in
+    =====================  ===============================================  ==========================
+    ``"zero"``             one zero before the first sample, counted in      pytorch-msssim
+                           its mean: ``m + 1`` samples, the first ``x0 / 2``  (``avg_pool(padding=1)``)
+    ``"floor"``            the last sample dropped: ``m`` samples             torchmetrics, MONAI
+    ``"replicate_start"``  the first sample repeated before it, on *every*    piq
+                           axis when any axis is odd: ``m + 1``, first ``x0``
+    ``"symmetric_end"``    the last sample repeated after it: ``m + 1``       TensorFlow
+    =====================  ===============================================  ==========================
+
+    Args:
+        x: ``(B, C, H, W)`` or ``(B, C, D, H, W)``.
+        mode: one of :data:`HALVING_MODES`.
+
+    Returns:
+        The halved tensor.
+
+    Example:
+        >>> import torch
+        >>> from torchsim.ops import halve
+        >>> x = torch.tensor([2.0, 4.0, 6.0]).reshape(1, 1, 1, 3).expand(1, 1, 2, 3)
+        >>> [halve(x, m)[0, 0, 0].tolist() for m in ("zero", "floor", "replicate_start", "symmetric_end")]
+        [[1.0, 5.0], [3.0], [2.0, 5.0], [3.0, 6.0]]
+    """
+    if mode not in HALVING_MODES:
+        V.check_choice("halve", "mode", mode, HALVING_MODES)
+    sizes = x.shape[2:]
+    pool = F.avg_pool2d if x.dim() == 4 else F.avg_pool3d
+    if mode == "zero":
+        if torch.compiler.is_compiling():
+            # The same pooling with the padding made explicit: the compiler then traces symbolic
+            # sizes without a guard on their parity (one graph for every shape, and export works).
+            return pool(F.pad(x, [p for s in reversed(sizes) for p in (s % 2, s % 2)]), 2)
+        return pool(x, 2, padding=[s % 2 for s in sizes])
+    if mode == "replicate_start":
+        if any(s % 2 for s in sizes):
+            for axis in range(2, x.dim()):
+                x = _pad_axis(x, axis, 1, 0, "replicate")
+    elif mode == "symmetric_end":
+        for axis, s in enumerate(sizes, start=2):
+            x = _pad_axis(x, axis, 0, s % 2, "symmetric")
+    return pool(x, 2)
 
 
 def matlab_round(v: float) -> int:

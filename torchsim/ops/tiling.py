@@ -32,9 +32,11 @@ run several times faster than whole-batch maps, with no page faults for fresh
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+
+from .filters import _cpu_layout
 
 TILE_CHANNELS = 16  # tiles (depthwise channels) per chunk on CPU
 TILE_BYTES = 2 << 20  # bytes of one map of one chunk on CPU (cache-sized)
@@ -46,7 +48,8 @@ Segment = Tuple[int, int, int]  # (plane, first tile, one past the last tile) of
 class RowTiles:
     """Row tiling of the ``P = N*C`` planes ``(L0, *rest)`` of ``x`` for a window of ``k`` taps.
 
-    Attributes (read by the kernel): ``p`` planes; ``k``; ``l0`` rows and ``rest`` the
+    Attributes (read by the kernel): ``p`` planes; ``k`` the row axis's window and ``ks`` the
+    window of every axis; ``l0`` rows and ``rest`` the
     other spatial sizes of a plane; ``lv = l0 - k + 1`` valid rows and ``rest_v`` the
     valid other sizes; ``h`` output rows per tile, ``th = h + k - 1`` input rows per
     tile, ``s`` tiles per plane, ``dup`` duplicated rows of each plane's last tile;
@@ -59,7 +62,9 @@ class RowTiles:
 
     Args:
         x: ``(N, C, L0, *rest)`` (its shape, dtype size and device decide the geometry).
-        k: window length; every spatial size of ``x`` must be at least ``k``.
+        k: window length, one for every spatial axis or one per axis (``(k_L0, *k_rest)``);
+            every spatial size of ``x`` must be at least its axis's window. ``k`` (the attribute)
+            is the row axis's window, ``ks`` all of them.
         channels, tile_bytes, min_rows: the CPU tuning (tiles per chunk, bytes of one
             map of a chunk, fewest output rows per tile); the defaults are measured.
 
@@ -77,16 +82,18 @@ class RowTiles:
     def __init__(
         self,
         x: torch.Tensor,
-        k: int,
+        k: Union[int, Sequence[int]],
         *,
         channels: int = TILE_CHANNELS,
         tile_bytes: int = TILE_BYTES,
         min_rows: int = TILE_MIN_ROWS,
     ) -> None:
         n, c, l0, *rest = x.shape
-        self.p, self.k, self.l0, self.rest = n * c, k, l0, tuple(rest)
+        ks = (int(k),) * (1 + len(rest)) if isinstance(k, int) else tuple(int(a) for a in k)
+        k = ks[0]
+        self.p, self.k, self.ks, self.l0, self.rest = n * c, k, ks, l0, tuple(rest)
         self.lv = l0 - k + 1
-        self.rest_v = tuple(r - k + 1 for r in rest)
+        self.rest_v = tuple(r - ka + 1 for r, ka in zip(rest, ks[1:]))
         cpu = x.device.type == "cpu"
         if cpu:
             per_row = channels * math.prod(rest) * x.element_size()
@@ -108,7 +115,7 @@ class RowTiles:
             for p in range(t0 // s, (t1 - 1) // s + 1):
                 segs.append((p, max(t0 - p * s, 0), min(t1 - p * s, s)))
             self.chunks.append(segs)
-        self.layout = (torch.channels_last if x.dim() == 4 else torch.channels_last_3d) if cpu else torch.contiguous_format
+        self.layout = _cpu_layout(x) if cpu else torch.contiguous_format
 
     def planes(self, t: torch.Tensor) -> torch.Tensor:
         """``(N, C, L0, *rest)`` as ``(P, L0, *rest)`` planes (a view when contiguous)."""
