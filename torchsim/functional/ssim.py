@@ -32,6 +32,7 @@ from ..ops.filters import (
     pool_downsample,
     separable_filter,
 )
+from ..ops.parallel import run_chunks
 from ..ops.tiling import RowTiles
 from ..kernels.ssim_op import BACKENDS, ssim_kernel, use_fused
 
@@ -94,15 +95,18 @@ class _SSIMKernel(torch.autograd.Function):
         off_plane = _offsets(xp, yp)
         ssim_sum = x.new_zeros(geo.p)
         cs_sum = x.new_zeros(geo.p)
-        moments = []
+        moments = [None] * len(geo.chunks)
         out_map = x.new_empty((geo.p, geo.lv) + geo.rest_v) if want_map else x.new_empty(0)
-        work = geo.stack(5, geo.width(geo.chunks[0]), geo.th, geo.rest, x)  # reused by every chunk
-        for segs in geo.chunks:
+        width, ndim = geo.width(geo.chunks[0]), x.dim() - 1
+
+        def compute(i, scratch):
+            segs = geo.chunks[i]
+            if "work" not in scratch:  # reused by every chunk of this thread
+                scratch["work"] = geo.stack(5, width, geo.th, geo.rest, x)
             t = geo.width(segs)
             idx = geo.plane_index(segs, x.device)
-            ndim = x.dim() - 1
             off = off_plane[idx].view(t, *([1] * (ndim - 1)))
-            st = work[:, :t]
+            st = scratch["work"][:, :t]
             geo.read(xp, st[0], segs)
             geo.read(yp, st[1], segs)
             st[:2].sub_(off)
@@ -120,13 +124,18 @@ class _SSIMKernel(torch.autograd.Function):
             mask = geo.row_mask(segs, rs)
             if mask is not None:
                 rs, rc = rs * mask, rc * mask
-            ssim_sum.index_add_(0, idx, rs.sum(1))
-            cs_sum.index_add_(0, idx, rc.sum(1))
+            return idx, rs.sum(1), rc.sum(1), ssim_map if want_map else None, m if keep else None
+
+        def commit(i, result):  # in chunk order: the sums add up as in a serial loop
+            idx, rs, rc, ssim_map, m = result
+            ssim_sum.index_add_(0, idx, rs)
+            cs_sum.index_add_(0, idx, rc)
             if want_map:
-                geo.write(ssim_map, out_map, segs)
-            if keep:
-                moments.append(m)
-            del m, terms, a1, b1, a2, b2, cs_map, ssim_map
+                geo.write(ssim_map, out_map, geo.chunks[i])
+            moments[i] = m
+
+        run_chunks(len(geo.chunks), compute, commit, x.device)
+        moments = moments if keep else []
         count = geo.lv * math.prod(geo.rest_v)
         ssim_nc = (ssim_sum / count).view(n, c)
         cs_nc = (cs_sum / count).view(n, c)
@@ -170,16 +179,20 @@ class _SSIMKernel(torch.autograd.Function):
         grad_y = torch.zeros((geo.p, geo.l0) + geo.rest, dtype=x.dtype, device=x.device) if want_y else None
         ones = (1,) * len(geo.rest)
         width = geo.width(geo.chunks[0])
-        # Reused by every chunk: the four gradient maps, with a zero border of k - 1 on every
+        # Reused by every chunk of a thread: the four gradient maps, with a zero border of k - 1 on every
         # spatial side (k of that axis's window) so the adjoint ("full") filter runs as a valid
         # one (oneDNN's padded depthwise path was measured ~2x slower). The windows are
         # symmetric, so the adjoint needs no flip.
         pads = [ka - 1 for ka in geo.ks]
         sizes = (geo.h,) + geo.rest_v
-        d_work = geo.stack(4, width, geo.h + 2 * pads[0], tuple(r + 2 * pa for r, pa in zip(geo.rest_v, pads[1:])), x).zero_()
         inner = (slice(None), slice(None)) + tuple(slice(pa, pa + r) for pa, r in zip(pads, sizes))
-        xy_work = geo.stack(2, width, geo.th, geo.rest, x)
-        for segs, m in zip(geo.chunks, moments):
+        d_shape = (geo.h + 2 * pads[0], tuple(r + 2 * pa for r, pa in zip(geo.rest_v, pads[1:])))
+
+        def compute(i, scratch):
+            segs, m = geo.chunks[i], moments[i]
+            if "d" not in scratch:  # this thread's work buffers; the zero border is never written
+                scratch["d"] = geo.stack(4, width, *d_shape, x).zero_()
+                scratch["xy"] = geo.stack(2, width, geo.th, geo.rest, x)
             t = geo.width(segs)
             idx = geo.plane_index(segs, x.device)
             ndim = m.dim() - 1
@@ -210,7 +223,7 @@ class _SSIMKernel(torch.autograd.Function):
             cs = a2.mul_(inv_b2)  # CS map
             r1 = a1.mul_(inv_b1)  # A1 / B1
             s = r1 * cs  # SSIM map
-            dpad = d_work[:, :t]
+            dpad = scratch["d"][:, :t]
             d = dpad[inner]
             da = (cs * gs).mul_(inv_b1)  # dL/dA1
             db = _mul_into(d[3], r1, gs).add_(gc).mul_(inv_b2)  # dL/dA2
@@ -223,15 +236,23 @@ class _SSIMKernel(torch.autograd.Function):
             db.mul_(2 * cov)  # dL/dE[x'y']
             g = separable_filter(dpad, window)
             gmx, gmy, gq, gb = g.unbind(0)
-            xy = xy_work[:, :t]
+            xy = scratch["xy"][:, :t]
             geo.read(xp, xy[0], segs)
             geo.read(yp, xy[1], segs)
             xy.sub_(off)
             xt, yt = xy.unbind(0)
+            gx = gmx.addcmul_(xt, gq, value=2).addcmul_(yt, gb) if want_x else None
+            gy = gmy.addcmul_(yt, gq, value=2).addcmul_(xt, gb) if want_y else None
+            return gx, gy
+
+        def commit(i, result):  # in chunk order: neighbouring tiles' halo rows add up as in a serial loop
+            gx, gy = result
             if want_x:
-                geo.fold(gmx.addcmul_(xt, gq, value=2).addcmul_(yt, gb), grad_x, segs)
+                geo.fold(gx, grad_x, geo.chunks[i])
             if want_y:
-                geo.fold(gmy.addcmul_(yt, gq, value=2).addcmul_(xt, gb), grad_y, segs)
+                geo.fold(gy, grad_y, geo.chunks[i])
+
+        run_chunks(len(geo.chunks), compute, commit, x.device)
         grad_x = grad_x.view(x.shape) if want_x else None
         grad_y = grad_y.view(y.shape) if want_y else None
         return grad_x, grad_y, None, None, None, None, None, None

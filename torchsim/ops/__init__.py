@@ -9,6 +9,8 @@ reference it reproduces in ``tests/ops/``.
   axis and valid / full / symmetric / reflect / zero / replicate padding, exact box sums,
   same-size padding, the downsampling and halving steps of the SSIM conventions.
 * :mod:`~torchsim.ops.tiling`: the CPU row-tile chunk geometry of windowed kernels.
+* :mod:`~torchsim.ops.parallel`: a kernel's chunks run on single-threaded CPU workers,
+  committed in chunk order (bit-identical to the serial loop, no barrier per op).
 * :mod:`~torchsim.ops.components`: Otsu's threshold, connected components, boxes.
 * :mod:`~torchsim.ops.color`: colour conversions and 8-bit rules (BT.601 / MATLAB Y,
   Pillow luma, OpenCV grey, pixelmatch's YIQ, quantisation).
