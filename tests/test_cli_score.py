@@ -217,6 +217,7 @@ def test_identical_images_give_inf_psnr(tmp_path, capsys):
         (["{ref}", "{test}", "--metrics", "psnr,bogus"], "unknown metric bogus"),
         (["{ref}", "{test}", "--crop-border", "-1"], "--crop-border must be >= 0"),
         (["{ref}", "{test}", "--device", "tpu"], "--device must be cpu or cuda"),
+        (["{ref}", "{test}", "--dist-timeout", "0"], "--dist-timeout must be > 0 seconds, got 0.0"),
     ],
 )
 def test_bad_arguments(messy_dirs, tmp_path, capsys, argv, message):
