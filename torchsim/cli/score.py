@@ -467,10 +467,12 @@ def _score(args, specs: List[MetricSpec]) -> int:
     sys.stdout.flush()
     files = {index: files for index, _, files in pairs}
     worst = [r for r in worst if r["index"] in files]  # rank 0 paired the folders (it may have stopped before)
-    if args.sheet and worst:
-        _write_sheet(args, worst, files, specs, by_spec, device)
-    _distributed.barrier()
-    _remove_parts(args, rank, world)
+    try:
+        if args.sheet and worst:
+            _write_sheet(args, worst, files, specs, by_spec, device)
+    finally:  # the merged files are written: the other ranks may remove their parts, even if the sheet fails
+        _distributed.barrier()
+        _remove_parts(args, rank, world)
     if all_failures and not json_stdout:
         n_files = len(all_failures) - len(stopped)
         what = ([f"{n_files} file(s) failed"] if n_files or not stopped else []) + (
