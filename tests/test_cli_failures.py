@@ -147,37 +147,39 @@ def test_stdout_to_a_full_disk_is_one_line_and_exit_1(small_dirs, extra):
 # ----------------------------------------------------------------------------------------------
 
 
-def _wait_for_rows(path, rows, proc, deadline=120.0):
-    """Wait until ``path`` has ``rows`` data lines (after the header), or fail."""
-    start = time.monotonic()
-    while time.monotonic() - start < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"finished before it could be interrupted: {proc.communicate()}")
-        if path.exists() and len(path.read_text().splitlines()) > rows:
-            return
-        time.sleep(0.05)
-    proc.kill()
-    pytest.fail("no row written in time")
-
-
-@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
-def test_signal_keeps_rows_and_valid_json(many_dirs, tmp_path, sig, code, word):
-    ref, test = many_dirs
-    out_csv, out_json = tmp_path / "s.csv", tmp_path / "s.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "torchsim", "score", str(ref), str(test), "--metrics", "psnr,ms_ssim",
-         "--batch-size", "1", "--workers", "0", "--no-progress", "--csv", str(out_csv), "--json", str(out_json)],
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+def _interrupt(argv, ready, sig, deadline=120.0):
+    """``python -m torchsim ARGV``, sent ``sig`` as soon as ``ready()`` holds: ``(exit code, stdout, stderr)``."""
+    proc = subprocess.Popen([sys.executable, "-m", "torchsim", *map(str, argv)], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_rows(out_csv, 1, proc)
+        start = time.monotonic()
+        while not ready():
+            if proc.poll() is not None:
+                pytest.fail(f"finished before it could be interrupted: {proc.communicate()}")
+            if time.monotonic() - start > deadline:
+                pytest.fail("no progress in time")
+            time.sleep(0.02)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=TIMEOUT)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == code, err
-    assert err.splitlines()[-1].startswith(f"torchsim score: {word}")
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("sig, code, word, workers", [(signal.SIGTERM, 143, "terminated", 0),
+                                                       (signal.SIGINT, 130, "interrupted", 0),
+                                                       (signal.SIGTERM, 143, "terminated", 2)])
+def test_signal_keeps_rows_and_valid_json(many_dirs, tmp_path, sig, code, word, workers):
+    """Also with decoding workers busy reading ahead: one line on stderr (no worker traceback, no EOFError)."""
+    ref, test = many_dirs
+    out_csv, out_json = tmp_path / "s.csv", tmp_path / "s.json"
+    got, out, err = _interrupt(
+        ["score", ref, test, "--metrics", "psnr,ms_ssim", "--batch-size", 1, "--workers", workers, "--no-progress",
+         "--csv", out_csv, "--json", out_json],
+        lambda: out_csv.exists() and len(out_csv.read_text().splitlines()) > 1, sig)
+    assert got == code, err
+    assert len(err.splitlines()) == 1 and err.startswith(f"torchsim score: {word}"), err
     rows = list(csv.DictReader(out_csv.open()))
     assert 1 <= len(rows) < 60
     assert all(float(r["psnr"]) > 20 and 0.9 < float(r["ms_ssim"]) <= 1 for r in rows)  # whole rows only
@@ -228,6 +230,141 @@ def test_dedup_interrupted_prints_what_it_grouped(tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(dedup, "hash_files", real)
     assert main(["dedup", str(tmp_path), "--no-progress", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["complete"] is True
+
+
+@pytest.fixture(scope="module")
+def dedup_dir(tmp_path_factory):
+    """200 distinct 1024x1024 JPEGs (shifted crops of an enlarged photo: near duplicates) and one
+    byte-identical copy: enough decoding to be interrupted while hashing."""
+    import cv2
+
+    d = tmp_path_factory.mktemp("dedup_big")
+    big = cv2.resize(photo_u8("astronaut")[..., ::-1], (1224, 1224), interpolation=cv2.INTER_CUBIC)
+    for k in range(200):
+        i, j = 10 * (k % 20), 10 * (k // 20)
+        ok, data = cv2.imencode(".jpg", big[i : i + 1024, j : j + 1024], [cv2.IMWRITE_JPEG_QUALITY, 90])
+        (d / f"{k:03d}.jpg").write_bytes(data.tobytes())
+    (d / "000_copy.jpg").write_bytes((d / "000.jpg").read_bytes())
+    return d
+
+
+def _cached_hashes(cache):
+    import sqlite3
+
+    try:
+        with sqlite3.connect(cache, timeout=5) as db:
+            return db.execute("SELECT count(*) FROM hashes").fetchone()[0]
+    except sqlite3.Error:  # not created yet
+        return 0
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_dedup_signal_reports_and_writes_what_it_grouped(dedup_dir, tmp_path, sig, code, word):
+    """A real signal while dedup hashes: the groups so far on stdout (JSON complete: false) and in
+    the CSV, no action, the cache keeps the hashes (a re-run takes them), one line on stderr."""
+    cache, out_csv = tmp_path / "c.sqlite", tmp_path / "g.csv"
+    argv = ["dedup", dedup_dir, "--json", "--csv", out_csv, "--cache", cache, "--workers", 1, "--batch-size", 1,
+            "--no-progress", "--action", "delete", "--apply"]
+    got, out, err = _interrupt(argv, lambda: _cached_hashes(cache) >= 1, sig)
+    assert got == code, err
+    assert len(err.splitlines()) == 1 and err.startswith(f"torchsim dedup: {word}"), err
+    doc = json.loads(out)
+    assert doc["complete"] is False and doc["files"] == 201 and 1 <= doc["hashed"] < 201
+    assert doc["exact_groups"][0]["files"] == [str(dedup_dir / "000.jpg"), str(dedup_dir / "000_copy.jpg")]
+    assert doc["action"]["applied"] is False and len(os.listdir(dedup_dir)) == 201  # nothing deleted
+    rows = list(csv.DictReader(out_csv.open()))
+    groups = len(doc["exact_groups"]) + len(doc["near_groups"])
+    assert len({r["group"] for r in rows}) == groups and sorted(r["path"] for r in rows if r["group"] == "1") == \
+        doc["exact_groups"][0]["files"]
+    kept = _cached_hashes(cache)
+    assert 1 <= kept <= doc["hashed"]
+    if sig == signal.SIGTERM:  # the re-run reads the hashes kept from the cache
+        again = _cli(*argv[:-3])
+        redo = json.loads(again.stdout)
+        assert again.returncode == 0 and redo["complete"] is True and redo["cached"] >= kept
+
+
+def test_dedup_csv_is_checked_before_the_work(tmp_path, capsys):
+    """dedup's CSV on a full disk, or held by another run, is one line before any file is read."""
+    photo = torch.from_numpy(photo_u8("coffee")).permute(2, 0, 1).contiguous()
+    write_png(photo, tmp_path / "a.png")
+    write_png(photo, tmp_path / "b.png")
+    code = main(["dedup", str(tmp_path), "--csv", "/dev/full", "--no-cache", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    assert captured.err.splitlines() == ["torchsim dedup: /dev/full: cannot write (No space left on device)"]
+    held = tmp_path / "out" / "g.csv"
+    first = open_output(str(held))
+    try:
+        code = main(["dedup", str(tmp_path), "--csv", str(held), "--no-cache", "--no-progress"])
+        captured = capsys.readouterr()
+    finally:
+        first.close()
+    assert code == 1 and captured.out == ""
+    assert captured.err.splitlines() == [f"torchsim dedup: {held}: in use by another process (locked); "
+                                         "wait for it or choose another file"]
+    # a missing folder is created, for the CSV and the sheet
+    out_csv, sheet = tmp_path / "new" / "deep" / "g.csv", tmp_path / "new2" / "s.png"
+    assert main(["dedup", str(tmp_path), "--csv", str(out_csv), "--sheet", str(sheet), "--no-cache",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert [r["role"] for r in csv.DictReader(out_csv.open())] == ["keep", "remove"]
+    assert read_image(sheet).shape[0] in (3, 4)
+
+
+@pytest.mark.parametrize("option", [[], ["--json"]])
+def test_dedup_stdout_to_a_full_disk_is_one_line(tmp_path, option):
+    write_png(torch.from_numpy(photo_u8("coffee")).permute(2, 0, 1).contiguous(), tmp_path / "a.png")
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "torchsim", "dedup", str(tmp_path), "--no-cache", "--no-progress",
+                            *option], env=ENV, stdout=full, stderr=subprocess.PIPE, text=True, timeout=TIMEOUT)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == ["torchsim dedup: stdout: cannot write (No space left on device)"]
+
+
+def test_dedup_cache_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch):
+    """The hash cache fails to commit (a full disk: SQLite's error, simulated): one line, and the
+    report is the one without a cache. A cache that cannot be opened at all (/dev/full) likewise."""
+    import sqlite3
+
+    from torchsim.cli import _dedup_scan as scan
+
+    d = tmp_path / "d"
+    d.mkdir()
+    photo = torch.from_numpy(photo_u8("coffee")).permute(2, 0, 1).contiguous()
+    write_png(photo, d / "a.png")
+    write_png(photo[:, :, :-8].contiguous(), d / "b.png")  # a near duplicate
+    write_png(photo, d / "c.png")  # an exact one
+    assert main(["dedup", str(d), "--json", "--no-cache", "--no-progress"]) == 0
+    want = json.loads(capsys.readouterr().out)
+
+    class FullDisk:
+        def __init__(self, db):
+            self.db = db
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+        def __enter__(self):
+            return self.db.__enter__()
+
+        def __exit__(self, *exc):
+            return self.db.__exit__(*exc)
+
+        def executemany(self, *args):
+            raise sqlite3.OperationalError("database or disk is full")
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(scan.sqlite3, "connect", lambda *a, **k: FullDisk(connect(*a, **k)))
+    cache = tmp_path / "c.sqlite"
+    for path, line in [(cache, f"{cache}: cannot write the hash cache (database or disk is full); going on without it"),
+                       ("/dev/full", "/dev/full: cannot use the hash cache (database or disk is full); hashing every file")]:
+        code = main(["dedup", str(d), "--json", "--cache", str(path), "--no-progress"])
+        captured = capsys.readouterr()
+        assert code == 0 and captured.err.splitlines() == [f"torchsim dedup: {line}"]
+        got = json.loads(captured.out)
+        assert got["complete"] is True
+        assert got["exact_groups"] == want["exact_groups"] and got["near_groups"] == want["near_groups"]
 
 
 # ----------------------------------------------------------------------------------------------

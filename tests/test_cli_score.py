@@ -217,6 +217,7 @@ def test_identical_images_give_inf_psnr(tmp_path, capsys):
         (["{ref}", "{test}", "--metrics", "psnr,bogus"], "unknown metric bogus"),
         (["{ref}", "{test}", "--crop-border", "-1"], "--crop-border must be >= 0"),
         (["{ref}", "{test}", "--device", "tpu"], "--device must be cpu or cuda"),
+        (["{ref}", "{test}", "--dist-timeout", "0"], "--dist-timeout must be > 0 seconds, got 0.0"),
     ],
 )
 def test_bad_arguments(messy_dirs, tmp_path, capsys, argv, message):
@@ -276,6 +277,102 @@ def test_torchrun_two_processes_merge(photo_dirs, tmp_path, capsys):
     # the merged table is printed once (rank 0) and the part files are gone
     assert proc.stdout.count("mean (6 images)") == 1
     assert sorted(p.name for p in tmp_path.iterdir() if ".rank" in p.name) == []
+
+
+def _torchrun(ref, test, *argv, fault=None, timeout=240):
+    """``torchsim score REF TEST ARGV`` in two gloo processes (``fault``: tests/rank_fault.py's, in rank 1)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.path.dirname(os.path.dirname(torchsim.__file__)))
+    program = ["-m", "torchsim"] if fault is None else [os.path.join(os.path.dirname(__file__), "rank_fault.py"), fault]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(free_port()), *program, "score", str(ref), str(test), *map(str, argv)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def single_rows(photo_dirs, tmp_path_factory):
+    """Every pair of photo_dirs scored by one process (psnr, ssim), by name; and the pairs in rank order."""
+    from torchsim.cli._files import pair_files
+
+    ref, test = photo_dirs
+    out = tmp_path_factory.mktemp("single") / "single.csv"
+    assert main(["score", str(ref), str(test), "--metrics", "psnr,ssim", "--csv", str(out), "--workers", "0",
+                 "--no-progress"]) == 0
+    pairs, _ = pair_files(str(ref), str(test))
+    return {r["name"]: r for r in _read_csv(out)}, [name for _, name, _ in pairs]
+
+
+def _check_merged(rows, single, names):
+    """``rows`` (CSV rows of a run) are exactly the single-process rows of ``names``."""
+    assert sorted(r["name"] for r in rows) == sorted(names)
+    for r in rows:
+        assert r == single[r["name"]]
+
+
+@pytest.mark.distributed
+def test_torchrun_rank_that_cannot_start_is_reported_and_the_rest_merged(photo_dirs, single_rows, tmp_path):
+    """Rank 1 fails before scoring anything (its part file is a folder): rank 0 still merges and reports it."""
+    ref, test = photo_dirs
+    single, names = single_rows
+    out_csv, out_json = tmp_path / "m.csv", tmp_path / "m.json"
+    (tmp_path / "m.csv.rank1").mkdir()
+    proc = _torchrun(ref, test, "--metrics", "psnr,ssim", "--csv", out_csv, "--json", out_json, "--workers", 0,
+                     "--no-progress")
+    assert proc.returncode != 0
+    assert (f"torchsim score: rank 1 stopped: {tmp_path / 'm.csv.rank1'}: cannot write (Is a directory); "
+            f"3 of its 3 pair(s) were not scored") in proc.stderr.splitlines()
+    rows = _read_csv(out_csv)
+    _check_merged([r for r in rows if r["error"] == ""], single, names[0::2])
+    assert [r["name"] for r in rows if r["error"]] == ["rank 1"]
+    doc = json.loads(out_json.read_text())
+    assert doc["complete"] is False and doc["count"] == 3 and doc["failures"][0]["name"] == "rank 1"
+    for m in ("psnr", "ssim"):
+        want = np.mean([float(single[n][m]) for n in names[0::2]])
+        assert doc["means"][m] == pytest.approx(want, rel=1e-5)
+    assert "mean (3 images)" in proc.stdout
+    assert not (tmp_path / "m.csv.rank0").exists() and not (tmp_path / "m.json.rank0").exists()
+
+
+@pytest.mark.distributed
+def test_torchrun_rank_that_raises_while_scoring_keeps_its_rows(photo_dirs, single_rows, tmp_path):
+    """Rank 1 raises at its second pair: its first pair and rank 0's are merged, the means over exactly those."""
+    ref, test = photo_dirs
+    single, names = single_rows
+    out_csv, out_json = tmp_path / "m.csv", tmp_path / "m.json"
+    proc = _torchrun(ref, test, "--metrics", "psnr,ssim", "--csv", out_csv, "--json", out_json, "--workers", 0,
+                     "--batch-size", 1, "--no-progress", fault="raise")
+    assert proc.returncode != 0
+    assert ("torchsim score: rank 1 stopped: RuntimeError: injected failure in rank 1; 2 of its 3 pair(s) were not "
+            "scored") in proc.stderr.splitlines()
+    scored = names[0::2] + names[1:2]
+    _check_merged([r for r in _read_csv(out_csv) if r["error"] == ""], single, scored)
+    doc = json.loads(out_json.read_text())
+    assert doc["complete"] is False and doc["count"] == 4
+    for m in ("psnr", "ssim"):  # compute() all-reduced rank 1's state as it was after its last whole batch
+        assert doc["means"][m] == pytest.approx(np.mean([r[m] for r in doc["images"]]), rel=1e-9)
+        assert doc["means"][m] == pytest.approx(np.mean([float(single[n][m]) for n in scored]), rel=1e-5)
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("fault", ["exit", "hang"])
+def test_torchrun_rank_that_dies_or_hangs_does_not_hang_the_others(photo_dirs, single_rows, tmp_path, fault):
+    """Rank 1 dies (no clean-up) or stops answering: rank 0 gives up (torchrun's SIGTERM, or --dist-timeout),
+    exits non-zero, and what it scored is in its part file."""
+    ref, test = photo_dirs
+    single, names = single_rows
+    out_csv = tmp_path / "m.csv"
+    proc = _torchrun(ref, test, "--metrics", "psnr,ssim", "--csv", out_csv, "--workers", 0, "--batch-size", 1,
+                     "--no-progress", "--dist-timeout", 5, fault=fault, timeout=200)
+    assert proc.returncode != 0
+    if fault == "hang":
+        assert any(line.startswith("torchsim score: rank 0: the ranks could not exchange their results (all_reduce "
+                                   "failed: Timed out") and line.endswith(f"are in {out_csv}.rank0")
+                   for line in proc.stderr.splitlines()), proc.stderr
+        _check_merged(_read_csv(f"{out_csv}.rank0"), single, names[0::2])
+    else:  # torchrun ends rank 0 (SIGTERM) when rank 1 dies: whatever it had scored is kept
+        rows = _read_csv(f"{out_csv}.rank0")
+        _check_merged(rows, single, [r["name"] for r in rows])
+        assert set(r["name"] for r in rows) <= set(names[0::2])
+    assert not out_csv.exists()
 
 
 def test_distribution_metrics_when_present(photo_dirs, tmp_path, capsys):

@@ -5,7 +5,9 @@
   current CUDA device, gloo on the tensor's own device);
 * :func:`init_distributed_from_env`, :func:`gather_to_rank0`, :func:`barrier`,
   :func:`shutdown_distributed`, :func:`rank_and_world` — the process-group life
-  cycle of ``torchsim score`` under ``torchrun``.
+  cycle of ``torchsim score`` under ``torchrun``;
+* :class:`PeerFailure` — what a collective raises when another rank died, or did not
+  answer within the process group's timeout (instead of torch's backend error).
 
 Every function is a no-op (or the single-process answer) when ``torch.distributed``
 is unavailable or no process group is initialised.
@@ -13,13 +15,16 @@ is unavailable or no process group is initialised.
 
 from __future__ import annotations
 
+import datetime
 import os
+import re
 from typing import Any, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
 
 __all__ = [
+    "PeerFailure",
     "distributed_enabled",
     "rank_and_world",
     "all_reduce_sum",
@@ -28,6 +33,21 @@ __all__ = [
     "barrier",
     "shutdown_distributed",
 ]
+
+
+class PeerFailure(RuntimeError):
+    """A collective could not complete: another rank died, or did not reach it within the
+    process group's timeout. A ``RuntimeError``, as torch's own backend errors are."""
+
+
+def _collective(fn, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` (a ``torch.distributed`` collective), its backend error as :class:`PeerFailure`."""
+    try:
+        return fn(*args, **kwargs)
+    except RuntimeError as exc:  # gloo / NCCL: peer closed the connection, timed out, aborted
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = re.sub(r"^\[[^\]]*\]\s*", "", first)  # gloo's "[.../pair.cc:598] " source location
+        raise PeerFailure(f"{fn.__name__} failed: {first}") from exc
 
 
 def distributed_enabled() -> bool:
@@ -53,11 +73,11 @@ def all_reduce_sum(t: torch.Tensor, group: Optional[Any] = None) -> torch.Tensor
         return out
     if out.device.type == "cpu" and dist.get_backend(group) == "nccl":  # NCCL needs CUDA tensors
         out = out.to(torch.device("cuda", torch.cuda.current_device()))
-    dist.all_reduce(out, op=dist.ReduceOp.SUM, group=group)
+    _collective(dist.all_reduce, out, op=dist.ReduceOp.SUM, group=group)
     return out.to(t.device)
 
 
-def init_distributed_from_env(device: str = "cpu") -> bool:
+def init_distributed_from_env(device: str = "cpu", timeout: Optional[float] = None) -> bool:
     """Initialise the default process group when launched by ``torchrun``.
 
     Reads ``RANK`` / ``WORLD_SIZE`` (and ``MASTER_ADDR`` / ``MASTER_PORT``, via
@@ -65,6 +85,8 @@ def init_distributed_from_env(device: str = "cpu") -> bool:
     GPU) and gloo otherwise. Returns True when this call created the group
     (the caller then calls :func:`shutdown_distributed`), False when the
     variables are absent, the world has one process, or a group already exists.
+    ``timeout`` (seconds; ``None``: torch's default) bounds how long a collective waits
+    for the other ranks before it raises :class:`PeerFailure`.
     """
     if not dist.is_available() or dist.is_initialized():
         return False
@@ -76,7 +98,8 @@ def init_distributed_from_env(device: str = "cpu") -> bool:
     if str(device).startswith("cuda") and torch.cuda.is_available():
         backend = "nccl"
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend=backend, init_method="env://")
+    kwargs = {} if timeout is None else {"timeout": datetime.timedelta(seconds=timeout)}
+    dist.init_process_group(backend=backend, init_method="env://", **kwargs)
     return True
 
 
@@ -89,14 +112,14 @@ def gather_to_rank0(obj: Any) -> Optional[List[Any]]:
         return [obj]
     rank, world = dist.get_rank(), dist.get_world_size()
     out: Optional[List[Any]] = [None] * world if rank == 0 else None
-    dist.gather_object(obj, out, dst=0)
+    _collective(dist.gather_object, obj, out, dst=0)
     return out
 
 
 def barrier() -> None:
     """Wait for every rank (no-op without distributed)."""
     if distributed_enabled():
-        dist.barrier()
+        _collective(dist.barrier)
 
 
 def shutdown_distributed() -> None:

@@ -73,9 +73,11 @@ class HashCache:
     Rows are committed after every batch, so an interrupted run keeps what it computed.
     """
 
-    def __init__(self, path: str, kind: str) -> None:
+    def __init__(self, path: str, kind: str, warn: Optional[Callable[[str], None]] = None) -> None:
         self.path = path
         self.kind = kind
+        self.warn = warn
+        self.broken = False  # a write failed (full disk, read-only): the run goes on without the cache
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.db = sqlite3.connect(path, timeout=30)
         self.db.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
@@ -100,7 +102,10 @@ class HashCache:
         return True
 
     def store(self, infos: Iterable[FileInfo]) -> None:
-        """Record the MD5 (and pixel size, hash) of ``infos``; committed at once."""
+        """Record the MD5 (and pixel size, hash) of ``infos``; committed at once. A write that fails
+        is one line (through ``warn``) and the cache is written no more: the run goes on without it."""
+        if self.broken:
+            return
         files, hashes, stale = [], [], []
         for f in infos:
             key = os.path.abspath(f.path)
@@ -114,10 +119,15 @@ class HashCache:
             if f.hash is not None:
                 self.hashes[key] = f.hash
                 hashes.append((key, self.kind, f.hash))
-        with self.db:
-            self.db.executemany("DELETE FROM hashes WHERE path = ?", stale)
-            self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", files)
-            self.db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?)", hashes)
+        try:
+            with self.db:
+                self.db.executemany("DELETE FROM hashes WHERE path = ?", stale)
+                self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", files)
+                self.db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?)", hashes)
+        except (sqlite3.Error, OSError) as exc:
+            self.broken = True
+            if self.warn is not None:
+                self.warn(f"{self.path}: cannot write the hash cache ({exc}); going on without it")
 
     def close(self) -> None:
         self.db.close()
@@ -128,7 +138,7 @@ def open_cache(path: Optional[str], kind: str, warn: Callable[[str], None]) -> O
     if path is None:
         return None
     try:
-        return HashCache(path, kind)
+        return HashCache(path, kind, warn)
     except (sqlite3.Error, OSError) as exc:
         warn(f"{path}: cannot use the hash cache ({exc}); hashing every file")
         return None

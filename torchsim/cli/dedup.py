@@ -23,7 +23,11 @@ Decisions:
   near-duplicate search (two byte-identical unreadable files are still an exact group) and
   makes the exit code 1; all other files are still processed.
 * Ctrl-C or SIGTERM: the groups over what was read so far are reported (``"complete": false``
-  in JSON), no action is taken, and the cache keeps what was hashed.
+  in JSON) and written (``--csv``, ``--sheet``), no action is taken, and the cache keeps what
+  was hashed; exit code 130 (143 for SIGTERM).
+* Outputs: ``--csv`` is opened (locked) and its header written before any file is read, so a
+  full disk or a file another run holds is one line before the work; a hash cache that cannot
+  be opened or written is one line and the run goes on without it.
 
 Exit codes: 0 all files hashed (and every action done), 1 some file failed or an action was
 refused (the rest was processed), 2 bad arguments.
@@ -149,6 +153,17 @@ def run(args) -> int:
     import torch
 
     device = torch.device(args.device)
+    # the CSV is opened (locked, header written) before the work: a full disk or a file another
+    # run holds is one line now, not after hashing every file
+    csv_out = _open_csv(args.csv) if args.csv else None
+    try:
+        return _run(args, action, target, device, csv_out)
+    finally:
+        if csv_out is not None:
+            csv_out.close()
+
+
+def _run(args, action: str, target: Optional[str], device: "torch.device", csv_out) -> int:
     threshold = args.threshold if args.threshold is not None else args.hash_size * args.hash_size // 16
     paths = list_images(args.dir, args.recursive)
     kind = f"{args.hash}:{args.hash_size}:{'fast' if args.fast_decode else 'exact'}:{'exif' if args.exif else 'stored'}"
@@ -179,8 +194,8 @@ def run(args) -> int:
         "read": sum(f.md5 is not None for f in infos), "hashed": hashed,
         "cached": sum(f.cached for f in infos), "fast": fast, "complete": interrupted is None,
     }
-    if args.csv:
-        _write_csv(args.csv, exact, near, infos)
+    if csv_out is not None:
+        _write_csv(csv_out, exact, near, infos)
     if args.sheet:
         _write_sheet(args, exact, near, infos, threshold)
     if args.json:
@@ -246,13 +261,25 @@ def _rows(exact: Sequence[plan.Group], near: Sequence[plan.Group]):
             yield k, g, i, "remove", d
 
 
-def _write_csv(path: str, exact, near, infos) -> None:
-    with open_output(path) as fh:
-        w = csv.writer(fh)
-        w.writerow(["group", "kind", "role", "path", "distance", "bytes", "width", "height", "md5", "hash"])
-        for k, g, i, role, d in _rows(exact, near):
-            f = infos[i]
-            w.writerow([k, g.kind, role, f.path, d, f.size, f.width or "", f.height or "", f.md5 or "", f.hash or ""])
+def _open_csv(path: str):
+    """The ``--csv`` file, opened and locked, its header written and flushed."""
+    fh = open_output(path)
+    try:
+        csv.writer(fh).writerow(["group", "kind", "role", "path", "distance", "bytes", "width", "height", "md5", "hash"])
+        fh.flush()
+    except BaseException:
+        fh.close()
+        raise
+    return fh
+
+
+def _write_csv(fh, exact, near, infos) -> None:
+    """The rows of ``--csv`` (under the header :func:`_open_csv` wrote), flushed."""
+    w = csv.writer(fh)
+    for k, g, i, role, d in _rows(exact, near):
+        f = infos[i]
+        w.writerow([k, g.kind, role, f.path, d, f.size, f.width or "", f.height or "", f.md5 or "", f.hash or ""])
+    fh.flush()
 
 
 def _write_sheet(args, exact, near, infos, threshold) -> None:

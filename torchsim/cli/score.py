@@ -51,7 +51,12 @@ Decisions:
   ``WORLD_SIZE``-th pair, writes its rows to ``FILE.rank<k>`` part files as
   it goes, and rank 0 gathers the rows, prints the merged table and writes
   the merged files with data-set-wide means (``compute()`` all-reduces),
-  then the part files are removed.
+  then the part files are removed. A rank that fails (its part file cannot be
+  written, its folders cannot be read, an exception while scoring) still hands
+  its rows to rank 0: rank 0 prints ``rank K stopped: <why>; N of its M pair(s)
+  were not scored``, merges the rest (JSON ``"complete": false``) and exits 1.
+  A rank that dies or hangs makes the others give up after ``--dist-timeout``
+  (one line, their rows kept in the ``FILE.rank<k>`` part files, exit 1).
 
 Exit codes: 0 all pairs scored, 1 some file failed (the rest was scored),
 2 bad arguments or nothing to score.
@@ -65,6 +70,7 @@ import io
 import math
 import os
 import sys
+import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
 import torchsim  # the metrics (and torch) load on first use
@@ -210,6 +216,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--precision", type=int, default=6, metavar="D",
                    help="decimals of the CSV values (default 6; JSON keeps every digit of the float64 value)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dist-timeout", type=float, default=None, metavar="SECONDS",
+                   help="under torchrun: how long a process waits for the others to hand over their results "
+                        "before it gives up and keeps its own rows in FILE.rank<k> (default: torch's, 30 min with gloo)")
     add_decode_options(p)
     return p
 
@@ -253,6 +262,8 @@ def _check_args(args) -> List[MetricSpec]:
     check_at_least("--workers", args.workers, 0)
     check_at_least("--worst", args.worst, 0)
     check_at_least("--precision", args.precision, 0)
+    if args.dist_timeout is not None and not args.dist_timeout > 0:
+        raise CliError(2, f"--dist-timeout must be > 0 seconds, got {args.dist_timeout}")
     check_device(args.device)
     for path in (args.csv, args.json if args.json != "-" else None):
         if path:
@@ -288,7 +299,7 @@ def run(args) -> int:
 
     from torchsim import _distributed
 
-    created = _distributed.init_distributed_from_env(args.device)
+    created = _distributed.init_distributed_from_env(args.device, args.dist_timeout)
     threads = torch.get_num_threads()
     if not args.device.startswith("cuda"):
         # The decoding workers take cores: leave them free, or the metric threads and the decoders
@@ -309,9 +320,20 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+@dataclasses.dataclass
+class _Shard:
+    """What this process scored (its shard under ``torchrun``): rows, file failures, and the
+    ``(exit code, message)`` of the error that stopped it early (``None``: it got to the end)."""
+
+    pairs: List[Any] = dataclasses.field(default_factory=list)
+    rows: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+    failures: List[Tuple[int, str, str]] = dataclasses.field(default_factory=list)
+    json_sink: Optional[JsonSink] = None
+    error: Optional[Tuple[int, str]] = None
+
+
 def _score(args, specs: List[MetricSpec]) -> int:
     import torch
-    from tqdm import tqdm
 
     from torchsim import _distributed
 
@@ -319,18 +341,6 @@ def _score(args, specs: List[MetricSpec]) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and device.index is None and world > 1:
         device = torch.device("cuda", torch.cuda.current_device())
-    pairs, unpaired = pair_files(args.ref_dir, args.test_dir, args.match)
-    test_file = {index: files[1] for index, _, files in pairs}
-    if not pairs and not unpaired:
-        if rank == 0:
-            raise CliError(2, f"no image files in {args.ref_dir} or {args.test_dir}")
-        return 2
-    failures: List[Tuple[int, str, str]] = []
-    if rank == 0:
-        for name, msg in unpaired:
-            warn(COMMAND, msg)
-            failures.append((-1, name, msg))
-    shard = pairs[rank::world]
     metrics = {s.name: s.resolve() for s in specs}
     modules = {name: m.build().to(device) for name, m in metrics.items()}
     header = {
@@ -341,26 +351,183 @@ def _score(args, specs: List[MetricSpec]) -> int:
     }
     columns = [s.column for s in specs]
     json_stdout = args.json == "-"
+    shard = _Shard()
+    if world == 1:
+        _score_shard(args, specs, metrics, modules, device, header, shard)
+    else:
+        # Under torchrun a rank that fails (its part file, its folders, an exception while scoring)
+        # must still reach the collectives below, or the others wait there for ever: its error
+        # travels with its rows to rank 0, which reports it and merges what every rank scored.
+        saved = _states(modules)
+        try:
+            _score_shard(args, specs, metrics, modules, device, header, shard, saved)
+        except Exception as exc:
+            if not isinstance(exc, CliError):
+                traceback.print_exc()  # an unexpected error: its traceback, on the rank it happened
+            shard.error = _error_of(exc)
+            _restore(modules, saved)  # the means cover the rows kept, not half a batch
+
+    # ---- means and rows to rank 0 (collectives: every rank calls compute() for every metric) ----
+    means: Dict[str, Optional[float]] = {}
+    counts: Dict[str, int] = {}
+    try:
+        for spec in specs:
+            try:
+                means[spec.name] = float(modules[spec.name].compute())
+            except _distributed.PeerFailure:
+                raise
+            except RuntimeError:  # no image seen (on any rank)
+                means[spec.name] = None
+        gathered = _distributed.gather_to_rank0((shard.rows, shard.failures, shard.error))
+    except _distributed.PeerFailure as exc:  # another rank died or did not answer in --dist-timeout
+        kept = [_part(p, rank, world) for p in (args.csv, None if json_stdout else args.json) if p]
+        raise CliError(1, f"rank {rank}: the ranks could not exchange their results ({exc})"
+                          + (f"; the rows this rank scored are in {', '.join(kept)}" if kept else "")) from None
+    if rank != 0:
+        try:
+            _distributed.barrier()  # rank 0 has written the merged files
+        except _distributed.PeerFailure:
+            return 1  # rank 0 died: the part files are all that is left
+        _remove_parts(args, rank, world)
+        if shard.error is not None:
+            return shard.error[0]
+        return 1 if shard.failures else 0
+
+    pairs = shard.pairs
+    all_rows = sorted((r for rs, _, _ in gathered for r in rs), key=lambda r: r["index"])
+    all_failures = [f for _, fs, _ in gathered for f in fs]
+    stopped = [(k, err) for k, (_, _, err) in enumerate(gathered) if err is not None]
+    if stopped and len(stopped) == world and len({msg for _, (_, msg) in stopped}) == 1:
+        # the same error on every rank (no image files, a bad option): said once, as without torchrun
+        _distributed.barrier()
+        _remove_parts(args, rank, world)
+        raise CliError(*stopped[0][1])
+    for k, (_, msg) in stopped:
+        line = f"rank {k} stopped: {msg}"
+        if pairs:  # rank 0 paired the folders: how many of rank k's pairs went unscored
+            done = {f[0] for f in gathered[k][1]} | {r["index"] for r in gathered[k][0]}
+            todo = [index for index, _, _ in pairs[k::world]]
+            line += f"; {sum(index not in done for index in todo)} of its {len(todo)} pair(s) were not scored"
+        warn(COMMAND, line)
+        all_failures.append((-1, f"rank {k}", line))
+    non_finite: Dict[str, int] = {}
+    for spec in specs:
+        values = [r[spec.name] for r in all_rows if r.get(spec.name) is not None]
+        counts[spec.name] = len(values)
+        finite = [v for v in values if math.isfinite(v)]
+        non_finite[spec.name] = len(values) - len(finite)
+        if non_finite[spec.name]:  # PSNR of identical images is inf: the mean is over the finite values, and says so
+            means[spec.name] = math.fsum(finite) / len(finite) if finite else None
+    by_spec = next(s for s in specs if s.name == args.worst_by) if args.worst else None
+    worst = _worst_rows(all_rows, by_spec, args.worst) if args.worst else []
+    summary = {
+        "failures": _failure_dicts(all_failures),
+        "means": {k: json_value(v) for k, v in means.items()},  # over the finite values
+        "count": len(all_rows),
+        "counts": counts,
+        "non_finite_counts": non_finite,  # per metric: images left out of the mean (inf, nan)
+        "complete": not stopped,
+    }
+    if args.worst:
+        summary["worst"] = {"by": args.worst_by, "names": [r["name"] for r in worst]}
+    table = Table(columns, [p[1] for p in pairs] or [r["name"] for r in all_rows])
+    if world > 1:
+        if args.csv:
+            merged = CsvSink(args.csv, [c.key for c in columns], args.precision)
+            merged.write(all_rows, sorted(all_failures, key=lambda f: f[1]))
+            merged.close()
+        if args.json and not json_stdout:
+            with open_output(args.json) as fh:
+                sink = JsonSink(fh, header)
+                sink.write(all_rows)
+                sink.close(summary)
+    elif shard.json_sink is not None:
+        shard.json_sink.close(summary)
+        shard.json_sink.fh.close()
+
+    if json_stdout:
+        buf = io.StringIO()
+        sink = JsonSink(buf, header)
+        sink.write(all_rows)
+        sink.close(summary)
+        sys.stdout.write(buf.getvalue())
+    else:
+        if world > 1:  # world 1 printed the rows as it scored them
+            print("\n".join([_settings(args)] + table.header() + [table.row(r) for r in all_rows]))
+        print("\n".join(table.footer(means, len(all_rows))))
+        for name, k in non_finite.items():
+            if k:
+                print(f"{name}: mean over the {counts[name] - k} finite value(s); {k} non-finite left out "
+                      f"(PSNR is inf for identical images)")
+        skipped = {s.name: len(all_rows) - counts[s.name] for s in specs if counts[s.name] < len(all_rows)}
+        for name, k in skipped.items():
+            print(f"{name}: n/a for {k} image(s) smaller than {metrics[name].min_size} px", file=sys.stderr)
+        if args.worst:
+            print("\n".join(_worst_lines(worst, specs, by_spec)))
+    sys.stdout.flush()
+    files = {index: files for index, _, files in pairs}
+    worst = [r for r in worst if r["index"] in files]  # rank 0 paired the folders (it may have stopped before)
+    try:
+        if args.sheet and worst:
+            _write_sheet(args, worst, files, specs, by_spec, device)
+    finally:  # the merged files are written: the other ranks may remove their parts, even if the sheet fails
+        _distributed.barrier()
+        _remove_parts(args, rank, world)
+    if all_failures and not json_stdout:
+        n_files = len(all_failures) - len(stopped)
+        what = ([f"{n_files} file(s) failed"] if n_files or not stopped else []) + (
+            [f"{len(stopped)} rank(s) stopped"] if stopped else [])
+        raise CliError(1, ", ".join(what + [f"{len(all_rows)} pair(s) scored"]))
+    return 1 if all_failures else 0
+
+
+def _score_shard(args, specs, metrics, modules, device, header, shard: _Shard, saved=None) -> None:
+    """Pair the folders and score this rank's shard into ``shard`` (the rows, the files that failed),
+    writing CSV / JSON (part files under torchrun) after every batch; the table too when alone.
+    ``saved`` (under torchrun): the modules' states, updated after every batch scored."""
+    from tqdm import tqdm
+
+    from torchsim import _distributed
+
+    rank, world = _distributed.rank_and_world()
+    pairs, unpaired = pair_files(args.ref_dir, args.test_dir, args.match)
+    shard.pairs = pairs
+    test_file = {index: files[1] for index, _, files in pairs}
+    if not pairs and not unpaired:
+        raise CliError(2, f"no image files in {args.ref_dir} or {args.test_dir}")
+    failures = shard.failures
+    if rank == 0:
+        for name, msg in unpaired:
+            warn(COMMAND, msg)
+            failures.append((-1, name, msg))
+    mine = pairs[rank::world]
+    columns = [s.column for s in specs]
+    json_stdout = args.json == "-"
     table = Table(columns, [p[1] for p in pairs])
     live_table = world == 1 and not json_stdout
     csv_sink = CsvSink(_part(args.csv, rank, world), [c.key for c in columns], args.precision) if args.csv else None
     json_sink = None
-    if args.json and not json_stdout:
-        json_sink = JsonSink(open_output(_part(args.json, rank, world)), header)
+    try:
+        if args.json and not json_stdout:
+            json_sink = shard.json_sink = JsonSink(open_output(_part(args.json, rank, world)), header)
+    except BaseException:
+        if csv_sink is not None:
+            csv_sink.close()
+        raise
     if rank == 0 and csv_sink is not None and failures:
         csv_sink.write([], failures)
-    rows: List[Dict[str, Any]] = []
+    rows = shard.rows
     gpu_jpeg = str(device) if device.type == "cuda" and args.decode == "auto" else None
-    loader = decoded_batches(shard, args.batch_size, workers=args.workers, modcrop=args.modcrop, jpeg_device=gpu_jpeg,
+    loader = decoded_batches(mine, args.batch_size, workers=args.workers, modcrop=args.modcrop, jpeg_device=gpu_jpeg,
                              options={**decode_options(args), "keep16": True})
-    bar = tqdm(total=len(shard), unit="img", desc=PROG, file=sys.stderr, dynamic_ncols=True,
+    bar = tqdm(total=len(mine), unit="img", desc=PROG, file=sys.stderr, dynamic_ncols=True,
                disable=args.no_progress or rank != 0)
-    if live_table:
-        for line in [_settings(args)] + table.header():
-            tqdm.write(line, file=sys.stdout)
-        sys.stdout.flush()  # a full disk or closed stdout shows now, not after the scoring
     complete = False
     try:
+        if live_table:
+            for line in [_settings(args)] + table.header():
+                tqdm.write(line, file=sys.stdout)
+            sys.stdout.flush()  # a full disk or closed stdout shows now, not after the scoring
         for groups, errors in loader:
             batch_rows, batch_failures = [], []
             for index, name, msg in errors:
@@ -390,6 +557,8 @@ def _score(args, specs: List[MetricSpec]) -> int:
             batch_rows.sort(key=lambda r: r["index"])
             rows.extend(batch_rows)
             failures.extend(batch_failures)
+            if saved is not None:
+                saved.update(_states(modules))
             for sink in (csv_sink, json_sink):
                 if sink is not None:
                     sink.write(batch_rows, batch_failures)
@@ -407,84 +576,28 @@ def _score(args, specs: List[MetricSpec]) -> int:
             json_sink.close({"failures": _failure_dicts(failures), "complete": False if not complete else "part"})
             json_sink.fh.close()
 
-    # ---- means (collective: every rank calls compute() for every metric) -------------------
-    means: Dict[str, Optional[float]] = {}
-    counts: Dict[str, int] = {}
-    for spec in specs:
-        try:
-            means[spec.name] = float(modules[spec.name].compute())
-        except RuntimeError:
-            means[spec.name] = None
-    gathered = _distributed.gather_to_rank0((rows, failures))
-    n_failed_local = len(failures)
-    if rank != 0:
-        _distributed.barrier()
-        _remove_parts(args, rank, world)
-        return 1 if n_failed_local else 0
 
-    all_rows = sorted((r for rs, _ in gathered for r in rs), key=lambda r: r["index"])
-    all_failures = [f for _, fs in gathered for f in fs]
-    non_finite: Dict[str, int] = {}
-    for spec in specs:
-        values = [r[spec.name] for r in all_rows if r.get(spec.name) is not None]
-        counts[spec.name] = len(values)
-        finite = [v for v in values if math.isfinite(v)]
-        non_finite[spec.name] = len(values) - len(finite)
-        if non_finite[spec.name]:  # PSNR of identical images is inf: the mean is over the finite values, and says so
-            means[spec.name] = math.fsum(finite) / len(finite) if finite else None
-    by_spec = next(s for s in specs if s.name == args.worst_by) if args.worst else None
-    worst = _worst_rows(all_rows, by_spec, args.worst) if args.worst else []
-    summary = {
-        "failures": _failure_dicts(all_failures),
-        "means": {k: json_value(v) for k, v in means.items()},  # over the finite values
-        "count": len(all_rows),
-        "counts": counts,
-        "non_finite_counts": non_finite,  # per metric: images left out of the mean (inf, nan)
-        "complete": True,
-    }
-    if args.worst:
-        summary["worst"] = {"by": args.worst_by, "names": [r["name"] for r in worst]}
-    if world > 1:
-        if args.csv:
-            merged = CsvSink(args.csv, [c.key for c in columns], args.precision)
-            merged.write(all_rows, sorted(all_failures, key=lambda f: f[1]))
-            merged.close()
-        if args.json and not json_stdout:
-            with open_output(args.json) as fh:
-                sink = JsonSink(fh, header)
-                sink.write(all_rows)
-                sink.close(summary)
-    elif json_sink is not None:
-        json_sink.close(summary)
-        json_sink.fh.close()
+def _states(modules: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """A copy of every module's buffers (the streaming sums and counts)."""
+    return {name: {k: b.detach().clone() for k, b in m.named_buffers()} for name, m in modules.items()}
 
-    if json_stdout:
-        buf = io.StringIO()
-        sink = JsonSink(buf, header)
-        sink.write(all_rows)
-        sink.close(summary)
-        sys.stdout.write(buf.getvalue())
-    else:
-        if not live_table:
-            print("\n".join([_settings(args)] + table.header() + [table.row(r) for r in all_rows]))
-        print("\n".join(table.footer(means, len(all_rows))))
-        for name, k in non_finite.items():
-            if k:
-                print(f"{name}: mean over the {counts[name] - k} finite value(s); {k} non-finite left out "
-                      f"(PSNR is inf for identical images)")
-        skipped = {s.name: len(all_rows) - counts[s.name] for s in specs if counts[s.name] < len(all_rows)}
-        for name, k in skipped.items():
-            print(f"{name}: n/a for {k} image(s) smaller than {metrics[name].min_size} px", file=sys.stderr)
-        if args.worst:
-            print("\n".join(_worst_lines(worst, specs, by_spec)))
-    sys.stdout.flush()
-    if args.sheet and worst:
-        _write_sheet(args, worst, {index: files for index, _, files in pairs}, specs, by_spec, device)
-    _distributed.barrier()
-    _remove_parts(args, rank, world)
-    if all_failures and not json_stdout:
-        raise CliError(1, f"{len(all_failures)} file(s) failed, {len(all_rows)} pair(s) scored")
-    return 1 if all_failures else 0
+
+def _restore(modules: Dict[str, Any], states: Dict[str, Dict[str, Any]]) -> None:
+    """Put back the buffers :func:`_states` copied."""
+    import torch
+
+    with torch.no_grad():
+        for name, m in modules.items():
+            for k, b in m.named_buffers():
+                b.copy_(states[name][k])
+
+
+def _error_of(exc: BaseException) -> Tuple[int, str]:
+    """``(exit code, one line)`` of what stopped a rank."""
+    if isinstance(exc, CliError):
+        return exc.exit_code, exc.message
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return 1, f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _prepare(x, y, args):
