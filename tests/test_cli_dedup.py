@@ -236,6 +236,33 @@ def test_apply_hardlink_replaces_only_exact_copies(work, capsys):
     assert sum("hardlink replaces only exact copies" in line for line in err.splitlines()) == 5
 
 
+def test_hard_links_of_the_kept_file_are_not_copies(work, tmp_path, capsys):
+    """After --action hardlink the copies are the kept file under other paths: a second run lists
+    them as links, removes nothing of them and links only a copy that is new (as czkawka ignores
+    hard links)."""
+    _run(capsys, work, "-r", "--action", "hardlink", "--apply")
+    near_dupes = ["astro_bright.png", "astro_crop.png", "astro_q70.jpg", "astro_small.png", "coffee_q80.jpg"]
+    code, doc, _ = _json(capsys, work, "-r")
+    assert doc["exact_groups"] == [] and _names(doc["remove"]) == near_dupes
+    assert not any("astro_copy" in f["path"] for g in doc["near_groups"] for f in g["files"])
+    shutil.copy(work / "astro.png", work / "astro_copy3.png")  # a new byte-identical copy, another file
+    out_csv = tmp_path / "groups.csv"
+    code, doc, _ = _json(capsys, work, "-r", "--csv", out_csv)
+    (exact,) = doc["exact_groups"]
+    assert os.path.basename(exact["keep"]) == "astro.png" and _names(exact["links"]) == ["astro_copy.png", "astro_copy2.png"]
+    assert _names(exact["remove"]) == ["astro_copy3.png"] and len(exact["files"]) == 4
+    assert _names(doc["remove"]) == sorted(["astro_copy3.png", *near_dupes])
+    roles = {os.path.basename(r["path"]): r["role"] for r in csv.DictReader(out_csv.open()) if r["kind"] == "exact"}
+    assert roles == {"astro.png": "keep", "astro_copy.png": "link", "astro_copy2.png": "link", "astro_copy3.png": "remove"}
+    code, out, err = _run(capsys, work, "-r", "--action", "hardlink", "--apply")
+    assert "--action hardlink: 1 of 1 file(s) done" in out and "same file as its kept file" not in err
+    assert "    link    " + str(work / "astro_copy.png") in out
+    assert all(os.path.samefile(work / n, work / "astro.png") for n in ("astro_copy.png", "sub/astro_copy2.png", "astro_copy3.png"))
+    code, doc, _ = _json(capsys, work, "-r", "--action", "delete", "--apply")  # deleting near duplicates only
+    assert all((work / n).exists() for n in ("astro.png", "astro_copy.png", "sub/astro_copy2.png", "astro_copy3.png"))
+    assert _names(f["path"] for f in doc["action"]["files"] if f["done"]) == near_dupes
+
+
 def test_safety_checks_before_acting(work):
     """A file changed since it was read, or an exact copy whose bytes changed at the same size and
     time, or a 'duplicate' that is the kept file through a link: never removed."""
@@ -308,22 +335,29 @@ def test_cache_hashes_only_new_or_changed_files(work, tmp_path, capsys, monkeypa
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(_dedup_scan, "load", counting)
+    reads = []  # files read for their MD5
+    real_read = _dedup_scan._read_one
+    monkeypatch.setattr(_dedup_scan, "_read_one", lambda info: reads.append(os.path.basename(info.path)) or real_read(info))
     cache = tmp_path / "hashes.sqlite"
     _, first, _ = _json(capsys, work, "--cache", cache)
+    assert len(reads) == 11
     # one decode per distinct content (the exact copy is not decoded), the corrupt file tried once
     assert sorted(calls) == sorted(["astro.png", "astro_q70.jpg", "astro_small.png", "astro_bright.png", "astro_crop.png",
                                     "coffee.png", "coffee_q80.jpg", "camera.png", "chelsea.jpg", "broken.png"])
     calls.clear()
+    reads.clear()
     _, again, _ = _json(capsys, work, "--cache", cache)
-    assert calls == ["broken.png"] and again["cached"] == 10
+    assert calls == ["broken.png"] and again["cached"] == 10 and reads == []
     assert again["near_groups"] == first["near_groups"] and again["exact_groups"] == first["exact_groups"]
     # the folder grows, one file changes: only those are decoded
     Image.fromarray(photo_u8("rocket")).save(work / "rocket.png")
     shutil.copy(work / "rocket.png", work / "rocket_copy.png")
     ImageEnhance.Contrast(Image.open(work / "camera.png")).enhance(1.2).save(work / "camera.png")
     calls.clear()
+    reads.clear()
     _, grown, _ = _json(capsys, work, "--cache", cache)
     assert sorted(calls) == ["broken.png", "camera.png", "rocket.png"]
+    assert sorted(reads) == ["camera.png", "rocket.png", "rocket_copy.png"] and grown["cached"] == 9
     assert _names(grown["exact_groups"][1]["files"]) == ["rocket.png", "rocket_copy.png"]
     calls.clear()
     _json(capsys, work, "--no-cache")

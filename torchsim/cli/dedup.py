@@ -82,7 +82,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     out = p.add_argument_group("outputs")
     out.add_argument("--json", action="store_true", help="print a JSON document instead of the text report")
     out.add_argument("--csv", default=None, metavar="FILE",
-                     help="one row per file of a group: group, kind, role (keep/remove), path, distance, bytes, size, md5, hash")
+                     help="one row per file of a group: group, kind, role (keep/link/remove), path, distance, bytes, size, md5, hash")
     out.add_argument("--sheet", default=None, metavar="FILE", help="a contact sheet PNG of the groups (thumbnails, names, distances)")
     out.add_argument("--sheet-groups", type=int, default=50, metavar="K", help="groups on the sheet (default 50)")
     run_ = p.add_argument_group("speed")
@@ -163,7 +163,7 @@ def run(args) -> int:
     hashed = sum(f.hash is not None for f in infos)
     key = plan.rank_key(args.keep, args.prefer)
     exact = plan.exact_groups(infos, key)
-    near = plan.near_groups(infos, exact, key, args.hash_size, threshold, device)
+    near = plan.near_groups(infos, key, args.hash_size, threshold, device)
     todo = plan.removals(exact, near)
     outcomes = plan.plan_actions(action, target, args.dir, infos, todo)
     if args.apply and interrupted is None:
@@ -242,6 +242,8 @@ def _rows(exact: Sequence[plan.Group], near: Sequence[plan.Group]):
     """``(group number, group, index, role, distance)`` for every file of every group, kept file first."""
     for k, g in enumerate([*exact, *near], 1):
         yield k, g, g.keep, "keep", 0
+        for i in g.links:
+            yield k, g, i, "link", 0
         for i, d in g.members:
             yield k, g, i, "remove", d
 
@@ -286,8 +288,9 @@ def _document(args, summary, infos, exact, near, todo, outcomes) -> Dict[str, An
         "cached": summary["cached"],
         "failed": sum(f.error is not None for f in infos),
         "exact_groups": [
-            {"md5": g.md5, "bytes": infos[g.keep].size, "files": sorted([infos[g.keep].path] + [infos[i].path for i, _ in g.members]),
-             "keep": infos[g.keep].path, "remove": [infos[i].path for i, _ in g.members]}
+            {"md5": g.md5, "bytes": infos[g.keep].size, "files": sorted([infos[g.keep].path, *(infos[i].path for i in g.links), *(infos[i].path for i, _ in g.members)]),
+             "keep": infos[g.keep].path, "links": [infos[i].path for i in g.links],
+             "remove": [infos[i].path for i, _ in g.members]}
             for g in exact
         ],
         "near_groups": [
@@ -327,8 +330,10 @@ def _print_report(args, summary, infos, exact, near, todo, outcomes) -> None:
 
     print(f"\nexact duplicates (same MD5): {len(exact)} group(s)")
     for k, g in enumerate(exact, 1):
-        print(f"  group {k}: {1 + len(g.members)} files, md5 {g.md5}")
+        print(f"  group {k}: {1 + len(g.links) + len(g.members)} files, md5 {g.md5}")
         print(line("keep", infos[g.keep], ""))
+        for i in g.links:
+            print(line("link", infos[i], ", a hard link of the kept file: left alone"))
         for i, _ in g.members:
             print(line("remove", infos[i], ""))
     print(f"\nnear duplicates ({args.hash} Hamming distance <= {summary['threshold']} to the kept file): {len(near)} group(s)")
