@@ -226,6 +226,20 @@ def test_apply_move_keeps_relative_paths_and_never_overwrites(work, tmp_path, ca
         assert (dupes / rel).stat().st_size > 1000 and not (work / rel).exists()
 
 
+def test_move_into_the_folder_searched_is_not_searched_again(work, capsys):
+    dupes = work / "sub" / "dupes"
+    code, doc, _ = _json(capsys, work, "-r", "--action", "move", dupes, "--apply")
+    moved = sorted(f["path"] for f in doc["action"]["files"] if f["done"])
+    assert len(moved) == 7 and not any(os.path.exists(p) for p in moved)
+    assert sorted(p.name for p in dupes.rglob("*.*")) == _names(moved)
+    code, doc, _ = _json(capsys, work, "-r", "--action", "move", dupes, "--apply")  # the same command again
+    assert doc["remove"] == [] and doc["files"] == 5 and doc["action"]["files"] == []
+    _, doc, _ = _json(capsys, work, "-r")  # without the action the moved files are searched, and found
+    assert _names(doc["remove"]) == _names(moved)
+    code, _, err = _run(capsys, work, "--action", "move", work)
+    assert code == 2 and "--action move DIR is the folder searched" in err
+
+
 def test_apply_hardlink_replaces_only_exact_copies(work, capsys):
     code, out, err = _run(capsys, work, "-r", "--action", "hardlink", "--apply")
     for name in ("astro_copy.png", "sub/astro_copy2.png"):

@@ -14,7 +14,8 @@ a dry run unless ``--apply``. Groups, the keep policy and the safety checks of t
 Decisions:
 
 * Files are the image files directly in DIR (``--recursive`` walks sub-folders); hidden files
-  and files without an image extension are ignored.
+  and files without an image extension are ignored, and so is the folder of ``--action move``
+  when it is inside DIR.
 * The progress bar counts files: first those read (MD5), then those hashed.
 * Hash cache: ``--cache FILE`` (SQLite), by default under ``$XDG_CACHE_HOME/torchsim/dedup/``
   (``~/.cache``), one file per folder searched; ``--no-cache`` reads everything again. A file
@@ -125,6 +126,8 @@ def _check_args(args) -> Tuple[str, Optional[str]]:
     target = rest[0] if rest else None
     if target is not None and os.path.exists(target) and not os.path.isdir(target):
         raise CliError(2, f"{target}: --action move DIR is not a folder")
+    if target is not None and os.path.abspath(target) == os.path.abspath(args.dir):
+        raise CliError(2, f"{target}: --action move DIR is the folder searched; name another folder")
     for path in (args.csv, args.sheet):
         if path:
             check_output(path)
@@ -151,6 +154,9 @@ def run(args) -> int:
     device = torch.device(args.device)
     threshold = args.threshold if args.threshold is not None else args.hash_size * args.hash_size // 16
     paths = list_images(args.dir, args.recursive)
+    if target is not None:  # the folder moved to is not searched: the same command run again moves nothing more
+        moved_to = os.path.abspath(target)
+        paths = [p for p in paths if os.path.commonpath([os.path.abspath(p), moved_to]) != moved_to]
     kind = f"{args.hash}:{args.hash_size}:{'fast' if args.fast_decode else 'exact'}:{'exif' if args.exif else 'stored'}"
     cache = None if args.no_cache else scan.open_cache(args.cache or scan.default_cache_path(args.dir), kind,
                                                        lambda m: warn(COMMAND, m))
