@@ -408,6 +408,18 @@ def test_fast_decode_draft_sizes(folder):
     assert tuple(image.shape) == (1, 400, 600) and full == (600, 400) and lossless
 
 
+def test_lossless_is_read_from_the_file(tmp_path):
+    """--keep lossless: PNG, BMP, TIFF, GIF and lossless WebP (a VP8L chunk) are lossless; JPEG and lossy WebP not."""
+    astro = _astro()
+    saves = {"a.png": {}, "a.bmp": {}, "a.tif": {}, "a.gif": {}, "l.webp": {"lossless": True},
+             "y.webp": {"quality": 90}, "a.jpg": {"quality": 95}}
+    for name, kw in saves.items():
+        astro.save(tmp_path / name, **kw)
+    lossless = {name: _dedup_scan.load(str(tmp_path / name), {}, (32, 32))[2] for name in saves}
+    assert lossless == {"a.png": True, "a.bmp": True, "a.tif": True, "a.gif": True, "l.webp": True,
+                        "y.webp": False, "a.jpg": False}
+
+
 def test_luma_decode_hashes_equal_the_rgb_decode(folder, tmp_path):
     """Pillow's straight-to-luma decode gives the hashes of the RGB decode the other commands use,
     on every file of the folder and on modes that take the RGB path (palette, RGBA, 16-bit)."""
