@@ -244,9 +244,10 @@ def main(argv=None) -> None:
             found, false = score(pairs, truth)
             one, lost = outcome(remove, truth)
             results.append({"tool": name, "seconds": seconds, "images_per_s": len(truth) / seconds,
-                            "true_groups_found": found, "false_pairs": false, "one_file_left": one, "lost_groups": lost,
+                            "true_groups_found": found, "true_group_recall": found / groups, "false_pairs": false, "one_file_left": one, "lost_groups": lost,
                             "note": note})
-            print(f"  {name:<42} {seconds:>7.2f} s {len(truth) / seconds:>8.1f} img/s   found {found:>4}/{groups}  "
+            print(f"  {name:<42} {seconds:>7.2f} s {len(truth) / seconds:>8.1f} img/s   found {found:>4}/{groups} "
+                  f"({100.0 * found / groups:5.1f} %)  "
                   f"across {false:>5}   one left {one:>4}  lost {lost:>3}  {note}", flush=True)
 
         def removed(doc: dict) -> Set[str]:
