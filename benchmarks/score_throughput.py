@@ -2,21 +2,29 @@
 (``--before``, default ``main``), a plain scikit-image loop and pyiqa's scoring where it is installed.
 
 ``python -m benchmarks.score_throughput [--n 200] [--size 512] [--format png|jpg] [--rounds 3]
-[--workers W] [--batch-size B] [--device cpu|cuda] [--before REV|none] [--folder DIR] [--json FILE]
-[--quick]``
+[--workers W] [--batch-size B] [--device cpu|cuda] [--before REV|none] [--pyiqa-python PYTHON]
+[--folder DIR] [--json FILE] [--quick]``
 
 * ``torchsim score (this checkout)`` and ``torchsim score (REV)``: the command run in-process by
   ``benchmarks/_score_driver.py`` in a separate Python per checkout (the earlier revision is
   checked out with ``git worktree add`` into a temporary folder and removed afterwards), PSNR +
   SSIM, CSV written, no progress bar; one warm-up run, then ``--rounds`` timed runs. Imports are
-  not timed; decoding and file I/O are, as they are for a user.
+  not timed; decoding and file I/O are, as they are for a user. ``--before 99fe014^`` is the
+  revision before the decoding pool (and the SR pairing) came in.
+* ``torchsim score --workers 0``: this checkout decoding on the main thread, one file after
+  the other (the decoding pool off): the pool's gain without another checkout.
 * ``skimage loop``: for each pair ``skimage.io.imread`` x2, ``peak_signal_noise_ratio`` and
   ``structural_similarity`` (Gaussian 11/1.5, population covariance, data_range 255): the
   script people write.
-* ``pyiqa``: ``pyiqa.create_metric("psnr")`` and ``("ssim")`` called on each pair of paths (its
-  folder scoring reads and scores pair by pair the same way). Not a bench extra: installing it
-  pulls transformers, datasets, bitsandbytes and ``opencv-python`` 5 over the OpenCV the
-  reference tests use; the row says so when it is not importable.
+* ``pyiqa``: ``pyiqa.create_metric("psnr")`` and ``("ssim")`` (its defaults) called on each pair
+  of paths (its folder scoring reads and scores pair by pair the same way). Not a bench extra:
+  ``pip install pyiqa`` (0.1.16) installs and imports, but reinstalls torch, torchvision, Pillow,
+  scikit-image and OpenCV (``opencv-python`` 5 beside the headless build) and pulls
+  transformers, datasets and bitsandbytes, which would change the references the tests compare
+  with. Install it in an environment of its own layered over this one
+  (``python -m venv --system-site-packages ENV && ENV/bin/pip install pyiqa``) and pass
+  ``--pyiqa-python ENV/bin/python``: the row is timed in that interpreter on the same folder.
+  Without it the row is timed here if ``pyiqa`` imports, else says why it was skipped.
 
 The folder (``benchmarks.inputs.png_folder``: photo crops, the test image with Gaussian noise;
 ``--format jpg`` re-encodes both at quality 95) is generated once, or reused from ``--folder``.
@@ -38,8 +46,10 @@ from typing import Dict, List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "benchmarks", "_score_driver.py")
-PYIQA_MISSING = ("skipped: pyiqa is not installed (pip install pyiqa pulls transformers, datasets, bitsandbytes "
-                 "and opencv-python 5 over the installed OpenCV; install it in a separate environment to compare)")
+PYIQA_MISSING = ("skipped: pyiqa is not importable here (pip install pyiqa reinstalls torch, Pillow, scikit-image "
+                 "and OpenCV and pulls transformers, datasets, bitsandbytes: install it in "
+                 "`python -m venv --system-site-packages ENV` and pass --pyiqa-python ENV/bin/python)")
+PYIQA_ROW = "pyiqa (psnr + ssim per pair)"
 
 
 def make_folder(root: str, n: int, size: int, fmt: str) -> str:
@@ -107,6 +117,20 @@ def pyiqa_loop(ref_dir: str, test_dir: str, device: str):
     return run
 
 
+def pyiqa_elsewhere(python: str, ref_dir: str, test_dir: str, device: str, rounds: int) -> Dict[str, object]:
+    """The pyiqa row timed by another interpreter (one where pyiqa is installed)."""
+    code = ("import json, sys; from benchmarks.score_throughput import pyiqa_loop, time_in_process; "
+            "print(json.dumps(time_in_process(pyiqa_loop(*sys.argv[1:4]), int(sys.argv[4]))))")
+    try:
+        out = subprocess.run([python, "-c", code, ref_dir, test_dir, device, str(rounds)], capture_output=True, text=True,
+                             env=dict(os.environ, PYTHONPATH=ROOT), check=False)
+    except OSError as exc:
+        return {"error": f"skipped: --pyiqa-python {python}: {exc.strerror or exc}"}
+    if out.returncode != 0:
+        return {"error": f"failed in {python}: " + (out.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def time_in_process(fn, rounds: int) -> Dict[str, object]:
     fn()  # warm-up
     times = []
@@ -127,6 +151,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--before", default="main", help="the revision to compare with (default main; 'none' to skip)")
+    ap.add_argument("--pyiqa-python", default=None, metavar="PYTHON",
+                    help="time pyiqa in this interpreter (an environment where it is installed)")
     ap.add_argument("--folder", default=None, help="generate the pairs here (kept, reused) instead of a temporary folder")
     ap.add_argument("--json", default=None, help="save the results to this file")
     ap.add_argument("--quick", action="store_true", help="8 pairs of 64x64, one round")
@@ -153,11 +179,18 @@ def main(argv=None) -> dict:
                     results[f"torchsim score ({args.before})"] = time_checkout(path, cli, args.rounds)
                 finally:
                     remove_worktree(path)
+        if args.workers != 0:
+            no_pool = [a for k, a in enumerate(cli) if a != "--workers" and (k == 0 or cli[k - 1] != "--workers")]
+            results["torchsim score --workers 0 (no decoding pool)"] = time_checkout(ROOT, no_pool + ["--workers", "0"],
+                                                                                      args.rounds)
         results["skimage loop"] = time_in_process(lambda: skimage_loop(ref_dir, test_dir), args.rounds)
-        try:
-            results["pyiqa (psnr + ssim per pair)"] = time_in_process(pyiqa_loop(ref_dir, test_dir, args.device), args.rounds)
-        except ImportError:
-            results["pyiqa (psnr + ssim per pair)"] = {"error": PYIQA_MISSING}
+        if args.pyiqa_python:
+            results[PYIQA_ROW] = pyiqa_elsewhere(args.pyiqa_python, ref_dir, test_dir, args.device, args.rounds)
+        else:
+            try:
+                results[PYIQA_ROW] = time_in_process(pyiqa_loop(ref_dir, test_dir, args.device), args.rounds)
+            except ImportError:
+                results[PYIQA_ROW] = {"error": PYIQA_MISSING}
     finally:
         if args.folder is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -26,7 +26,8 @@ time scaled to all ``n`` rows (its cost per query does not depend on which rows 
 queried), unless the whole run is predicted to fit in ``--faiss-limit`` seconds, in which
 case it runs on all rows. The pairs are checked: faiss's pairs of the queried rows must be
 exactly torchsim's pairs that involve those rows. Reported: seconds (measured or scaled),
-pairs found, pairs per second of the all-pairs problem ``n (n - 1) / 2``, and the ratio.
+pairs found, pairs per second of the all-pairs problem ``n (n - 1) / 2``, and the ratio; the
+exit code is 1 when any pair set differs.
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ def main(argv=None) -> None:
     sample = np.sort(rng.choice(args.n, q, replace=False))
     all_pairs = args.n * (args.n - 1) / 2
     results = []
+    differ = False
     print(f"{args.n} random 64-bit hashes with 1 % planted near duplicates; {args.threads} threads; "
           f"faiss {faiss.__version__}, torch {torch.__version__}")
     for radius in [int(r) for r in args.radii.split(",")]:
@@ -156,6 +158,7 @@ def main(argv=None) -> None:
             results.append({"radius": radius, "backend": name, "seconds": sec, "pairs": npairs,
                             "how": how, "same_pairs": same})
         if not all(r[4] for r in rows):
+            differ = True
             print("  ERROR: the pair sets differ", file=sys.stderr)
     if args.json:
         with open(args.json, "w") as fh:
@@ -163,6 +166,8 @@ def main(argv=None) -> None:
                        "versions": {"torch": torch.__version__, "faiss": faiss.__version__, "numpy": np.__version__,
                                     "python": platform.python_version()},
                        "machine": platform.processor() or platform.machine()}, fh, indent=1)
+    if differ:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

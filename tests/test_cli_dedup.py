@@ -226,6 +226,20 @@ def test_apply_move_keeps_relative_paths_and_never_overwrites(work, tmp_path, ca
         assert (dupes / rel).stat().st_size > 1000 and not (work / rel).exists()
 
 
+def test_move_into_the_folder_searched_is_not_searched_again(work, capsys):
+    dupes = work / "sub" / "dupes"
+    code, doc, _ = _json(capsys, work, "-r", "--action", "move", dupes, "--apply")
+    moved = sorted(f["path"] for f in doc["action"]["files"] if f["done"])
+    assert len(moved) == 7 and not any(os.path.exists(p) for p in moved)
+    assert sorted(p.name for p in dupes.rglob("*.*")) == _names(moved)
+    code, doc, _ = _json(capsys, work, "-r", "--action", "move", dupes, "--apply")  # the same command again
+    assert doc["remove"] == [] and doc["files"] == 5 and doc["action"]["files"] == []
+    _, doc, _ = _json(capsys, work, "-r")  # without the action the moved files are searched, and found
+    assert _names(doc["remove"]) == _names(moved)
+    code, _, err = _run(capsys, work, "--action", "move", work)
+    assert code == 2 and "--action move DIR is the folder searched" in err
+
+
 def test_apply_hardlink_replaces_only_exact_copies(work, capsys):
     code, out, err = _run(capsys, work, "-r", "--action", "hardlink", "--apply")
     for name in ("astro_copy.png", "sub/astro_copy2.png"):
@@ -234,6 +248,33 @@ def test_apply_hardlink_replaces_only_exact_copies(work, capsys):
     assert "--action hardlink: 2 of 2 file(s) done" in out
     assert "5 near duplicate(s) left: hardlink replaces only byte-identical copies" in out
     assert sum("hardlink replaces only exact copies" in line for line in err.splitlines()) == 5
+
+
+def test_hard_links_of_the_kept_file_are_not_copies(work, tmp_path, capsys):
+    """After --action hardlink the copies are the kept file under other paths: a second run lists
+    them as links, removes nothing of them and links only a copy that is new (as czkawka ignores
+    hard links)."""
+    _run(capsys, work, "-r", "--action", "hardlink", "--apply")
+    near_dupes = ["astro_bright.png", "astro_crop.png", "astro_q70.jpg", "astro_small.png", "coffee_q80.jpg"]
+    code, doc, _ = _json(capsys, work, "-r")
+    assert doc["exact_groups"] == [] and _names(doc["remove"]) == near_dupes
+    assert not any("astro_copy" in f["path"] for g in doc["near_groups"] for f in g["files"])
+    shutil.copy(work / "astro.png", work / "astro_copy3.png")  # a new byte-identical copy, another file
+    out_csv = tmp_path / "groups.csv"
+    code, doc, _ = _json(capsys, work, "-r", "--csv", out_csv)
+    (exact,) = doc["exact_groups"]
+    assert os.path.basename(exact["keep"]) == "astro.png" and _names(exact["links"]) == ["astro_copy.png", "astro_copy2.png"]
+    assert _names(exact["remove"]) == ["astro_copy3.png"] and len(exact["files"]) == 4
+    assert _names(doc["remove"]) == sorted(["astro_copy3.png", *near_dupes])
+    roles = {os.path.basename(r["path"]): r["role"] for r in csv.DictReader(out_csv.open()) if r["kind"] == "exact"}
+    assert roles == {"astro.png": "keep", "astro_copy.png": "link", "astro_copy2.png": "link", "astro_copy3.png": "remove"}
+    code, out, err = _run(capsys, work, "-r", "--action", "hardlink", "--apply")
+    assert "--action hardlink: 1 of 1 file(s) done" in out and "same file as its kept file" not in err
+    assert "    link    " + str(work / "astro_copy.png") in out
+    assert all(os.path.samefile(work / n, work / "astro.png") for n in ("astro_copy.png", "sub/astro_copy2.png", "astro_copy3.png"))
+    code, doc, _ = _json(capsys, work, "-r", "--action", "delete", "--apply")  # deleting near duplicates only
+    assert all((work / n).exists() for n in ("astro.png", "astro_copy.png", "sub/astro_copy2.png", "astro_copy3.png"))
+    assert _names(f["path"] for f in doc["action"]["files"] if f["done"]) == near_dupes
 
 
 def test_safety_checks_before_acting(work):
@@ -308,22 +349,29 @@ def test_cache_hashes_only_new_or_changed_files(work, tmp_path, capsys, monkeypa
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(_dedup_scan, "load", counting)
+    reads = []  # files read for their MD5
+    real_read = _dedup_scan._read_one
+    monkeypatch.setattr(_dedup_scan, "_read_one", lambda info: reads.append(os.path.basename(info.path)) or real_read(info))
     cache = tmp_path / "hashes.sqlite"
     _, first, _ = _json(capsys, work, "--cache", cache)
+    assert len(reads) == 11
     # one decode per distinct content (the exact copy is not decoded), the corrupt file tried once
     assert sorted(calls) == sorted(["astro.png", "astro_q70.jpg", "astro_small.png", "astro_bright.png", "astro_crop.png",
                                     "coffee.png", "coffee_q80.jpg", "camera.png", "chelsea.jpg", "broken.png"])
     calls.clear()
+    reads.clear()
     _, again, _ = _json(capsys, work, "--cache", cache)
-    assert calls == ["broken.png"] and again["cached"] == 10
+    assert calls == ["broken.png"] and again["cached"] == 10 and reads == []
     assert again["near_groups"] == first["near_groups"] and again["exact_groups"] == first["exact_groups"]
     # the folder grows, one file changes: only those are decoded
     Image.fromarray(photo_u8("rocket")).save(work / "rocket.png")
     shutil.copy(work / "rocket.png", work / "rocket_copy.png")
     ImageEnhance.Contrast(Image.open(work / "camera.png")).enhance(1.2).save(work / "camera.png")
     calls.clear()
+    reads.clear()
     _, grown, _ = _json(capsys, work, "--cache", cache)
     assert sorted(calls) == ["broken.png", "camera.png", "rocket.png"]
+    assert sorted(reads) == ["camera.png", "rocket.png", "rocket_copy.png"] and grown["cached"] == 9
     assert _names(grown["exact_groups"][1]["files"]) == ["rocket.png", "rocket_copy.png"]
     calls.clear()
     _json(capsys, work, "--no-cache")
@@ -358,6 +406,18 @@ def test_fast_decode_draft_sizes(folder):
     assert image.shape[0] == 1 and min(image.shape[1:]) >= 64 and image.shape[2] <= 600 // 4
     image, full, lossless = _dedup_scan.load(str(folder / "coffee.png"), {}, (32, 32), fast=True)
     assert tuple(image.shape) == (1, 400, 600) and full == (600, 400) and lossless
+
+
+def test_lossless_is_read_from_the_file(tmp_path):
+    """--keep lossless: PNG, BMP, TIFF, GIF and lossless WebP (a VP8L chunk) are lossless; JPEG and lossy WebP not."""
+    astro = _astro()
+    saves = {"a.png": {}, "a.bmp": {}, "a.tif": {}, "a.gif": {}, "l.webp": {"lossless": True},
+             "y.webp": {"quality": 90}, "a.jpg": {"quality": 95}}
+    for name, kw in saves.items():
+        astro.save(tmp_path / name, **kw)
+    lossless = {name: _dedup_scan.load(str(tmp_path / name), {}, (32, 32))[2] for name in saves}
+    assert lossless == {"a.png": True, "a.bmp": True, "a.tif": True, "a.gif": True, "l.webp": True,
+                        "y.webp": False, "a.jpg": False}
 
 
 def test_luma_decode_hashes_equal_the_rgb_decode(folder, tmp_path):

@@ -216,6 +216,28 @@ def test_hamming_pairs_equals_faiss():
         assert {tuple(p) for p in pairs.tolist()} == theirs and len(pairs) == len(theirs)
 
 
+@pytest.mark.cuda
+@pytest.mark.parametrize("bits, n", [(64, 20000), (256, 3000)])
+def test_hamming_pairs_cuda_equals_brute_force(bits, n, monkeypatch):
+    """On CUDA: the default plan (multi-index blocks at this size), brute force, and candidates
+    verified a few thousand at a time, all equal to the brute-force pairs."""
+    from torchsim.ops import bits as B
+
+    h = torch.from_numpy(planted_hashes(n, bits, seed=bits, flips=12))
+    words = B.pack_bits(h).cuda()
+    for radius in (0, 4, 10):
+        plan = B.make_plan(n, bits, radius, torch.device("cuda"))
+        expected = B.pairs_within(B.pack_bits(h), radius, bits, B.Plan())  # CPU brute force
+        pairs, d = torchsim.hamming_pairs(h.cuda(), radius)
+        assert pairs.device.type == "cuda" and d.dtype == B.distance_dtype(bits)
+        assert torch.equal(pairs.cpu(), torch.stack(expected[:2], 1)) and torch.equal(d.cpu().long(), expected[2])
+        monkeypatch.setitem(B._CHUNK, "cuda", 4099)
+        for p in (plan, B.Plan()):
+            got = B.pairs_within(words, radius, bits, p)
+            assert all(torch.equal(a.cpu(), b) for a, b in zip(got, expected)), (radius, p)
+        monkeypatch.setitem(B._CHUNK, "cuda", 1 << 25)
+
+
 # ----------------------------------------------------------------------------------- hex
 
 

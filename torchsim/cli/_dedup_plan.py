@@ -4,6 +4,9 @@ Groups (as imagededup reports them, and as a user can act on them):
 
 * **Exact** groups: files with the same MD5, two or more. The best file by the keep policy is
   kept, the others are byte-identical copies to remove. Each exact group is reported once.
+  Hard links of the kept file (the same file under other paths, as ``--action hardlink``
+  leaves them) take no space: they are listed as its links, never as copies to remove, so a
+  second run after ``hardlink`` has nothing left to do (czkawka ignores hard links likewise).
 * **Near** groups are stars around a kept file, over the distinct contents (one file per MD5,
   the one its exact group keeps): every member is within the threshold *of the kept file*, so
   a chain of small steps (copies rotated 1.5° apart) is never one group whose ends differ by
@@ -55,6 +58,7 @@ class Group:
     keep: int  # index of the kept file
     members: List[Tuple[int, int]]  # (index, distance to the kept file)
     md5: Optional[str] = None  # the exact group's digest
+    links: List[int] = dataclasses.field(default_factory=list)  # hard links of the kept file (left alone)
 
 
 def rank_key(policy: str, prefer: Sequence[str]) -> Callable[[FileInfo], Tuple]:
@@ -83,7 +87,8 @@ def rank_key(policy: str, prefer: Sequence[str]) -> Callable[[FileInfo], Tuple]:
 
 
 def exact_groups(infos: Sequence[FileInfo], key) -> List[Group]:
-    """One group per MD5 shared by two or more files (even files that do not decode)."""
+    """One group per MD5 shared by two or more files (even files that do not decode), unless they
+    are all hard links of one file."""
     by_md5: Dict[str, List[FileInfo]] = {}
     for f in infos:
         if f.md5 is not None:
@@ -91,17 +96,22 @@ def exact_groups(infos: Sequence[FileInfo], key) -> List[Group]:
     groups = []
     for digest, files in by_md5.items():
         if len(files) > 1:
-            files = sorted(files, key=key)
-            groups.append(Group("exact", files[0].index, [(f.index, 0) for f in files[1:]], digest))
+            keep, *others = sorted(files, key=key)
+            linked = [f.inode is not None and f.inode == keep.inode for f in others]
+            members = [(f.index, 0) for f, link in zip(others, linked) if not link]
+            if members:
+                groups.append(Group("exact", keep.index, members, digest, [f.index for f, link in zip(others, linked) if link]))
     return sorted(groups, key=lambda g: min([g.keep] + [i for i, _ in g.members]))
 
 
-def near_groups(infos: Sequence[FileInfo], exact: Sequence[Group], key, hash_size: int, threshold: int, device) -> List[Group]:
+def near_groups(infos: Sequence[FileInfo], key, hash_size: int, threshold: int, device) -> List[Group]:
     """Stars around kept files over the distinct contents (see the module's docstring)."""
     import torchsim
 
-    copies = {i for g in exact for i, _ in g.members}
-    contents = sorted((f for f in infos if f.hash is not None and f.index not in copies), key=key)
+    firsts: Dict[str, FileInfo] = {}  # one file per MD5: the one its exact group keeps (or a hard link's file)
+    for f in sorted((f for f in infos if f.hash is not None), key=key):
+        firsts.setdefault(f.md5 or f"#{f.index}", f)
+    contents = list(firsts.values())  # best first
     if len(contents) < 2:
         return []
     hexes = sorted({f.hash for f in contents})

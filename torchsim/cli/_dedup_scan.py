@@ -51,6 +51,7 @@ class FileInfo:
     hash: Optional[str] = None
     error: Optional[str] = None
     cached: bool = False  # the hash came from the cache (not decoded in this run)
+    inode: Optional[Tuple[int, int]] = None  # (st_dev, st_ino): hard links of one file share it
 
 
 # ---- the cache ------------------------------------------------------------------------------
@@ -155,6 +156,11 @@ def _md5(path: str, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _inode(st: os.stat_result) -> Optional[Tuple[int, int]]:
+    """The file's identity, None where the file system has no inode numbers (``st_ino`` 0)."""
+    return (st.st_dev, st.st_ino) if st.st_ino else None
+
+
 def _read_one(info: FileInfo) -> FileInfo:
     """``stat`` and MD5 of one file, or its error line (FIFOs and devices are never opened)."""
     from torchsim.io import ImageReadError
@@ -162,7 +168,7 @@ def _read_one(info: FileInfo) -> FileInfo:
     try:
         check_readable(info.path)
         st = os.stat(info.path)
-        info.size, info.mtime_ns = st.st_size, st.st_mtime_ns
+        info.size, info.mtime_ns, info.inode = st.st_size, st.st_mtime_ns, _inode(st)
         info.md5 = _md5(info.path)
     except ImageReadError as exc:
         info.error = str(exc)
@@ -183,7 +189,7 @@ def _stat_cached(info: FileInfo, cache: Optional[HashCache]) -> bool:
 
     if not stat.S_ISREG(st.st_mode):
         return False
-    info.size, info.mtime_ns = st.st_size, st.st_mtime_ns
+    info.size, info.mtime_ns, info.inode = st.st_size, st.st_mtime_ns, _inode(st)
     return cache.fill(info)
 
 

@@ -14,7 +14,8 @@ a dry run unless ``--apply``. Groups, the keep policy and the safety checks of t
 Decisions:
 
 * Files are the image files directly in DIR (``--recursive`` walks sub-folders); hidden files
-  and files without an image extension are ignored.
+  and files without an image extension are ignored, and so is the folder of ``--action move``
+  when it is inside DIR.
 * The progress bar counts files: first those read (MD5), then those hashed.
 * Hash cache: ``--cache FILE`` (SQLite), by default under ``$XDG_CACHE_HOME/torchsim/dedup/``
   (``~/.cache``), one file per folder searched; ``--no-cache`` reads everything again. A file
@@ -86,7 +87,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     out = p.add_argument_group("outputs")
     out.add_argument("--json", action="store_true", help="print a JSON document instead of the text report")
     out.add_argument("--csv", default=None, metavar="FILE",
-                     help="one row per file of a group: group, kind, role (keep/remove), path, distance, bytes, size, md5, hash")
+                     help="one row per file of a group: group, kind, role (keep/link/remove), path, distance, bytes, size, md5, hash")
     out.add_argument("--sheet", default=None, metavar="FILE", help="a contact sheet PNG of the groups (thumbnails, names, distances)")
     out.add_argument("--sheet-groups", type=int, default=50, metavar="K", help="groups on the sheet (default 50)")
     run_ = p.add_argument_group("speed")
@@ -129,6 +130,8 @@ def _check_args(args) -> Tuple[str, Optional[str]]:
     target = rest[0] if rest else None
     if target is not None and os.path.exists(target) and not os.path.isdir(target):
         raise CliError(2, f"{target}: --action move DIR is not a folder")
+    if target is not None and os.path.abspath(target) == os.path.abspath(args.dir):
+        raise CliError(2, f"{target}: --action move DIR is the folder searched; name another folder")
     for path in (args.csv, args.sheet):
         if path:
             check_output(path)
@@ -166,6 +169,9 @@ def run(args) -> int:
 def _run(args, action: str, target: Optional[str], device: "torch.device", csv_out) -> int:
     threshold = args.threshold if args.threshold is not None else args.hash_size * args.hash_size // 16
     paths = list_images(args.dir, args.recursive)
+    if target is not None:  # the folder moved to is not searched: the same command run again moves nothing more
+        moved_to = os.path.abspath(target)
+        paths = [p for p in paths if os.path.commonpath([os.path.abspath(p), moved_to]) != moved_to]
     kind = f"{args.hash}:{args.hash_size}:{'fast' if args.fast_decode else 'exact'}:{'exif' if args.exif else 'stored'}"
     cache = None if args.no_cache else scan.open_cache(args.cache or scan.default_cache_path(args.dir), kind,
                                                        lambda m: warn(COMMAND, m))
@@ -178,7 +184,7 @@ def _run(args, action: str, target: Optional[str], device: "torch.device", csv_o
     hashed = sum(f.hash is not None for f in infos)
     key = plan.rank_key(args.keep, args.prefer)
     exact = plan.exact_groups(infos, key)
-    near = plan.near_groups(infos, exact, key, args.hash_size, threshold, device)
+    near = plan.near_groups(infos, key, args.hash_size, threshold, device)
     todo = plan.removals(exact, near)
     outcomes = plan.plan_actions(action, target, args.dir, infos, todo)
     if args.apply and interrupted is None:
@@ -257,6 +263,8 @@ def _rows(exact: Sequence[plan.Group], near: Sequence[plan.Group]):
     """``(group number, group, index, role, distance)`` for every file of every group, kept file first."""
     for k, g in enumerate([*exact, *near], 1):
         yield k, g, g.keep, "keep", 0
+        for i in g.links:
+            yield k, g, i, "link", 0
         for i, d in g.members:
             yield k, g, i, "remove", d
 
@@ -313,8 +321,9 @@ def _document(args, summary, infos, exact, near, todo, outcomes) -> Dict[str, An
         "cached": summary["cached"],
         "failed": sum(f.error is not None for f in infos),
         "exact_groups": [
-            {"md5": g.md5, "bytes": infos[g.keep].size, "files": sorted([infos[g.keep].path] + [infos[i].path for i, _ in g.members]),
-             "keep": infos[g.keep].path, "remove": [infos[i].path for i, _ in g.members]}
+            {"md5": g.md5, "bytes": infos[g.keep].size, "files": sorted([infos[g.keep].path, *(infos[i].path for i in g.links), *(infos[i].path for i, _ in g.members)]),
+             "keep": infos[g.keep].path, "links": [infos[i].path for i in g.links],
+             "remove": [infos[i].path for i, _ in g.members]}
             for g in exact
         ],
         "near_groups": [
@@ -354,8 +363,10 @@ def _print_report(args, summary, infos, exact, near, todo, outcomes) -> None:
 
     print(f"\nexact duplicates (same MD5): {len(exact)} group(s)")
     for k, g in enumerate(exact, 1):
-        print(f"  group {k}: {1 + len(g.members)} files, md5 {g.md5}")
+        print(f"  group {k}: {1 + len(g.links) + len(g.members)} files, md5 {g.md5}")
         print(line("keep", infos[g.keep], ""))
+        for i in g.links:
+            print(line("link", infos[i], ", a hard link of the kept file: left alone"))
         for i, _ in g.members:
             print(line("remove", infos[i], ""))
     print(f"\nnear duplicates ({args.hash} Hamming distance <= {summary['threshold']} to the kept file): {len(near)} group(s)")
