@@ -267,7 +267,10 @@ def _pixelmatch(args, a, b, ignore, mode: Optional[str], want_mask: bool) -> Dic
     if mode in ("overlay", "side-by-side"):
         count, picture = torchsim.pixelmatch(x, y, return_diff=True, **kw)
         out["picture"] = picture[0, :3].cpu()  # opaque without diff_mask: RGB
-    if mode == "mask" or want_mask:
+        if want_mask:  # the counted mismatches are the red pixels: the background is grey, anti-aliasing yellow
+            r, g, b = out["picture"]
+            out["diff"] = (r == 255) & (g == 0) & (b == 0)
+    elif mode == "mask" or want_mask:
         count, masked = torchsim.pixelmatch(x, y, return_diff=True, diff_mask=True, **kw)
         out["diff"] = (masked[0, 3] == 255).cpu()  # drawn opaque: the counted mismatches
         if mode == "mask":
