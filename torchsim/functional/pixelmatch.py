@@ -253,18 +253,25 @@ class _Pixels:
     def __init__(self, planes: torch.Tensor, opaque: bool):
         self.planes, self.opaque = planes, opaque
 
+    def _at(self, idx: torch.Tensor) -> List[torch.Tensor]:
+        """Each channel's bytes at ``idx`` (a 1-D ``index_select`` per plane: twice as fast as one on dim 1)."""
+        flat = idx.reshape(-1)
+        return [p.index_select(0, flat).reshape(idx.shape) for p in self.planes]
+
     def channels(self, idx: torch.Tensor) -> Tuple[Optional[torch.Tensor], ...]:
         """``(r, g, b, a)`` float64 at ``idx`` (any shape); gray is replicated, ``a`` is None if opaque."""
-        c = self.planes.shape[0]
-        got = self.planes.index_select(1, idx.reshape(-1)).to(torch.float64).reshape(c, *idx.shape)
-        rgb = (got[0], got[0], got[0]) if c == 1 else (got[0], got[1], got[2])
-        alpha = None if self.opaque else got[3] if c == 4 else torch.full_like(got[0], 255.0)
+        got = [v.to(torch.float64) for v in self._at(idx)]
+        rgb = (got[0], got[0], got[0]) if len(got) == 1 else (got[0], got[1], got[2])
+        alpha = None if self.opaque else got[3] if len(got) == 4 else torch.full_like(got[0], 255.0)
         return rgb + (alpha,)
 
     def same(self, idx: torch.Tensor) -> torch.Tensor:
         """``(8, K)`` bool: whether the pixel at ``idx[k + 1]`` equals the one at ``idx[0]`` (``idx`` ``(9, K)``)."""
-        got = self.planes.index_select(1, idx.reshape(-1)).reshape(self.planes.shape[0], *idx.shape)
-        return (got[:, 1:] == got[:, :1]).all(0)
+        out = None
+        for v in self._at(idx):
+            eq = v[1:] == v[:1]
+            out = eq if out is None else out.logical_and_(eq)
+        return out
 
 
 def _masks_sparse(x: torch.Tensor, y: torch.Tensor, max_delta: float, include_aa: bool, opaque: bool, backdrop, ignore):
@@ -297,19 +304,23 @@ def _masks_sparse(x: torch.Tensor, y: torch.Tensor, max_delta: float, include_aa
     if include_aa or f.numel() == 0:
         return f, aa, darker, n_changed
     d_off = torch.tensor([dy_ * w + dx for dx, dy_ in _OFFSETS], dtype=f.dtype, device=dev).reshape(8, 1)
-    ox = torch.tensor([dx for dx, _ in _OFFSETS], dtype=f.dtype, device=dev).reshape(8, 1)
-    oy = torch.tensor([dy_ for _, dy_ in _OFFSETS], dtype=f.dtype, device=dev).reshape(8, 1)
 
     def around(pos):
         """``(9, K)`` flat indices of each pixel and its 8 neighbours (clamped inside), the
         neighbours' validity ``(8, K)`` and the border flag ``(K,)``."""
-        r = pos % (h * w)
-        y0, x0 = r // w, r % w
-        yy, xx = y0 + oy, x0 + ox
-        valid = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+        r = pos % (h * w) if n > 1 else pos
+        y0 = r // w
+        x0 = r - y0 * w
+        sides = {(0, -1): y0 > 0, (0, 1): y0 < h - 1, (-1, 0): x0 > 0, (1, 0): x0 < w - 1}  # a neighbour there
+        rows = []
+        for dx, dy in _OFFSETS:
+            parts = [sides[(dx, 0)]] if dx else []
+            parts += [sides[(0, dy)]] if dy else []
+            rows.append(parts[0] & parts[1] if len(parts) == 2 else parts[0])
+        valid = torch.stack(rows)
         idx = torch.cat([pos.unsqueeze(0), torch.where(valid, pos + d_off, pos)])
-        border = ((y0 == 0) | (y0 == h - 1) | (x0 == 0) | (x0 == w - 1)).to(torch.int32)
-        return idx, valid, border
+        border = ~(sides[(0, -1)] & sides[(0, 1)] & sides[(-1, 0)] & sides[(1, 0)])
+        return idx, valid, border.to(torch.int32)
 
     idx, valid, border = around(f)
     k = f.numel()
