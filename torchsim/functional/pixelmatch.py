@@ -47,6 +47,8 @@ _DELTA_WEIGHTS = (0.5053, 0.299, 0.1957)  # of dY², dI², dQ²
 _PHI = (1.618033988749895, 2.618033988749895)  # v7's checkerboard divisors, φ and φ²
 _COMPAT = ("mapbox", "pixelmatch-py")
 _BAND = 30000  # pixels per band of rows of the grey background on the CPU: under torch's grain size (32768)
+_CHUNK = 16384  # changed pixels per task of the CPU path (its 1-D temporaries stay under the grain size)
+_AA_CHUNK = 896  # pixels per anti-aliasing test: its largest temporaries, 9 x 4 x 896, stay under the grain size
 
 # The 8 neighbours in the reference's visiting order (x outer, y inner): (dx, dy).
 _OFFSETS: List[Tuple[int, int]] = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
@@ -283,7 +285,9 @@ def _masks_sparse(x: torch.Tensor, y: torch.Tensor, max_delta: float, include_aa
     ``delta == 0``), and only those above it need the anti-aliasing test; both sets are
     compacted and their neighbours found by flat-index arithmetic, reading the few pixels
     needed from the channel planes of ``x`` and ``y`` (``(N, C, H, W)`` uint8; no RGBA copy
-    of the images). Same rules, same arithmetic, so the same result.
+    of the images). Same rules, same arithmetic, so the same result. The changed pixels are
+    handled in chunks (:data:`_CHUNK`, anti-aliasing tests by :data:`_AA_CHUNK`) spread over
+    threads by :func:`_thread_map`.
     """
     n, c, h, w = x.shape
     dev = x.device
@@ -297,13 +301,8 @@ def _masks_sparse(x: torch.Tensor, y: torch.Tensor, max_delta: float, include_aa
     n_changed = torch.bincount(f // (h * w), minlength=n)
     f = f.to(torch.int32 if n * h * w < 2**31 - w - 1 else torch.int64)
     pa, pb = _Pixels(qa, opaque), _Pixels(qb, opaque)
-    delta, dy = _pair_delta(pa.channels(f), pb.channels(f), _backdrop(backdrop, f % (h * w)))
-    o = delta > max_delta
-    f, darker = f[o], dy[o] > 0
-    aa = torch.zeros_like(darker)
-    if include_aa or f.numel() == 0:
-        return f, aa, darker, n_changed
     d_off = torch.tensor([dy_ * w + dx for dx, dy_ in _OFFSETS], dtype=f.dtype, device=dev).reshape(8, 1)
+    nan = torch.tensor(float("nan"), dtype=torch.float64, device=dev)
 
     def around(pos):
         """``(9, K)`` flat indices of each pixel and its 8 neighbours (clamped inside), the
@@ -322,25 +321,54 @@ def _masks_sparse(x: torch.Tensor, y: torch.Tensor, max_delta: float, include_aa
         border = ~(sides[(0, -1)] & sides[(0, 1)] & sides[(-1, 0)] & sides[(1, 0)])
         return idx, valid, border.to(torch.int32)
 
-    idx, valid, border = around(f)
-    k = f.numel()
-    ca, cb = pa.channels(idx), pb.channels(idx)
-    px = [None if u is None else torch.stack([u, v]) for u, v in zip(ca, cb)]  # channels, each (2, 9, K)
-    centre = [None if u is None else u[:, :1] for u in px]
-    nbs9 = [None if u is None else u[:, 1:] for u in px]
-    d = _pair_brightness(centre, nbs9, _backdrop(backdrop, f % (h * w)))  # the centre's backdrop, as v7
-    nan = torch.tensor(float("nan"), dtype=torch.float64, device=dev)
-    cand, min_k, max_k = _aa_rule(torch.where(valid, d, nan), border, 1)
-    nbs = idx[1:].to(torch.int64).expand(2, 8, k)
-    extremes = torch.cat([nbs.gather(1, min_k), nbs.gather(1, max_k)], 1)  # (2 images, 2 extremes, K)
-    # has_many_siblings (in both images) at the extremes of the candidates only
-    todo = cand.unsqueeze(1).expand(2, 2, k)
-    sidx, svalid, sborder = around(extremes[todo])
-    many = (torch.stack([pa.same(sidx), pb.same(sidx)]) & svalid).sum(1) + sborder > 2
-    sib = torch.zeros_like(todo)
-    sib[todo] = many.all(0)
-    aa = (sib[:, 0] | sib[:, 1]).any(0)
-    return f, aa, darker, n_changed
+    def antialiased(f):
+        """Whether each pixel ``f`` (above the threshold) is anti-aliasing in either image."""
+        idx, valid, border = around(f)
+        k = f.numel()
+        ca, cb = pa.channels(idx), pb.channels(idx)
+        px = [None if u is None else torch.stack([u, v]) for u, v in zip(ca, cb)]  # channels, each (2, 9, K)
+        centre = [None if u is None else u[:, :1] for u in px]
+        nbs9 = [None if u is None else u[:, 1:] for u in px]
+        d = _pair_brightness(centre, nbs9, _backdrop(backdrop, f % (h * w)))  # the centre's backdrop, as v7
+        cand, min_k, max_k = _aa_rule(torch.where(valid, d, nan), border, 1)
+        nbs = idx[1:].to(torch.int64).expand(2, 8, k)
+        extremes = torch.cat([nbs.gather(1, min_k), nbs.gather(1, max_k)], 1)  # (2 images, 2 extremes, K)
+        # has_many_siblings (in both images) at the extremes of the candidates only
+        todo = cand.unsqueeze(1).expand(2, 2, k)
+        sidx, svalid, sborder = around(extremes[todo])
+        many = (torch.stack([pa.same(sidx), pb.same(sidx)]) & svalid).sum(1) + sborder > 2
+        sib = torch.zeros_like(todo)
+        sib[todo] = many.all(0)
+        return (sib[:, 0] | sib[:, 1]).any(0)
+
+    def chunk(f):
+        """``(f, aa, darker)`` of the pixels of ``f`` above the threshold."""
+        delta, dy = _pair_delta(pa.channels(f), pb.channels(f), _backdrop(backdrop, f % (h * w)))
+        o = delta > max_delta
+        f, darker = f[o], dy[o] > 0
+        if include_aa or f.numel() == 0:
+            return f, torch.zeros_like(darker), darker
+        aa = [antialiased(f[i : i + _AA_CHUNK]) for i in range(0, f.numel(), _AA_CHUNK)]
+        return f, aa[0] if len(aa) == 1 else torch.cat(aa), darker
+
+    parts = _thread_map(chunk, [f[i : i + _CHUNK] for i in range(0, f.numel(), _CHUNK)] or [f])
+    if len(parts) == 1:
+        return (*parts[0], n_changed)
+    return (*(torch.cat(t) for t in zip(*parts)), n_changed)
+
+
+def _thread_map(fn, items: Sequence) -> list:
+    """``[fn(item) for item in items]``, on ``torch.get_num_threads()`` Python threads (torch ops
+    release the GIL). Meant for pieces under torch's grain size, whose ops run serially in their
+    thread: no parallel region per op, whose barrier costs a scheduler quantum whenever another
+    process holds a core (two intra-op threads were up to 40x slower than one on a busy machine)."""
+    workers = min(torch.get_num_threads(), len(items))
+    if workers <= 1:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
 
 
 def _pillow_gray(rgba: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -459,10 +487,8 @@ def _paint(out: torch.Tensor, where: torch.Tensor, rgb: Tuple[int, int, int]) ->
 def _gray_u8(x: torch.Tensor, alpha: float, mapbox: bool) -> torch.Tensor:
     """:func:`_gray_index` as ``(N, H, W)`` uint8 (one band on CUDA).
 
-    On the CPU, in bands of rows whose float64 temporaries stay in the cache, spread over
-    ``torch.get_num_threads()`` Python threads (torch releases the GIL). A band is smaller
-    than torch's grain size, so its ops run serially in their thread: no parallel region per
-    op, whose barrier costs a scheduler quantum whenever another process holds a core.
+    On the CPU, in bands of rows whose float64 temporaries stay in the cache, smaller than
+    torch's grain size, spread over threads by :func:`_thread_map`.
     """
     n, _, h, w = x.shape
     out = torch.empty((n, h, w), dtype=torch.uint8, device=x.device)
@@ -474,16 +500,7 @@ def _gray_u8(x: torch.Tensor, alpha: float, mapbox: bool) -> torch.Tensor:
     def band(r0: int) -> None:
         out[:, r0 : r0 + rows] = _gray_index(x[:, :, r0 : r0 + rows], alpha, mapbox)
 
-    starts = range(0, h, rows)
-    workers = min(torch.get_num_threads(), len(starts))
-    if workers <= 1:
-        for r0 in starts:
-            band(r0)
-        return out
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(band, starts))
+    _thread_map(band, range(0, h, rows))
     return out
 
 
