@@ -1,12 +1,13 @@
 """``torchsim diff`` on a large screenshot pair, against odiff and BlazeDiff, whole commands.
 
 ``python -m benchmarks.diff_cli [--width 2560] [--height 14400] [--rounds 3] [--device cpu|cuda]
-[--threads T] [--workdir DIR] [--odiff PATH] [--install-odiff] [--json FILE] [--quick]``
+[--threads T] [--workdir DIR] [--odiff PATH] [--no-install-odiff] [--json FILE] [--quick]``
 
 Input: a full-page "screenshot" of 2560 x 14400 = 36.9 megapixels and an edited copy
 (``benchmarks/inputs.screenshot_pair``: photographs, text rendered with Pillow, buttons; the
 copy changes some words, moves a button, retouches a photo and adds a banner), written once as
-PNG files (Pillow, default compression) into ``--workdir`` and reused. Every tool runs as a
+PNG files (Pillow, default compression) into ``--workdir`` (default
+``~/.cache/torchsim-bench/diff``) and reused. Every tool runs as a
 user runs it, timed from start to exit, including reading both PNG files and writing the diff
 picture as PNG:
 
@@ -24,15 +25,16 @@ picture as PNG:
 
 Rounds are interleaved (every tool once per round); the table gives the median and best wall
 time, megapixels per second (pixels of one image / median time) and the count each tool
-reported (they count slightly differently by design: see ``torchsim.pixelmatch``'s docstring).
-With a GPU, ``--device cuda`` runs torchsim's rows on it (decoding and encoding stay on the CPU).
+reported (they count slightly differently by design: see ``torchsim.pixelmatch``'s docstring),
+then the speed ratios (the other tool's median / torchsim's command median: above 1, torchsim is
+faster) and where torchsim's time goes, stage by stage in this process: decoding both files,
+pixelmatch (count and diff picture), encoding the PNG. With a GPU, ``--device cuda`` runs
+torchsim's rows on it (decoding and encoding stay on the CPU).
 
-odiff comes from npm; it is not a Python package. Install it once into a prefix of your
-choice and point ``--odiff`` at it (or pass ``--install-odiff`` to run this npm step into
-``--workdir``)::
-
-    npm install --prefix ~/.cache/torchsim-bench/npm odiff-bin@4.5.0
-    python -m benchmarks.diff_cli --odiff ~/.cache/torchsim-bench/npm/node_modules/.bin/odiff
+odiff comes from npm; it is not a Python package. The benchmark installs it once (``npm install
+--prefix ~/.cache/torchsim-bench/npm odiff-bin@4.5.0``, reused afterwards); ``--odiff PATH``
+uses another binary, ``--no-install-odiff`` never runs npm. Without node/npm, or when the
+install fails (no network), odiff is reported as skipped, with the reason.
 
 BlazeDiff is on PyPI (``pip install blazediff``, in torchsim's ``bench`` extra). A tool that is
 missing is reported as skipped. ``--quick`` runs a 1280 x 1800 pair once: a check that
@@ -72,16 +74,32 @@ def _pair_files(workdir: str, width: int, height: int) -> tuple:
     return a, b
 
 
-def _find_odiff(path: Optional[str], workdir: str, install: bool) -> Optional[str]:
-    prefix = os.path.join(workdir, "npm")
+CACHE = os.path.join(os.path.expanduser("~"), ".cache", "torchsim-bench")
+
+
+def _find_odiff(path: Optional[str], install: bool) -> tuple:
+    """``(odiff binary or None, why it is missing)``: ``path``, else the cached npm prefix, else
+    ``odiff`` on PATH, else (``install``) ``npm install --prefix CACHE/npm odiff-bin``."""
+    prefix = os.path.join(CACHE, "npm")
     local = os.path.join(prefix, "node_modules", ".bin", "odiff")
-    for candidate in (path, local, shutil.which("odiff")):
+    if path:
+        return (path, "") if os.path.exists(path) else (None, f"--odiff {path}: no such file")
+    for candidate in (local, shutil.which("odiff")):
         if candidate and os.path.exists(candidate):
-            return candidate
-    if install and shutil.which("npm"):
-        subprocess.run(["npm", "install", "--prefix", prefix, f"odiff-bin@{ODIFF_VERSION}"], check=True)
-        return local if os.path.exists(local) else None
-    return None
+            return candidate, ""
+    if not install:
+        return None, f"--no-install-odiff (npm install --prefix {prefix} odiff-bin@{ODIFF_VERSION}, or --odiff PATH)"
+    if not (shutil.which("npm") and shutil.which("node")):
+        return None, "node and npm are not installed (odiff-bin comes from npm)"
+    try:
+        proc = subprocess.run(["npm", "install", "--prefix", prefix, f"odiff-bin@{ODIFF_VERSION}"],
+                              capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        return None, "npm install odiff-bin timed out (no network?)"
+    if proc.returncode != 0 or not os.path.exists(local):
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return None, f"npm install odiff-bin failed (no network?): {last[:160]}"
+    return local, ""
 
 
 def _command(argv: List[str], parse: Callable[[str], Optional[int]], stream: str = "stdout",
@@ -146,6 +164,31 @@ def _tools(a: str, b: str, out: str, device: str, odiff: Optional[str]) -> Dict[
     return tools
 
 
+def _stages(a: str, b: str, out: str, device: str) -> Dict[str, float]:
+    """Seconds of each stage of ``torchsim diff A B OUT.png --method pixelmatch`` in this process:
+    decoding both files, pixelmatch (count and diff picture, on ``device``), writing the PNG."""
+    import torch
+
+    import torchsim
+    from torchsim.cli._files import load_pair
+    from torchsim.cli._picture import write_picture
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    t0 = time.perf_counter()
+    x, y = load_pair(a, b, "RGB", device)
+    t1 = time.perf_counter()
+    count, picture = torchsim.pixelmatch(x[None].to(device), y[None].to(device), return_diff=True)
+    int(count[0])
+    sync()
+    t2 = time.perf_counter()
+    write_picture(picture[0, :3].cpu(), os.path.join(out, "stages.png"))
+    t3 = time.perf_counter()
+    return {"decode both PNGs": t1 - t0, "pixelmatch (count + picture)": t2 - t1, "encode the PNG": t3 - t2}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--width", type=int, default=2560)
@@ -154,10 +197,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="torchsim's device")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads of torchsim (default: torch's, one per core); sets OMP_NUM_THREADS for the commands")
-    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "torchsim-bench-diff"),
-                    help="where the PNG pair (and --install-odiff's npm prefix) is kept and reused")
-    ap.add_argument("--odiff", default=None, help="path of the odiff binary (default: WORKDIR/npm, then PATH)")
-    ap.add_argument("--install-odiff", action="store_true", help=f"npm install odiff-bin@{ODIFF_VERSION} into WORKDIR/npm")
+    ap.add_argument("--workdir", default=os.path.join(CACHE, "diff"), help="where the PNG pair is kept and reused")
+    ap.add_argument("--odiff", default=None, help=f"path of the odiff binary (default: {CACHE}/npm, then PATH)")
+    ap.add_argument("--no-install-odiff", dest="install_odiff", action="store_false",
+                    help=f"never run npm install odiff-bin@{ODIFF_VERSION} into {CACHE}/npm")
     ap.add_argument("--json", default=None, help="save the results (with versions) to this file")
     ap.add_argument("--quick", action="store_true", help="a 1280 x 1800 pair, one round")
     args = ap.parse_args(argv)
@@ -170,17 +213,19 @@ def main(argv=None) -> dict:
         args.width, args.height, args.rounds = 1280, 1800, 1
     os.makedirs(args.workdir, exist_ok=True)
     a, b = _pair_files(args.workdir, args.width, args.height)
-    odiff = _find_odiff(args.odiff, args.workdir, args.install_odiff)
+    odiff, why = _find_odiff(args.odiff, args.install_odiff)
     if odiff is None:
-        print(f"# odiff skipped: npm install --prefix {os.path.join(args.workdir, 'npm')} odiff-bin@{ODIFF_VERSION} "
-              "(or --install-odiff, or --odiff PATH)")
+        print(f"# odiff skipped: {why}")
     out = tempfile.mkdtemp(prefix="torchsim-diff-out-")
     tools = _tools(a, b, out, args.device, odiff)
     megapixels = args.width * args.height / 1e6
     samples: Dict[str, List[float]] = {name: [] for name in tools}
     counts: Dict[str, Optional[int]] = {}
     errors: Dict[str, str] = {}
+    stages: Dict[str, List[float]] = {}
     for _ in range(args.rounds):
+        for stage, seconds in _stages(a, b, out, args.device).items():
+            stages.setdefault(stage, []).append(seconds)
         for name, fn in tools.items():
             if name in errors:
                 continue
@@ -215,7 +260,21 @@ def main(argv=None) -> dict:
         results[name] = {"median_s": med, "min_s": min(s), "samples": s, "megapixels_per_s": megapixels / med,
                          "count": counts.get(name)}
         print(f"| {name} | {med:7.2f} s | {min(s):7.2f} s | {megapixels / med:8.1f} | {counts.get(name)} |")
-    report = {"environment": env, "width": args.width, "height": args.height, "results": results}
+    ours = results.get("torchsim diff (command)", {}).get("median_s")
+    ratios = {}
+    if ours:
+        print("\n| speed ratio (their median / torchsim diff command median; > 1: torchsim faster) | ratio |\n|---|---:|")
+        for name in ("odiff (command)", "BlazeDiff (command)", "BlazeDiff (in-process)"):
+            theirs = results.get(name, {}).get("median_s")
+            if theirs:
+                ratios[name] = theirs / ours
+                print(f"| {name} / torchsim diff (command) | {theirs / ours:5.2f} |")
+    print("\n| torchsim diff, in-process stage | median | share |\n|---|---:|---:|")
+    total = sum(statistics.median(v) for v in stages.values())
+    for stage, v in stages.items():
+        print(f"| {stage} | {statistics.median(v):7.2f} s | {100 * statistics.median(v) / total:4.0f} % |")
+    report = {"environment": env, "width": args.width, "height": args.height, "results": results, "ratios": ratios,
+              "stages_median_s": {k: statistics.median(v) for k, v in stages.items()}}
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=1)

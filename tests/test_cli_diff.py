@@ -352,3 +352,54 @@ def test_16_bit_files_are_compared_and_drawn(tmp_path, method, capsys):
         assert [r["box"] for r in doc["regions"]] == torchsim.diff_regions(xt, yt)[0].tolist()
     with Image.open(out) as im:
         assert im.mode == "RGB" and im.size[1] == 60
+
+
+def test_threshold_zero_counts_every_pixel_that_differs_at_all(tmp_path, capsys):
+    """``--threshold 0 --include-aa`` counts exactly the pixels whose RGB differ (numpy's count), even
+    by one level; with the default 0.1 none of those counts."""
+    a = photo_u8("coffee", size=(200, 150))
+    rng = np.random.default_rng(3)
+    b = a.copy()
+    touched = rng.random(a.shape[:2]) < 0.01
+    b[touched, rng.integers(0, 3)] ^= 1  # one level in one channel of 1 % of the pixels
+    pa, pb = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(a).save(pa)
+    Image.fromarray(b).save(pb)
+    expected = int((a != b).any(-1).sum())
+    assert expected > 100
+    assert main(["diff", str(pa), str(pb), "--method", "pixelmatch", "--threshold", "0", "--include-aa", "--json"]) == 1
+    assert _json(capsys)["count"] == expected
+    assert main(["diff", str(pa), str(pb), "--method", "pixelmatch", "--json"]) == 0
+    doc = _json(capsys)
+    assert doc["count"] == 0 and doc["identical"] is True
+
+
+def test_size_mismatch_by_one_pixel_is_never_identical(page, tmp_path, capsys):
+    """One column fewer, the rest equal: exit 2 for every method and limit, and the API raises."""
+    a, _, x, _ = page
+    cropped = tmp_path / "cropped.png"
+    Image.fromarray(x[:, :-1]).save(cropped)
+    for extra in ([], ["--method", "pixelmatch", "--fail-threshold", "100%"], ["--json"]):
+        assert main(["diff", a, str(cropped), *extra]) == 2
+        captured = capsys.readouterr()
+        assert "identical" not in captured.out and "size mismatch" in captured.err
+    xt = torch.from_numpy(x).permute(2, 0, 1)[None]
+    with pytest.raises(ValueError, match="same shape"):
+        torchsim.pixelmatch(xt, xt[..., :-1])
+
+
+@pytest.mark.parametrize("mode", ["overlay", "side-by-side"])
+def test_json_regions_and_lines_agree_with_the_mask_picture(page, tmp_path, mode, capsys):
+    """With an overlay picture the JSON's mismatches come from its red pixels: the same count, regions,
+    rows and columns as with the mask picture (drawn from the counted mismatches themselves)."""
+    a, b, _, _ = page
+    docs = []
+    for m in (mode, "mask"):
+        out = tmp_path / f"{m}.png"
+        argv = ["diff", a, b, str(out), "--method", "pixelmatch", "--output-mode", m, "--output-diff-lines",
+                "--output-diff-cols", "--json"]
+        assert main(argv) == 1
+        doc = _json(capsys)
+        docs.append({k: doc[k] for k in ("count", "regions", "diff_lines", "diff_cols")})
+    assert docs[0] == docs[1] and docs[0]["count"] > 0 and docs[0]["regions"]
+    assert sum(r["pixels"] for r in docs[0]["regions"]) == docs[0]["count"]

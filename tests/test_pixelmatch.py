@@ -241,3 +241,35 @@ def test_generations_differ_only_on_semi_transparent_pixels():
     assert torchsim.pixelmatch(a, b).tolist() == [1]  # different on v7's dark checkerboard
     assert torchsim.pixelmatch(a, b, checkerboard=False).tolist() == [0]  # the same on white
     assert torchsim.pixelmatch(a, b, compat="pixelmatch-py").tolist() == [0]
+
+
+@pytest.mark.parametrize("gen", GENERATIONS, ids=str)
+def test_cpu_path_in_many_chunks_and_threads_equals_the_dense_path(monkeypatch, gen):
+    """The CPU path cuts the changed pixels into chunks (and anti-aliasing tests into smaller ones)
+    handled on several threads; tiny chunks on two real photographs (JPEG-distorted, batch of two,
+    RGB and RGBA) give the dense path's counts and diff images."""
+    import importlib
+
+    import numpy as np
+
+    from tests.helpers import jpeg, photo_u8
+
+    pm = importlib.import_module("torchsim.functional.pixelmatch")  # the module, not the function
+
+    xs = [photo_u8(name, size=(64, 48)) for name in ("astronaut", "chelsea")]
+    x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()
+    y = torch.from_numpy(np.stack([jpeg(v, quality=30) for v in xs])).permute(0, 3, 1, 2).contiguous()
+    alpha = torch.full_like(x[:, :1], 255)
+    alpha[:, :, 10:20] = 128
+    args = (35215 * 0.05**2, False, 0.1, _COLORS, False, True)
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(pm, "_CHUNK", 97)
+    monkeypatch.setattr(pm, "_AA_CHUNK", 11)
+    torch.set_num_threads(2)
+    try:
+        for u, v in ((x, y), (torch.cat([x, alpha], 1), torch.cat([y, alpha.flip(2)], 1))):
+            c1, d1 = _kernel(u, v, *args, sparse=True, **gen)
+            c2, d2 = _kernel(u, v, *args, sparse=False, **gen)
+            assert torch.equal(c1, c2) and torch.equal(d1, d2) and (c1 > 200).all()
+    finally:
+        torch.set_num_threads(threads)

@@ -47,15 +47,16 @@ def encode_png(image: "torch.Tensor", level: int = 1, threads: int = 0) -> bytes
     import numpy as np
 
     c, h, w = image.shape
-    rows = image.permute(1, 2, 0).contiguous().cpu().numpy().reshape(h, w * c)
+    planes = image.cpu().numpy()  # (C, H, W): each band is interleaved in its own thread
     per_band = max(1, _BAND_BYTES // max(1, w * c))
     bands = [(r0, min(h, r0 + per_band)) for r0 in range(0, h, per_band)]
 
     def filtered(r0: int, r1: int) -> bytes:
+        rows = np.ascontiguousarray(planes[:, r0:r1].transpose(1, 2, 0)).reshape(r1 - r0, w * c)
         band = np.empty((r1 - r0, w * c + 1), dtype=np.uint8)
         band[:, 0] = 1  # filter type Sub
-        band[:, 1 : 1 + c] = rows[r0:r1, :c]
-        np.subtract(rows[r0:r1, c:], rows[r0:r1, :-c], out=band[:, 1 + c :])  # wraps modulo 256, as PNG wants
+        band[:, 1 : 1 + c] = rows[:, :c]
+        np.subtract(rows[:, c:], rows[:, :-c], out=band[:, 1 + c :])  # wraps modulo 256, as PNG wants
         return band.tobytes()
 
     def deflate(i: int):

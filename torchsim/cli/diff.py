@@ -7,7 +7,13 @@ Two methods:
   look the same have no region); the differing pixels are the regions' pixels.
 * ``--method pixelmatch``: mapbox pixelmatch v7 (:func:`torchsim.pixelmatch`), the
   per-pixel count of pixelmatch, odiff and BlazeDiff; ``--threshold`` and
-  ``--antialiasing`` / ``--include-aa`` as their users know them.
+  ``--antialiasing`` / ``--include-aa`` as their users know them. ``--threshold 0``
+  tolerates nothing: every pixel whose colours differ at all counts (anti-aliased ones
+  too with ``--include-aa``). The count is pixelmatch v7's to the pixel; odiff and
+  BlazeDiff count a little differently on the same pair, by design (odiff truncates
+  its fixed-point colour distance, blends with white and calls more pixels anti-aliased;
+  BlazeDiff visits the neighbours in another order; both count anti-aliased pixels
+  unless given ``--antialiasing``): see :func:`torchsim.pixelmatch`, *Convention*.
 
 Exit codes, as a CI step wants them: 0 the images match (no differing pixel, or no more
 than ``--fail-threshold``: a count ``500`` or a percentage ``0.5%``); 1 they differ; 2 bad
@@ -267,7 +273,10 @@ def _pixelmatch(args, a, b, ignore, mode: Optional[str], want_mask: bool) -> Dic
     if mode in ("overlay", "side-by-side"):
         count, picture = torchsim.pixelmatch(x, y, return_diff=True, **kw)
         out["picture"] = picture[0, :3].cpu()  # opaque without diff_mask: RGB
-    if mode == "mask" or want_mask:
+        if want_mask:  # the counted mismatches are the red pixels: the background is grey, anti-aliasing yellow
+            r, g, b = out["picture"]
+            out["diff"] = (r == 255) & (g == 0) & (b == 0)
+    elif mode == "mask" or want_mask:
         count, masked = torchsim.pixelmatch(x, y, return_diff=True, diff_mask=True, **kw)
         out["diff"] = (masked[0, 3] == 255).cpu()  # drawn opaque: the counted mismatches
         if mode == "mask":
