@@ -39,6 +39,7 @@ import torch
 from .. import _validation as V
 from .._common import to_uint8
 from ..ops import color as C
+from ..ops.parallel import thread_map
 
 Color = Sequence[Union[int, float]]
 
@@ -287,7 +288,7 @@ def _masks_sparse(x: torch.Tensor, y: torch.Tensor, max_delta: float, include_aa
     needed from the channel planes of ``x`` and ``y`` (``(N, C, H, W)`` uint8; no RGBA copy
     of the images). Same rules, same arithmetic, so the same result. The changed pixels are
     handled in chunks (:data:`_CHUNK`, anti-aliasing tests by :data:`_AA_CHUNK`) spread over
-    threads by :func:`_thread_map`.
+    threads by :func:`torchsim.ops.parallel.thread_map`.
     """
     n, c, h, w = x.shape
     dev = x.device
@@ -351,24 +352,10 @@ def _masks_sparse(x: torch.Tensor, y: torch.Tensor, max_delta: float, include_aa
         aa = [antialiased(f[i : i + _AA_CHUNK]) for i in range(0, f.numel(), _AA_CHUNK)]
         return f, aa[0] if len(aa) == 1 else torch.cat(aa), darker
 
-    parts = _thread_map(chunk, [f[i : i + _CHUNK] for i in range(0, f.numel(), _CHUNK)] or [f])
+    parts = thread_map(chunk, [f[i : i + _CHUNK] for i in range(0, f.numel(), _CHUNK)] or [f])
     if len(parts) == 1:
         return (*parts[0], n_changed)
     return (*(torch.cat(t) for t in zip(*parts)), n_changed)
-
-
-def _thread_map(fn, items: Sequence) -> list:
-    """``[fn(item) for item in items]``, on ``torch.get_num_threads()`` Python threads (torch ops
-    release the GIL). Meant for pieces under torch's grain size, whose ops run serially in their
-    thread: no parallel region per op, whose barrier costs a scheduler quantum whenever another
-    process holds a core (two intra-op threads were up to 40x slower than one on a busy machine)."""
-    workers = min(torch.get_num_threads(), len(items))
-    if workers <= 1:
-        return [fn(item) for item in items]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))
 
 
 def _pillow_gray(rgba: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -488,7 +475,7 @@ def _gray_u8(x: torch.Tensor, alpha: float, mapbox: bool) -> torch.Tensor:
     """:func:`_gray_index` as ``(N, H, W)`` uint8 (one band on CUDA).
 
     On the CPU, in bands of rows whose float64 temporaries stay in the cache, smaller than
-    torch's grain size, spread over threads by :func:`_thread_map`.
+    torch's grain size, spread over threads by :func:`torchsim.ops.parallel.thread_map`.
     """
     n, _, h, w = x.shape
     out = torch.empty((n, h, w), dtype=torch.uint8, device=x.device)
@@ -500,7 +487,7 @@ def _gray_u8(x: torch.Tensor, alpha: float, mapbox: bool) -> torch.Tensor:
     def band(r0: int) -> None:
         out[:, r0 : r0 + rows] = _gray_index(x[:, :, r0 : r0 + rows], alpha, mapbox)
 
-    _thread_map(band, range(0, h, rows))
+    thread_map(band, range(0, h, rows))
     return out
 
 
