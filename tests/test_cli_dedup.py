@@ -7,6 +7,7 @@ imagehash on the same files (Pillow decodes both sides).
 """
 
 import csv
+import re
 import json
 import os
 import shutil
