@@ -719,7 +719,7 @@ def ms_ssim_l1(
     alpha = V.check_unit_interval(fn, "alpha", alpha)
     l1_sigma = V.check_sigma_value(fn, "l1_sigma", l1_sigma)
     radius = int(round(3 * l1_sigma))
-    padded = x.shape[0] * x.shape[1] * math.prod(s + 2 * radius for s in x.shape[2:])
+    padded = x.shape[0] * x.shape[1] * math.prod([s + 2 * radius for s in x.shape[2:]])  # (a list: Dynamo traces no genexpr here)
     V.check_allocation(fn, "l1_sigma", f"l1_sigma={l1_sigma!r}", padded * 8.0, x.device)
     ms = ms_ssim(
         x, y, data_range=data_range, kernel_size=kernel_size, sigma=sigma, weights=weights, k1=k1, k2=k2, reduction="none"

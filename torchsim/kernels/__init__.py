@@ -5,4 +5,7 @@
   (``"auto"``, ``"torch"``, ``"triton"``).
 * :mod:`.triton_ssim` — fused SSIM forward and backward in Triton (CUDA; the CPU runs
   them only through Triton's interpreter, for tests). Imports ``triton`` lazily.
+* :mod:`.histogram_op` — ``torchsim::soft_histogram`` / ``torchsim::soft_joint_histogram`` (and
+  their ``_backward`` ops): the soft-histogram kernels of :mod:`torchsim.ops.binning` as opaque
+  ops for the compiler.
 """

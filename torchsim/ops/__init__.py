@@ -36,6 +36,8 @@ from .binning import (
     level_bins,
     precise,
     safe_sqrt,
+    soft_histogram,
+    soft_joint_histogram,
     soft_taps,
 )
 from .bits import Plan, block_keys, distance_dtype, make_plan, pack_bits, pairs_within, popcount
@@ -74,6 +76,8 @@ __all__ = [
     "level_bins",
     "precise",
     "safe_sqrt",
+    "soft_histogram",
+    "soft_joint_histogram",
     "soft_taps",
     # bits
     "Plan",

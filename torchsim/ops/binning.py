@@ -27,6 +27,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .._common import compute_dtype, full_scale, to_compute
+from ..kernels import histogram_op  # noqa: F401  (registers the torchsim::soft_*histogram ops)
 
 ValueRange = Union[None, str, Tuple[float, float]]
 Bound = Union[float, torch.Tensor]
@@ -295,11 +296,78 @@ def _shifted(flat: torch.Tensor, offset: int) -> torch.Tensor:
     return flat.narrow(0, offset, flat.numel() - offset)
 
 
+def _soft_counts(u: torch.Tensor, mask: torch.Tensor, bins: int, h: float, count_dtype: torch.dtype):
+    """The soft-histogram kernel's forward: ``(R, bins)`` counts and what its backward needs.
+
+    ``u`` ``(R, P)`` positions in bin units, ``mask`` ``(R, P)`` weights (1 counted, 0 not).
+    Returns ``(counts in u's dtype, idx (R·P,) long, dw (K, R, P))``: ``K`` scatter-adds of the
+    :func:`soft_taps` weights into shifted views of the output, one index tensor for all.
+    :class:`SoftHistogram` and the custom op ``torchsim::soft_histogram`` both run this.
+    """
+    r = u.shape[0]
+    j0, w, dw = soft_taps(u, bins, h)
+    idx = (torch.arange(r, device=u.device).unsqueeze(1) * bins + j0).view(-1)
+    w = w * mask
+    out = torch.zeros(r * bins, dtype=count_dtype, device=u.device)
+    for t in range(w.shape[0]):
+        _shifted(out, t).scatter_add_(0, idx, w[t].reshape(-1).to(count_dtype))
+    return out.view(r, bins).to(u.dtype), idx, dw.mul_(mask)
+
+
+def _soft_counts_backward(grad: torch.Tensor, idx: torch.Tensor, dw: torch.Tensor) -> torch.Tensor:
+    """Gradient in ``u`` of :func:`_soft_counts` from its ``idx`` and ``dw``: the upstream gradient at the ``K`` taps."""
+    g = grad.contiguous().view(-1).to(dw.dtype)
+    gu = torch.zeros_like(dw[0])
+    for t in range(dw.shape[0]):
+        gu.view(-1).addcmul_(_shifted(g, t).take(idx), dw[t].reshape(-1))
+    return gu
+
+
+def _soft_joint_counts(ux: torch.Tensor, uy: torch.Tensor, mask: torch.Tensor, bins: int, h: float, count_dtype: torch.dtype):
+    """The soft joint-histogram kernel's forward: ``(N, bins, bins)`` counts and what its backward needs.
+
+    Returns ``(counts in ux's dtype, idx (N·P,) long, wx, dwx, wy, dwy (K, N, P))`` (the y taps
+    already weighted by ``mask``). :class:`SoftJointHistogram` and the custom op
+    ``torchsim::soft_joint_histogram`` both run this.
+    """
+    n = ux.shape[0]
+    jx, wx, dwx = soft_taps(ux, bins, h)
+    jy, wy, dwy = soft_taps(uy, bins, h)
+    wy.mul_(mask)
+    dwy.mul_(mask)
+    idx = (torch.arange(n, device=ux.device).unsqueeze(1) * (bins * bins) + jx * bins + jy).view(-1)
+    out = torch.zeros(n * bins * bins, dtype=count_dtype, device=ux.device)
+    buf = torch.empty_like(wx[0])
+    k = wx.shape[0]
+    for a in range(k):
+        for b in range(k):
+            torch.mul(wx[a], wy[b], out=buf)
+            _shifted(out, a * bins + b).scatter_add_(0, idx, buf.view(-1).to(count_dtype))
+    return out.view(n, bins, bins).to(ux.dtype), idx, wx, dwx, wy, dwy
+
+
+def _soft_joint_counts_backward(grad, idx, wx, dwx, wy, dwy, bins: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Gradients in ``ux`` and ``uy`` of :func:`_soft_joint_counts`: the upstream gradient at the ``K²`` taps."""
+    g = grad.contiguous().view(-1).to(wx.dtype)
+    k = wx.shape[0]
+    # d/dux = sum_a dwx_a sum_b G[a, b] wy_b ;  d/duy = sum_b dwy_b sum_a G[a, b] wx_a
+    acc_x = torch.zeros_like(wx)
+    acc_y = torch.zeros_like(wy)
+    for a in range(k):
+        for b in range(k):
+            gv = _shifted(g, a * bins + b).take(idx).view_as(wx[0])
+            acc_x[a].addcmul_(gv, wy[b])
+            acc_y[b].addcmul_(gv, wx[a])
+    return (acc_x * dwx).sum(0), (acc_y * dwy).sum(0)
+
+
 class SoftHistogram(torch.autograd.Function):
     """``(u (R, P), mask (R, P), bins, h, count_dtype) -> (R, bins)`` soft counts (:func:`soft_taps` kernel).
 
     ``u`` are positions in bin units, ``mask`` the weight of each value (1 counted, 0 not).
-    The backward is hand-written and touches only the ``K`` tapped bins of each value.
+    The backward is hand-written and touches only the ``K`` tapped bins of each value
+    (:func:`_soft_counts`, :func:`_soft_counts_backward`; under ``torch.compile`` the same kernel
+    runs as the custom op ``torchsim::soft_histogram``, see :func:`soft_histogram`).
 
     Example:
         >>> import torch
@@ -311,25 +379,15 @@ class SoftHistogram(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, mask, bins: int, h: float, count_dtype: torch.dtype):
-        r = u.shape[0]
-        j0, w, dw = soft_taps(u, bins, h)
-        idx = (torch.arange(r, device=u.device).unsqueeze(1) * bins + j0).view(-1)
-        w = w * mask
-        out = torch.zeros(r * bins, dtype=count_dtype, device=u.device)
-        for t in range(w.shape[0]):
-            _shifted(out, t).scatter_add_(0, idx, w[t].reshape(-1).to(count_dtype))
-        ctx.save_for_backward(idx, dw.mul_(mask))
-        return out.view(r, bins).to(u.dtype)
+        out, idx, dw = _soft_counts(u, mask, bins, h, count_dtype)
+        ctx.save_for_backward(idx, dw)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         idx, dw = ctx.saved_tensors
-        g = grad.contiguous().view(-1).to(dw.dtype)
-        gu = torch.zeros_like(dw[0])
-        for t in range(dw.shape[0]):
-            gu.view(-1).addcmul_(_shifted(g, t).take(idx), dw[t].reshape(-1))
-        return gu, None, None, None, None
+        return _soft_counts_backward(grad, idx, dw), None, None, None, None
 
 
 class SoftJointHistogram(torch.autograd.Function):
@@ -338,7 +396,9 @@ class SoftJointHistogram(torch.autograd.Function):
     Each value pair adds the outer product of its (at most ``K``) x-weights and y-weights:
     ``K²`` scatter-adds of ``N·P`` values into shifted views of the output, one index tensor
     for all of them. The taps are kept for the backward (``4K + 2`` values per pair, nothing
-    of size ``P × bins``); the backward gathers the upstream gradient at the same ``K²`` bins.
+    of size ``P × bins``); the backward gathers the upstream gradient at the same ``K²`` bins
+    (:func:`_soft_joint_counts`, :func:`_soft_joint_counts_backward`; under ``torch.compile``
+    the custom op ``torchsim::soft_joint_histogram``, see :func:`soft_joint_histogram`).
 
     Example:
         >>> import torch
@@ -350,39 +410,49 @@ class SoftJointHistogram(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, ux, uy, mask, bins: int, h: float, count_dtype: torch.dtype):
-        n = ux.shape[0]
-        jx, wx, dwx = soft_taps(ux, bins, h)
-        jy, wy, dwy = soft_taps(uy, bins, h)
-        wy.mul_(mask)
-        dwy.mul_(mask)
-        idx = (torch.arange(n, device=ux.device).unsqueeze(1) * (bins * bins) + jx * bins + jy).view(-1)
-        out = torch.zeros(n * bins * bins, dtype=count_dtype, device=ux.device)
-        buf = torch.empty_like(wx[0])
-        k = wx.shape[0]
-        for a in range(k):
-            for b in range(k):
-                torch.mul(wx[a], wy[b], out=buf)
-                _shifted(out, a * bins + b).scatter_add_(0, idx, buf.view(-1).to(count_dtype))
+        out, idx, wx, dwx, wy, dwy = _soft_joint_counts(ux, uy, mask, bins, h, count_dtype)
         ctx.save_for_backward(idx, wx, dwx, wy, dwy)
         ctx.bins = bins
-        return out.view(n, bins, bins).to(ux.dtype)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        idx, wx, dwx, wy, dwy = ctx.saved_tensors
-        bins = ctx.bins
-        g = grad.contiguous().view(-1).to(wx.dtype)
-        k = wx.shape[0]
-        # d/dux = sum_a dwx_a sum_b G[a, b] wy_b ;  d/duy = sum_b dwy_b sum_a G[a, b] wx_a
-        acc_x = torch.zeros_like(wx)
-        acc_y = torch.zeros_like(wy)
-        for a in range(k):
-            for b in range(k):
-                gv = _shifted(g, a * bins + b).take(idx).view_as(wx[0])
-                acc_x[a].addcmul_(gv, wy[b])
-                acc_y[b].addcmul_(gv, wx[a])
-        return (acc_x * dwx).sum(0), (acc_y * dwy).sum(0), None, None, None, None
+        gx, gy = _soft_joint_counts_backward(grad, *ctx.saved_tensors, ctx.bins)
+        return gx, gy, None, None, None, None
+
+
+def soft_histogram(u: torch.Tensor, mask: torch.Tensor, bins: int, h: float, count_dtype: torch.dtype) -> torch.Tensor:
+    """:class:`SoftHistogram` in eager mode; under ``torch.compile`` / ``torch.export`` the opaque custom op
+    ``torchsim::soft_histogram`` (:mod:`torchsim.kernels.histogram_op`), the same kernel.
+
+    Example:
+        >>> import torch
+        >>> from torchsim.ops import soft_histogram
+        >>> soft_histogram(torch.tensor([[0.5, 2.5]]), torch.ones(1, 2), 4, 0.5, torch.float32).tolist()
+        [[1.0, 0.0, 1.0, 0.0]]
+    """
+    if torch.compiler.is_compiling():
+        return torch.ops.torchsim.soft_histogram(u, mask, bins, h, count_dtype)[0]
+    return SoftHistogram.apply(u, mask, bins, h, count_dtype)
+
+
+def soft_joint_histogram(
+    ux: torch.Tensor, uy: torch.Tensor, mask: torch.Tensor, bins: int, h: float, count_dtype: torch.dtype
+) -> torch.Tensor:
+    """:class:`SoftJointHistogram` in eager mode; under ``torch.compile`` / ``torch.export`` the opaque custom op
+    ``torchsim::soft_joint_histogram`` (:mod:`torchsim.kernels.histogram_op`), the same kernel.
+
+    Example:
+        >>> import torch
+        >>> from torchsim.ops import soft_joint_histogram
+        >>> u = torch.tensor([[0.5, 1.5]])
+        >>> soft_joint_histogram(u, u.flip(1), torch.ones(1, 2), 2, 0.5, torch.float32).tolist()
+        [[[0.0, 1.0], [1.0, 0.0]]]
+    """
+    if torch.compiler.is_compiling():
+        return torch.ops.torchsim.soft_joint_histogram(ux, uy, mask, bins, h, count_dtype)[0]
+    return SoftJointHistogram.apply(ux, uy, mask, bins, h, count_dtype)
 
 
 # --------------------------------------------------------------------------- histograms
@@ -423,7 +493,7 @@ def histograms(x: torch.Tensor, bins: int, value_range: ValueRange, bandwidth: f
         return out[:, :bins].reshape(n, c, bins).to(v.dtype)
     u, inside = bin_positions(v, lo, hi, bins)
     u = torch.where(inside, u, torch.zeros_like(u))
-    out = SoftHistogram.apply(u.reshape(r, -1), inside.reshape(r, -1).to(v.dtype), bins, float(bandwidth), cdt)
+    out = soft_histogram(u.reshape(r, -1), inside.reshape(r, -1).to(v.dtype), bins, float(bandwidth), cdt)
     return out.view(n, c, bins)
 
 
@@ -474,7 +544,7 @@ def joint_histogram(x: torch.Tensor, y: torch.Tensor, bins: int, value_range: Va
     zero = torch.zeros_like(ux)
     ux = torch.where(mask, ux, zero)
     uy = torch.where(mask, uy, zero)
-    return SoftJointHistogram.apply(ux, uy, mask.to(vx.dtype), bins, float(bandwidth), cdt)
+    return soft_joint_histogram(ux, uy, mask.to(vx.dtype), bins, float(bandwidth), cdt)
 
 
 __all__ = [
@@ -491,6 +561,8 @@ __all__ = [
     "soft_taps",
     "SoftHistogram",
     "SoftJointHistogram",
+    "soft_histogram",
+    "soft_joint_histogram",
     "histograms",
     "joint_histogram",
 ]
