@@ -950,7 +950,7 @@ _DISAGREEMENTS = """Why:
 
 * **"SSIM as in Wang et al."** — scikit-image (Gaussian, `use_sample_covariance=False`), pytorch-msssim,
   BasicSR, MONAI and TensorFlow agree (valid windows, mean over the valid map; pytorch-msssim, MONAI and
-  TensorFlow to float32 precision); torchmetrics and kornia claim the same paper but pad with `reflect` and
+  TensorFlow compute in float32: up to ~1e-3 where the colour shift saturates a region at 1.0); torchmetrics and kornia claim the same paper but pad with `reflect` and
   average the same-size map, so border windows count; piq defaults to `downsample=True` and scores a
   half-size image from 384 px up (a third-size one from 640 px).
 * **"SSIM as in MATLAB"** — Wang's `ssim.m` downsamples by `f = round(min(H, W) / 256)` with MATLAB's
