@@ -54,11 +54,10 @@ class Skip(Exception):
 
 
 #: (name, crop) of the photographs: ``skimage.data`` names, cropped to at most ``crop`` per side
-FULL_IMAGES = (
-    "astronaut", "coffee", "chelsea", "camera", "rocket", "immunohistochemistry", "coins",
-    "moon", "page", "brick", "gravel", "colorwheel", "clock", "cell", "hubble_deep_field",
-)
-FULL_CROP = 720
+#: RGB portraits, a food and an animal photo, a gray photo, a microscope slide and a telescope field;
+#: hubble_deep_field's 640 px crop is where ssim.m's and piq's downsampling factors differ (3 and 2)
+FULL_IMAGES = ("astronaut", "coffee", "chelsea", "camera", "immunohistochemistry", "hubble_deep_field")
+FULL_CROP = 640
 QUICK_IMAGES = {"astronaut": (176, 181)}  # MS-SSIM needs 176 px; an odd side
 QUICK_DISTORTIONS = ("jpeg", "noise")
 QUICK_SIDE = 97  # the other rows see a smaller crop in --quick
@@ -127,9 +126,12 @@ def ffmpeg_version() -> str:
     return out.split()[2] if out.startswith("ffmpeg version") else "?"
 
 
-def ffmpeg_score(a: Array, b: Array, filt: str) -> float:
+def ffmpeg_score(a: Array, b: Array, filt: str, simd: bool = False) -> float:
     """ffmpeg's ``ssim`` or ``psnr`` filter on two 8-bit images, HxW (gray8) or HxWx3 (rgb24, which
-    ffmpeg scores as gbrp planes): its "All" / "average" value over the planes."""
+    ffmpeg scores as gbrp planes): its "All" / "average" value over the planes.
+
+    ``simd=False`` runs the filter's C code (``-cpuflags 0``); ``True`` its default, the x86 SIMD
+    code, which in FFmpeg 5.1 computes a different SSIM (by ~3e-3) when ``W / 4 ≡ 2 (mod 4)``."""
     from PIL import Image
 
     exe = _ffmpeg()
@@ -137,7 +139,8 @@ def ffmpeg_score(a: Array, b: Array, filt: str) -> float:
         paths = [os.path.join(tmp, f"{i}.png") for i in range(2)]
         for p, img in zip(paths, (a, b)):
             Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)).save(p)
-        cmd = [exe, "-hide_banner", "-nostats", "-i", paths[0], "-i", paths[1], "-lavfi", filt, "-f", "null", "-"]
+        flags = [] if simd else ["-cpuflags", "0"]
+        cmd = [exe, "-hide_banner", "-nostats", *flags, "-i", paths[0], "-i", paths[1], "-lavfi", filt, "-f", "null", "-"]
         err = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
     # uninit's summary: "SSIM Y:0.923451 (11.1) All:0.923451 (11.1)" / "PSNR y:37.22 average:37.223456 min:..."
     head, key = ("SSIM ", "All:") if filt == "ssim" else ("PSNR ", "average:")
@@ -378,9 +381,15 @@ def _ssim_rows() -> List[Row]:
             dtypes=("uint8",), note="torchsim computes uint8 in float32; RGB: the mean of the planes",
         ),
         Row(
+            "ssim", "ffmpeg", ref("ffmpeg") + "  with its default x86 SIMD code", "ffmpeg", _ours("ssim", "ffmpeg"),
+            _per_image(lambda a, b: ffmpeg_score(a, b, "ssim", simd=True)), {"uint8": (5e-3, 0.0)}, dtypes=("uint8",),
+            note="FFmpeg 5.1's SIMD path differs from its own C code by ~3e-3 where W / 4 ≡ 2 (mod 4), e.g. 600 px "
+            "(coffee); elsewhere it equals it",
+        ),
+        Row(
             "ssim", "ffmpeg", ref("ffmpeg"), "ffmpeg", _ours("ssim", "ffmpeg"),
             _per_image(lambda a, b: ffmpeg_score(a, b, "ssim")), {"uint8": (1e-5, 0.0)}, dtypes=("uint8",),
-            note="ffmpeg prints 6 decimals and sums in float32; RGB as gbrp planes",
+            note="the filter's C code (-cpuflags 0); ffmpeg prints 6 decimals and sums in float32; RGB as gbrp planes",
         ),
     ]
     return rows
@@ -492,14 +501,24 @@ def _psnr_rows() -> List[Row]:
             note="ffmpeg prints 6 decimals; torchsim computes uint8 in float32",
         ),
         Row(
-            "psnr", "libvmaf", ref("libvmaf"), "libvmaf", _ours("psnr", "libvmaf"),
-            lambda x, y: _raise(Skip("libvmaf is not installed here (Debian's ffmpeg is built without it)")), P64,
+            "psnr", "libvmaf", "libvmaf/src/feature/integer_psnr.c psnr per 8-bit plane, ported to NumPy", "numpy",
+            _planes_with_identical(lambda x, y: torchsim.psnr(x, y, convention="libvmaf", reduction="none")),
+            _planes_with_identical(lambda x, y: torch.tensor([ports.libvmaf_psnr_plane(a[0], b[0]) for a, b in zip(_np(x), _np(y))])),
+            {"uint8": (1e-4, 0.0)}, dtypes=("uint8",),
+            note="one value per plane; each image also against itself (the 60 dB cap); torchsim computes uint8 in float32",
         ),
     ]
 
 
-def _raise(exc: Exception):
-    raise exc
+def _planes_with_identical(fn: Fn) -> Fn:
+    """``fn`` on every plane of ``(x, y)`` and of ``(x, x)`` as its own ``(N·C·2, 1, H, W)`` batch (libvmaf's per-plane PSNR)."""
+
+    def run(x: torch.Tensor, y: torch.Tensor) -> Array:
+        a = torch.cat([x, x]).flatten(0, 1)[:, None]
+        b = torch.cat([y, x]).flatten(0, 1)[:, None]
+        return np.asarray(_np(torch.as_tensor(fn(a, b)).double()), dtype=np.float64).reshape(-1)
+
+    return run
 
 
 # pixelmatch-py's algorithm: the default before mapbox v7 became it (then ``compat="pixelmatch-py"``)
@@ -676,6 +695,8 @@ class Result:
     passed: bool = True
     skipped: Optional[str] = None  # the reason a reference could not run
     version: str = ""
+    #: the reference's values per photo name (float64 and uint8 rows), for :func:`cross_checks`
+    values: Dict[str, Array] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def tolerance(self) -> str:
@@ -742,6 +763,8 @@ def run_row(row: Row, dtype: str, images: Sequence[Photo], quick: bool = False) 
             res.max_abs = max(res.max_abs, float(np.max(diff)))
             res.max_rel = max(res.max_rel, float(np.max(rel)))
             res.images += int(x.shape[0])
+            if dtype != "float32":
+                res.values[photo.name] = theirs
         res.version = _version(row.package)
     except Skip as exc:
         res.skipped = str(exc)
@@ -767,10 +790,109 @@ def run(quick: bool = False, only: Optional[str] = None, progress: bool = False)
     return results
 
 
+#: (claim, metric, conventions): references that each claim to compute ``claim``; the first is the
+#: one the others are measured against (with their own presets, i.e. as their users call them)
+CLAIMS = (
+    (
+        "SSIM of Wang et al. 2004 (Gaussian 11x11, sigma 1.5, K = (0.01, 0.03))", "ssim",
+        ("wang", "pytorch_msssim", "basicsr", "monai", "tensorflow", "torchmetrics", "kornia", "piq", "ffmpeg"),
+    ),
+    ("SSIM \"as MATLAB's ssim.m\" (Wang's reference code)", "ssim", ("matlab", "piq", "basicsr")),
+    ("MS-SSIM of Wang et al. 2003 (5 scales, the paper's weights)", "ms_ssim", ("pytorch_msssim", "piq", "torchmetrics", "monai", "tensorflow")),
+    ("PSNR = 10 log10(L^2 / MSE)", "psnr", ("wang", "matlab", "basicsr", "monai", "tensorflow", "ffmpeg", "piq", "torchmetrics", "kornia")),
+)
+
+
+@dataclasses.dataclass
+class CrossCheck:
+    """How far reference ``other`` is from reference ``base`` on the same photographs (float64 / 8-bit)."""
+
+    claim: str
+    base: Result
+    other: Result
+    images: int = 0
+    max_abs: float = 0.0
+    mean_abs: float = 0.0
+    pooled: bool = False  # ``other`` gives one value per batch: compared with the mean of ``base``'s
+
+
+def _claim_result(results: Sequence[Result], metric: str, convention: str) -> Optional[Result]:
+    """The last row of ``metric`` / ``convention`` that ran (kornia's default eps; ffmpeg's binary, C code, before its port)."""
+    found = [r for r in results if r.row.family == metric and r.row.convention == convention and r.values]
+    return found[-1] if found else None
+
+
+def cross_checks(results: Sequence[Result]) -> List[CrossCheck]:
+    """Every reference of each :data:`CLAIMS` group against the group's first, from the values the rows kept.
+
+    References that could not run here (skipped rows) are left out.
+    """
+    out = []
+    for claim, metric, names_ in CLAIMS:
+        base = _claim_result(results, metric, names_[0])
+        if base is None:
+            continue
+        for name in names_[1:]:
+            other = _claim_result(results, metric, name)
+            if other is None:
+                continue
+            c = CrossCheck(claim, base, other)
+            diffs = []
+            for photo, theirs in other.values.items():
+                ref = base.values.get(photo)
+                if ref is None:
+                    continue
+                if theirs.size == 1 and ref.size > 1:  # a batch-level value against the batch's mean
+                    c.pooled, ref = True, np.asarray([ref.mean()])
+                diffs.append(np.abs(theirs.reshape(-1) - ref.reshape(-1)))
+                c.images += ref.size if not c.pooled else base.values[photo].size
+            if diffs:
+                d = np.concatenate(diffs)
+                c.max_abs, c.mean_abs = float(d.max()), float(d.mean())
+                out.append(c)
+    return out
+
+
+def _call_name(row: Row) -> str:
+    """The reference's function (or command) without its arguments: ``piq.ssim``, ``ffmpeg -lavfi ssim``."""
+    if row.reference.startswith("ffmpeg"):
+        return f"ffmpeg -lavfi {row.family}"
+    return row.reference.split("(")[0].strip().replace("|", "\\|")
+
+
 def _fmt(v: float) -> str:
     if v == 0:
         return "0"
     return f"{v:.1e}"
+
+
+def result_line(r: Result) -> str:
+    """One row of the report's table."""
+    ref = r.row.reference.replace("|", "\\|")
+    if r.row.note:
+        ref += f" — {r.row.note}"
+    if r.skipped:
+        return (
+            f"| `{r.row.family}` | `{r.row.convention}` | {ref} | — | {r.dtype} | — | — | — | {r.tolerance} | "
+            f"skipped: {r.skipped} |"
+        )
+    return (
+        f"| `{r.row.family}` | `{r.row.convention}` | {ref} | {r.row.package} {r.version} | {r.dtype} | {r.images} | "
+        f"{_fmt(r.max_abs)} | {_fmt(r.max_rel)} | {r.tolerance} | {'pass' if r.passed else '**FAIL**'} |"
+    )
+
+
+def cross_check_lines(results: Sequence[Result]) -> List[str]:
+    """The rows of the table of references that claim the same convention (claim named once per group)."""
+    lines, claim = [], None
+    for c in cross_checks(results):
+        other = f"`{_call_name(c.other.row)}`" + (" (one value per batch, against the batch's mean)" if c.pooled else "")
+        lines.append(
+            f"| {c.claim if c.claim != claim else ''} | {other} | `{_call_name(c.base.row)}` | {c.images} | "
+            f"{_fmt(c.max_abs)} | {_fmt(c.mean_abs)} |"
+        )
+        claim = c.claim
+    return lines
 
 
 def markdown(results: Iterable[Result], quick: bool, seconds: float) -> str:
@@ -780,7 +902,8 @@ def markdown(results: Iterable[Result], quick: bool, seconds: float) -> str:
     lines = [
         "# Agreement with the reference implementations",
         "",
-        "Generated by `python -m benchmarks.agreement" + (" --quick" if quick else "") + "` "
+        f"Generated on {time.strftime('%Y-%m-%d', time.gmtime())} by `python -m benchmarks.agreement"
+        + (" --quick" if quick else "") + "` "
         f"(torchsim {torchsim.__version__}, torch {torch.__version__}, Python {platform.python_version()}, "
         f"{platform.machine()} CPU, {seconds:.0f} s). CI runs `--quick` as `tests/test_agreement.py`.",
         "",
@@ -805,42 +928,47 @@ def markdown(results: Iterable[Result], quick: bool, seconds: float) -> str:
         "| metric | convention | reference | version | dtype | images | max abs | max rel | tolerance | result |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        ref = r.row.reference.replace("|", "\\|")
-        if r.row.note:
-            ref += f" — {r.row.note}"
-        if r.skipped:
-            lines.append(
-                f"| `{r.row.family}` | `{r.row.convention}` | {ref} | — | {r.dtype} | — | — | — | {r.tolerance} | "
-                f"skipped: {r.skipped} |"
-            )
-            continue
-        lines.append(
-            f"| `{r.row.family}` | `{r.row.convention}` | {ref} | {r.row.package} {r.version} | {r.dtype} | {r.images} | "
-            f"{_fmt(r.max_abs)} | {_fmt(r.max_rel)} | {r.tolerance} | {'pass' if r.passed else '**FAIL**'} |"
-        )
+    lines += [result_line(r) for r in results]
+    lines += ["", _DISAGREEMENTS_HEAD, ""]
+    lines += [
+        "| claim | reference | against | images | max abs difference | mean abs difference |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += cross_check_lines(results)
     lines += ["", _DISAGREEMENTS, ""]
     return "\n".join(lines)
 
 
-_DISAGREEMENTS = """## Where references that claim the same convention disagree
+_DISAGREEMENTS_HEAD = """## Where references that claim the same convention disagree
+
+Each reference against another that claims the same thing, both as their users call them (their own
+defaults), on the photographs above in float64 (8-bit for ffmpeg): the differences below are between the
+references themselves, not torchsim (whose preset for each equals it, in the table above). References that
+cannot run here are left out."""
+
+_DISAGREEMENTS = """Why:
 
 * **"SSIM as in Wang et al."** — scikit-image (Gaussian, `use_sample_covariance=False`), pytorch-msssim,
-  BasicSR, MONAI and TensorFlow agree (valid windows, mean over the valid map); torchmetrics and kornia
-  claim the same paper but pad with `reflect` and average the same-size map, so border windows count and
-  their SSIM of the same pair is higher or lower by about 1e-3 on these photos; piq defaults to
-  `downsample=True` and scores a half-size image from 384 px up.
-* **"SSIM as in MATLAB"** — Wang's `ssim.m` downsamples by `round(min(H, W) / 256)` with MATLAB's
-  rounding (640 px: f = 3) and a symmetric mean filter anchored like `imfilter(..., 'same')`; piq
-  documents the same step but rounds half to even (640 px: f = 2) and pools blocks from the first
-  pixel, so the two disagree at 640-767 px and by a one-pixel shift of every block elsewhere. BasicSR's
-  `calculate_ssim` ("same as MATLAB") does not downsample at all.
+  BasicSR, MONAI and TensorFlow agree (valid windows, mean over the valid map; pytorch-msssim, MONAI and
+  TensorFlow compute in float32: up to ~1e-3 where the colour shift saturates a region at 1.0); torchmetrics and kornia claim the same paper but pad with `reflect` and
+  average the same-size map, so border windows count; piq defaults to `downsample=True` and scores a
+  half-size image from 384 px up (a third-size one from 640 px).
+* **"SSIM as in MATLAB"** — Wang's `ssim.m` downsamples by `f = round(min(H, W) / 256)` with MATLAB's
+  rounding, an `f x f` mean filter anchored as `imfilter(..., 'symmetric', 'same')` and every f-th pixel;
+  piq documents the same step but rounds half to even (min side 640 px: f = 2 against ssim.m's 3; 1152 px:
+  4 against 5) and averages `f x f` blocks from the first pixel, dropping the remainder: for odd f
+  every block is one pixel off ssim.m's centred window, for even f only the last partial block differs.
+  BasicSR's `calculate_ssim` ("the same outputs as MATLAB's") does not downsample at all, so from 384 px up
+  it is another image size.
 * **MS-SSIM (Wang 2003)** — pytorch-msssim, piq, TensorFlow, torchmetrics and MONAI all use the paper's
   weights and clamp negative terms, but halve odd sides four different ways (a counted zero before,
   the first sample repeated, the last repeated, the last dropped) and torchmetrics and MONAI average
   channels before the product over scales; torchmetrics also takes the coarsest SSIM from its padded map.
 * **ffmpeg's `ssim`** claims Wang's SSIM but, after x264, uses 8x8 blocks every 4 pixels with a sample
-  covariance and a luminance constant C1 64 times smaller than the paper's.
+  covariance and a luminance constant C1 64 times smaller than the paper's. FFmpeg even disagrees with
+  itself: in 5.1 its x86 SIMD code (the default) gives a different SSIM than its C code (`-cpuflags 0`,
+  which the preset equals) when the width divided by 4 is 2 modulo 4 (568, 584, 600 px...): ~3e-3 on
+  coffee's 600 px width (the "default x86 SIMD code" row above).
 * **PSNR** — scikit-image, MATLAB, BasicSR, MONAI, TensorFlow and ffmpeg report the mean of per-image PSNRs
   (+inf for identical images); torchmetrics and kornia report the PSNR of the batch's pooled MSE; piq adds
   1e-8 to the MSE (80 dB for identical images, and every value a little lower); libvmaf clamps at

@@ -456,3 +456,139 @@ def test_compare_convention_rows(image_dirs, capsys):
     ssim_line = next(line for line in out.splitlines() if line.startswith("SSIM "))
     assert f"{float(torchsim.ssim(x, y, convention='ffmpeg')):.4f}" in ssim_line and "convention ffmpeg" in ssim_line
     assert "ffmpeg publishes no ms_ssim: the defaults" in next(line for line in out.splitlines() if line.startswith("MS-SSIM"))
+
+
+# --------------------------------------------------------------------------- presets with masks and the Triton backend
+
+
+@pytest.fixture(scope="module")
+def masked_photos(photos):
+    """Two 8-bit crops (astronaut, coffee) and their JPEG / noise copies, float64 in [0, 1], and a mask
+    per image (True = ignore) of different sizes: a rectangle, and a rectangle plus the border rows."""
+    from tests.helpers import DISTORTIONS, crop, to_nchw
+
+    a = [crop(photos[n], 61, 74, 40, 90) for n in ("astronaut", "coffee")]
+    b = [DISTORTIONS[d](i) for i, d in zip(a, ("jpeg", "noise"))]
+    x = torch.cat([to_nchw(i) for i in a]).mul(255).round().div(255)
+    y = torch.cat([to_nchw(i) for i in b]).clamp(0, 1).mul(255).round().div(255)
+    m = torch.zeros(2, 1, 61, 74, dtype=torch.bool)
+    m[0, :, 20:41, 10:35] = True
+    m[1, :, 5:15, 30:70] = True
+    m[1, :, :3] = True
+    return x, y, m
+
+
+@pytest.mark.parametrize("name", conventions.names("ssim"))
+def test_every_ssim_preset_takes_a_mask(masked_photos, name):
+    """A preset with ``mask=`` is its arguments with ``mask=``, and the mean is over the map's
+    positions whose window centre is kept (the ignored centres' map values are left out)."""
+    x, y, m = masked_photos
+    preset = conventions.settings("ssim", "ssim", name)
+    v, smap = torchsim.ssim(x, y, data_range=1.0, convention=name, mask=m, return_map=True, reduction="none")
+    torch.testing.assert_close(v, torchsim.ssim(x, y, data_range=1.0, mask=m, reduction="none", **preset), rtol=0, atol=0)
+    _, full = torchsim.ssim(x, y, data_range=1.0, convention=name, return_map=True, reduction="none")
+    keep = smap != 1  # the masked map is 1 at ignored centres (no kept value of these pairs is exactly 1)
+    assert keep.sum() < full.numel()
+    for i in range(2):
+        torch.testing.assert_close(v[i], full[i][keep[i]].mean(), rtol=1e-12, atol=1e-12)
+
+
+def test_masked_presets_equal_the_references_maps(masked_photos):
+    """torchmetrics' and kornia's same-size maps and scikit-image's full map (valid crop), averaged over
+    the kept pixels, are the masked values of their presets."""
+    import kornia
+    import torchmetrics.functional.image as tmf
+    from skimage.metrics import structural_similarity
+
+    x, y, m = masked_photos
+    keep = ~m[:, 0]
+    _, tm_map = tmf.structural_similarity_index_measure(x, y, data_range=1.0, return_full_image=True, reduction="none")
+    kn_map = kornia.metrics.ssim(x, y, 11, max_val=1.0, eps=0.0)
+    for name, ref_map in (("torchmetrics", tm_map), ("kornia", kn_map)):
+        got = torchsim.ssim(x, y, data_range=1.0, convention=name, mask=m, reduction="none")
+        expected = torch.stack([ref_map[i].mean(0)[keep[i]].mean() for i in range(2)])
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10, msg=lambda s, n=name: f"{n}: {s}")
+    got = torchsim.ssim(x, y, data_range=1.0, convention="skimage", mask=m, reduction="none")
+    for i in range(2):
+        a, b = x[i].permute(1, 2, 0).numpy(), y[i].permute(1, 2, 0).numpy()
+        _, full = structural_similarity(a, b, data_range=1.0, channel_axis=-1, full=True)
+        valid = torch.from_numpy(full[3:-3, 3:-3].mean(-1))  # 7x7 windows inside the image
+        torch.testing.assert_close(got[i], valid[keep[i, 3:-3, 3:-3]].mean(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", conventions.names("psnr"))
+def test_every_psnr_preset_takes_a_mask(masked_photos, name):
+    """The PSNR of the kept pixels as the preset's reference computes it: per image (scikit-image, with
+    piq's 1e-8 and libvmaf's cap), or one PSNR of every kept value of the batch (torchmetrics)."""
+    import torchmetrics.functional.image as tmf
+    from skimage.metrics import peak_signal_noise_ratio
+
+    x, y, m = masked_photos
+    keep = (~m).expand_as(x)
+    got = torchsim.psnr(x, y, data_range=1.0, convention=name, mask=m)
+    settings = conventions.settings("psnr", "psnr", name)
+    tol = dict(rtol=1e-10, atol=1e-10)
+    if settings.get("pooled"):
+        expected = tmf.peak_signal_noise_ratio(x[keep], y[keep], data_range=1.0)
+        tol = dict(rtol=1e-6, atol=1e-5)  # torchmetrics keeps data_range as a float32 tensor
+    else:
+        per = []
+        for i in range(2):
+            a, b = x[i][keep[i]].numpy(), y[i][keep[i]].numpy()
+            if "eps" in settings:
+                per.append(-10 * math.log10(float(((a - b) ** 2).mean()) + settings["eps"]))
+            else:
+                per.append(min(peak_signal_noise_ratio(a, b, data_range=1.0), settings.get("max_db", math.inf)))
+        expected = torch.tensor(per, dtype=torch.float64).mean()
+    torch.testing.assert_close(got, expected.double(), **tol)
+    if settings.get("pooled"):  # not the mean of the per-image masked MSEs: the masks differ in size
+        unweighted = -10 * torch.log10(torchsim.mse(x, y, mask=m, reduction="none").mean())
+        assert abs(float(got) - float(unweighted)) > 1e-3
+
+
+def test_ms_ssim_has_no_mask():
+    x, y = _pair(1, 1, 161, 161)
+    with pytest.raises(TypeError, match="mask"):
+        torchsim.ms_ssim(x, y, data_range=1.0, convention="piq", mask=torch.zeros(1, 1, 161, 161, dtype=torch.bool))
+
+
+# the fused kernels get c1, c2 and the covariance factor as float32 scalars: float64 agrees to ~1e-9
+# (tests/test_triton.py::test_float64_per_image_range_map_channels_last)
+TRITON_F64 = dict(rtol=1e-8, atol=1e-8)
+
+
+@pytest.fixture
+def triton_interpret(monkeypatch):
+    pytest.importorskip("triton", reason="the fused SSIM backend needs the triton package")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+
+@pytest.mark.parametrize("name", conventions.names("ssim"))
+def test_every_ssim_preset_runs_on_the_triton_backend(triton_interpret, masked_photos, name):
+    """``backend="triton"`` (Triton's interpreter on CPU) gives the preset's value, map and mask handling:
+    odd windows (padded or not) run fused; ffmpeg's even 8x8 blocks take the reference kernel."""
+    x, y, m = masked_photos
+    x, y, m = x[:, :2, :29, :33], y[:, :2, :29, :33], m[..., :29, :33]
+    for mask in (None, m):
+        got = torchsim.ssim(x, y, data_range=1.0, convention=name, backend="triton", mask=mask, return_map=True, reduction="none")
+        ref = torchsim.ssim(x, y, data_range=1.0, convention=name, backend="torch", mask=mask, return_map=True, reduction="none")
+        torch.testing.assert_close(got[0], ref[0], **TRITON_F64)
+        torch.testing.assert_close(got[1], ref[1], **TRITON_F64)
+
+
+@pytest.mark.parametrize("name", conventions.names("ms_ssim"))
+def test_every_ms_ssim_preset_runs_on_the_triton_backend(triton_interpret, masked_photos, name):
+    x, y, _ = masked_photos
+    x, y = x[:1, :2, :27, :30], y[:1, :2, :27, :30]
+    kw = dict(MS_SMALL, data_range=1.0, convention=name, reduction="none")
+    torch.testing.assert_close(
+        torchsim.ms_ssim(x, y, backend="triton", **kw), torchsim.ms_ssim(x, y, backend="torch", **kw), **TRITON_F64
+    )
+
+
+def test_triton_backend_errors_clearly_without_the_interpreter_on_cpu(monkeypatch, masked_photos):
+    pytest.importorskip("triton", reason="the fused SSIM backend needs the triton package")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    x, y, m = masked_photos
+    with pytest.raises(ValueError, match=r"^ssim: backend='triton'"):
+        torchsim.ssim(x, y, data_range=1.0, convention="torchmetrics", backend="triton", mask=m)

@@ -58,6 +58,7 @@ class Convention:
         references: per metric, the reference call the preset equals.
         differs: one line on how this convention's numbers differ from the default ones
             (window, border, covariance, downsampling, channels, data range).
+        notes: per metric, a remark on calling the reference (optional).
     """
 
     name: str

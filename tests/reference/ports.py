@@ -30,6 +30,12 @@ FFmpeg's ``ssim`` filter (libavfilter/vf_ssim.c, FFmpeg 5.x; the x264 algorithm)
     *64*63 + .5)``, averaged over the ``(H/4 - 1) (W/4 - 1)`` windows. Ported to NumPy: the
     sums in int64 (exact), the final ratio in float64 where FFmpeg uses float32 (and sums the
     per-window values in float32): the port is the exact value FFmpeg approximates to ~1e-6.
+
+libvmaf's ``psnr`` feature (libvmaf/src/feature/integer_psnr.c, VMAF 3.x; BSD+Patent)
+    ``psnr()`` for 8-bit planes: the integer sum of squared errors per plane, ``mse = sse /
+    (w h)``, ``min(10 log10(peak^2 / max(mse, 1e-16)), psnr_max)`` with ``peak = 255`` and,
+    without its ``min_sse`` option, ``psnr_max = 6 bpc + 12`` (60 dB at 8 bits). Ported to
+    NumPy (int64 sums, float64 ratio), as libvmaf computes it.
 """
 
 from __future__ import annotations
@@ -201,3 +207,14 @@ def ffmpeg_ssim_plane(main: np.ndarray, ref: np.ndarray) -> float:
     num = (2 * s1 * s2 + c1).astype(np.float64) * (2 * covar + c2)
     den = (s1 * s1 + s2 * s2 + c1).astype(np.float64) * (var + c2)
     return float((num / den).sum() / ((h4 - 1) * (w4 - 1)))
+
+
+# --------------------------------------------------------------------------- libvmaf integer_psnr.c
+
+
+def libvmaf_psnr_plane(ref: np.ndarray, dist: np.ndarray, bpc: int = 8) -> float:
+    """libvmaf's ``psnr_y`` (or ``psnr_cb`` / ``psnr_cr``) of two integer HxW planes (see the module docstring)."""
+    e = ref.astype(np.int64) - dist.astype(np.int64)
+    mse = float((e * e).sum()) / e.size
+    peak = (1 << bpc) - 1
+    return min(10.0 * np.log10(peak * peak / max(mse, 1e-16)), 6.0 * bpc + 12.0)

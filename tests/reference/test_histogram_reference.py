@@ -113,3 +113,28 @@ def test_soft_similarity_close_to_exact_on_photos(pairs):
     exact = torchsim.histogram_similarity(x, y, bins=64, method="correlation")
     soft = torchsim.histogram_similarity(x, y, bins=64, method="correlation", bandwidth=0.5)
     assert abs(soft.item() - exact.item()) < 0.05
+
+
+# bounds that are float32 numbers, as OpenCV takes its ranges (float)
+F32_RANGES = [(37, (0.2, 0.8)), (100, (0.01, 0.99)), (255, (0.25, 0.75)), (1000, (-0.5, 1.5))]
+
+
+def test_float32_photos_binned_as_calchist(photos):
+    """float32 photographs (noise, blur, JPEG) at full size: every bin equals ``cv2.calcHist``, whose
+    bin of a float32 pixel comes from float64 arithmetic. NumPy on the same float32 arrays, whose
+    edges are float32, puts a few pixels per image in the neighbouring bin. OpenCV's range is
+    half-open ``[lo, hi)``; torchsim's last bin is closed, so pixels equal to ``hi`` are added back."""
+    numpy_moved = 0
+    for name in PHOTOS:
+        for dist in ("noise", "blur", "jpeg"):
+            img = np.clip(DISTORTIONS[dist](photos[name]), 0, 1).astype(np.float32)
+            x = to_nchw(img)
+            for bins, rng in F32_RANGES:
+                lo, hi = (float(np.float32(b)) for b in rng)
+                h = torchsim.histogram(x, bins=bins, value_range=(lo, hi))
+                for c, ch in enumerate(_channels(img)):
+                    ref = cv2.calcHist([ch], [0], None, [bins], [lo, hi]).ravel()
+                    ref[-1] += (ch == np.float32(hi)).sum()
+                    np.testing.assert_array_equal(h[0, c].numpy(), ref, err_msg=f"{name} {dist} {bins} {rng}")
+                    numpy_moved += int(np.abs(np.histogram(ch, bins, (lo, hi))[0] - ref).sum())
+    assert numpy_moved > 0  # the case the float64 edges exist for occurs on real photographs

@@ -63,6 +63,7 @@ def histogram(
         value one float32 step from an edge lands where ``cv2.calcHist`` puts it
         (NumPy, which rounds the edges to float32, may put it in the next bin), i.e.
         float32 input is binned as ``numpy.histogram`` bins it after ``astype(float64)``.
+        (OpenCV's range is half-open: unlike here, it does not count a value equal to ``hi``.)
         ``value_range="minmax"`` bins each image over its own min..max taken over all
         its channels (a constant image over ``v ± 0.5``), as ``numpy.histogramdd``
         does inside ``skimage.metrics.normalized_mutual_information``.

@@ -110,7 +110,8 @@ def psnr(
         ``"matlab"``, ``"basicsr"``, ``"monai"``, ``"tensorflow"`` and ``"ffmpeg"`` are the defaults.
         With ``mask``, the MSE is :func:`mse`'s over the pixels that are not ignored
         (``peak_signal_noise_ratio(x[~m], y[~m], data_range=L)`` per image); all
-        ignored gives NaN.
+        ignored gives NaN. ``pooled=True`` with ``mask`` pools every kept value of the
+        batch (each image's MSE weighted by its kept pixels; an image with none adds nothing).
 
     Args:
         x, y: ``(N, C, H, W)`` images.
@@ -156,7 +157,11 @@ def psnr(
     ignore = V.check_mask(fn, mask, x)
     with no_autocast(x.device):
         err = _mse_per_image(x, y, dr, ignore)  # in units of data_range: 1e30 and 1e-30 ranges stay finite
-        if pooled and reduction == "mean":
+        if pooled and reduction == "mean" and ignore is not None:  # every kept value of the batch
+            kept = (~ignore).flatten(1).sum(1).to(torch.float64)
+            total, count = torch.where(kept > 0, err.to(torch.float64) * kept, 0.0).sum(), kept.sum()
+            err = (total / count).to(err.dtype).reshape(1)
+        elif pooled and reduction == "mean":
             total, count = pooled_sums(err, 1)
             err = (total / count).to(err.dtype).reshape(1)  # = psnr_pooled (images of one size)
         value = psnr_from_mse(err + eps if eps else err)
