@@ -144,6 +144,32 @@ def test_the_compiler_sees_one_op_per_scale(name, calls):
     assert not any("conv" in str(n.target) for n in gm.graph.nodes)
 
 
+def test_ms_ssim_halves_through_one_op_per_scale():
+    """Between scales the compiler sees torchsim::halve (no pooling traced): a compiled
+    ``ms_ssim`` with ``dynamic=True`` took minutes in Inductor's index simplification of the
+    pooled scales' nested symbolic sizes."""
+    gm = _graph_of(CASES["MSSSIMLoss"], *_pair((2, 3, 24, 25)))
+    targets = [str(n.target) for n in gm.graph.nodes]
+    assert sum("torchsim.halve" in t for t in targets) == 4  # 3 scales: x and y halved twice
+    assert not any("avg_pool" in t for t in targets)
+
+
+@pytest.mark.parametrize("mode", ["zero", "floor", "replicate_start", "symmetric_end"])
+def test_halve_op_equals_halve_and_opcheck(mode):
+    """Odd and even sides: the op's values and gradients are those of torchsim.ops.halve."""
+    from torchsim.ops import halve
+
+    g = torch.Generator().manual_seed(0)
+    for shape in [(2, 2, 9, 12), (1, 1, 8, 7), (1, 2, 5, 6, 7)]:
+        x = torch.rand(shape, generator=g, dtype=torch.float64, requires_grad=True)
+        torch.library.opcheck(torch.ops.torchsim.halve.default, (x, mode))
+        out = torch.ops.torchsim.halve(x, mode)
+        ref = halve(x, mode)
+        assert torch.equal(out, ref)
+        gout = torch.rand(out.shape, generator=g, dtype=torch.float64)
+        assert torch.equal(torch.autograd.grad(out, x, gout)[0], torch.autograd.grad(ref, x, gout)[0])
+
+
 def test_export_losses():
     """torch.export of the losses, with dynamic batch and spatial sizes."""
     x, y = _pair((2, 3, 24, 25))

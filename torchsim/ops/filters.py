@@ -374,11 +374,13 @@ def halve(x: torch.Tensor, mode: str = "zero") -> torch.Tensor:
         V.check_choice("halve", "mode", mode, HALVING_MODES)
     sizes = x.shape[2:]
     pool = F.avg_pool2d if x.dim() == 4 else F.avg_pool3d
+    if torch.compiler.is_compiling():
+        # One opaque op for the compiler (torchsim.kernels.halve_op): no guard on the sizes'
+        # parity (one graph for every shape, export works) and no nested index arithmetic.
+        from ..kernels import halve_op  # noqa: F401  (registers torchsim::halve)
+
+        return torch.ops.torchsim.halve(x, mode)
     if mode == "zero":
-        if torch.compiler.is_compiling():
-            # The same pooling with the padding made explicit: the compiler then traces symbolic
-            # sizes without a guard on their parity (one graph for every shape, and export works).
-            return pool(F.pad(x, [p for s in reversed(sizes) for p in (s % 2, s % 2)]), 2)
         return pool(x, 2, padding=[s % 2 for s in sizes])
     if mode == "replicate_start":
         if any(s % 2 for s in sizes):
