@@ -33,7 +33,11 @@ def _mse_per_image(x: torch.Tensor, y: torch.Tensor, scale=None, ignore: Optiona
     else:
         d = d.flatten(1)
         value = (d * d).mean(1)
-    finite = torch.isfinite(d).all(1)  # inf - inf, inf - 1 or NaN: never a plausible number
+    # A NaN or infinite difference (inf - inf, inf - 1, NaN) makes the row sum non-finite: never
+    # a plausible number. One reduction, where isfinite(d).all(1) took four passes and half the
+    # time of mse. (A sum that overflows with finite terms, |d| ~ 1e33 in float32, is flagged
+    # too: its squares overflowed long before.)
+    finite = torch.isfinite(d.sum(1))
     return torch.where(finite, value, torch.full_like(value, float("nan")))
 
 
