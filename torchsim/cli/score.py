@@ -578,18 +578,14 @@ def _score_shard(args, specs, metrics, modules, device, header, shard: _Shard, s
 
 
 def _states(modules: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
-    """A copy of every module's buffers (the streaming sums and counts)."""
-    return {name: {k: b.detach().clone() for k, b in m.named_buffers()} for name, m in modules.items()}
+    """A copy of every module's streaming state (its ``state_dict``: the sums and counts)."""
+    return {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in modules.items()}
 
 
 def _restore(modules: Dict[str, Any], states: Dict[str, Dict[str, Any]]) -> None:
-    """Put back the buffers :func:`_states` copied."""
-    import torch
-
-    with torch.no_grad():
-        for name, m in modules.items():
-            for k, b in m.named_buffers():
-                b.copy_(states[name][k])
+    """Put back the states :func:`_states` copied."""
+    for name, m in modules.items():
+        m.load_state_dict(states[name])
 
 
 def _error_of(exc: BaseException) -> Tuple[int, str]:

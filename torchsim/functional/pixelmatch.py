@@ -47,9 +47,11 @@ _MAX_YIQ_DELTA = 35215  # the largest possible YIQ delta
 _DELTA_WEIGHTS = (0.5053, 0.299, 0.1957)  # of dY², dI², dQ²
 _PHI = (1.618033988749895, 2.618033988749895)  # v7's checkerboard divisors, φ and φ²
 _COMPAT = ("mapbox", "pixelmatch-py")
-_BAND = 30000  # pixels per band of rows of the grey background on the CPU: under torch's grain size (32768)
-_CHUNK = 16384  # changed pixels per task of the CPU path (its 1-D temporaries stay under the grain size)
-_AA_CHUNK = 896  # pixels per anti-aliasing test: its largest temporaries, 9 x 4 x 896, stay under the grain size
+# CPU work sizes. Under torch's grain size (32768), so each op runs in its calling thread even
+# where the chunk workers (torchsim/ops/parallel.py) are off, and small enough to stay in cache.
+_BAND = 30000  # pixels per band of rows of the grey background
+_CHUNK = 16384  # changed pixels per task of the sparse path
+_AA_CHUNK = 896  # pixels per anti-aliasing test: its largest temporaries are 9 x 4 x 896
 
 # The 8 neighbours in the reference's visiting order (x outer, y inner): (dx, dy).
 _OFFSETS: List[Tuple[int, int]] = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
