@@ -170,7 +170,7 @@ def _stages(a: str, b: str, out: str, device: str) -> Dict[str, float]:
     import torch
 
     import torchsim
-    from torchsim.cli._files import load_pair
+    from torchsim.cli._files import load_pair, start_pair
     from torchsim.cli._picture import write_picture
 
     def sync():
@@ -178,7 +178,7 @@ def _stages(a: str, b: str, out: str, device: str) -> Dict[str, float]:
             torch.cuda.synchronize()
 
     t0 = time.perf_counter()
-    x, y = load_pair(a, b, "RGB", device)
+    x, y = load_pair(start_pair(a, b, "RGB"), device)
     t1 = time.perf_counter()
     count, picture = torchsim.pixelmatch(x[None].to(device), y[None].to(device), return_diff=True)
     int(count[0])

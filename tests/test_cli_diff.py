@@ -403,3 +403,49 @@ def test_json_regions_and_lines_agree_with_the_mask_picture(page, tmp_path, mode
         docs.append({k: doc[k] for k in ("count", "regions", "diff_lines", "diff_cols")})
     assert docs[0] == docs[1] and docs[0]["count"] > 0 and docs[0]["regions"]
     assert sum(r["pixels"] for r in docs[0]["regions"]) == docs[0]["count"]
+
+
+# ---- pixelmatch without torch ---------------------------------------------------------------------
+
+
+_NO_TORCH = """
+import sys
+from torchsim.cli import main
+code = main(sys.argv[1:])
+assert "torch" not in sys.modules, "torch was imported"
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("extra", [[], ["--output-mode", "mask"], ["--ignore", "90,75,140,110", "--output-diff-lines"],
+                                   ["--include-aa", "--threshold", "0"]], ids=["overlay", "mask", "ignore", "include-aa"])
+def test_pixelmatch_runs_without_torch_and_equals_the_library(page, tmp_path, extra):
+    """``diff --method pixelmatch`` on the CPU (no --json, --mask or side-by-side) runs the CPU kernel
+    on the decoded arrays in a process that never imports torch (a CI step starts in a fraction of
+    a second); its count, exit code and picture are those of :func:`torchsim.pixelmatch` on the
+    same pixels, and of the command run through torch (``--json`` needs SSIM, so it imports torch)."""
+    import subprocess
+    import sys
+
+    a, b, base, edited = page
+    out = tmp_path / "fast.png"
+    args = ["diff", a, b, str(out), "--method", "pixelmatch", *extra]
+    done = subprocess.run([sys.executable, "-c", _NO_TORCH, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    count = int(done.stdout.split()[0])
+    ignore = [(90, 75, 140, 110)] if "--ignore" in extra else None
+    kw = {"threshold": 0.0, "include_aa": True} if "--include-aa" in extra else {}
+    x, y = (torch.from_numpy(v).permute(2, 0, 1)[None].contiguous() for v in (base, edited))
+    want_count, want = torchsim.pixelmatch(x, y, return_diff=True, diff_mask="mask" in extra, mask=ignore, **kw)
+    assert count == int(want_count) > 0
+    got = _decode(out) if "mask" not in extra else torch.from_numpy(np.array(Image.open(out).convert("RGBA"))).permute(2, 0, 1)
+    assert torch.equal(got, want[0] if "mask" in extra else want[0, :3])
+    if "--output-diff-lines" in extra:
+        rows = done.stdout.splitlines()[1]
+        assert rows.startswith("Different lines: ")
+        want_rows = torch.nonzero(((want[0, 0] == 255) & (want[0, 1] == 0)).any(1)).reshape(-1).tolist()
+        assert [int(v) for v in rows.split(": ")[1].split(", ")] == want_rows
+    out2 = tmp_path / "torch.png"
+    assert main(["diff", a, b, str(out2), "--method", "pixelmatch", *extra, "--json", str(tmp_path / "r.json")]) == 1
+    assert json.loads((tmp_path / "r.json").read_text())["count"] == count
+    assert torch.equal(_decode(out2) if "mask" not in extra else torch.from_numpy(np.array(Image.open(out2).convert("RGBA"))).permute(2, 0, 1), got)

@@ -245,16 +245,14 @@ def test_generations_differ_only_on_semi_transparent_pixels():
 
 @pytest.mark.parametrize("gen", GENERATIONS, ids=str)
 def test_cpu_path_in_many_chunks_and_threads_equals_the_dense_path(monkeypatch, gen):
-    """The CPU path cuts the changed pixels into chunks (and anti-aliasing tests into smaller ones)
-    handled on several threads; tiny chunks on two real photographs (JPEG-distorted, batch of two,
+    """The CPU path cuts the changed pixels into chunks (and anti-aliasing tests into smaller ones),
+    and the grey background into bands, handled on several threads; tiny chunks on two real photographs (JPEG-distorted, batch of two,
     RGB and RGBA) give the dense path's counts and diff images."""
-    import importlib
-
     import numpy as np
 
     from tests.helpers import jpeg, photo_u8
 
-    pm = importlib.import_module("torchsim.functional.pixelmatch")  # the module, not the function
+    from torchsim.kernels import pixelmatch as kernel
 
     xs = [photo_u8(name, size=(64, 48)) for name in ("astronaut", "chelsea")]
     x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()
@@ -263,8 +261,10 @@ def test_cpu_path_in_many_chunks_and_threads_equals_the_dense_path(monkeypatch, 
     alpha[:, :, 10:20] = 128
     args = (35215 * 0.05**2, False, 0.1, _COLORS, False, True)
     threads = torch.get_num_threads()
-    monkeypatch.setattr(pm, "_CHUNK", 97)
-    monkeypatch.setattr(pm, "_AA_CHUNK", 11)
+    monkeypatch.setattr(kernel, "_CHUNK", 97)
+    monkeypatch.setattr(kernel, "_AA_CHUNK", 11)
+    monkeypatch.setattr(kernel, "_BAND", 150)  # grey background in bands of a few rows
+    monkeypatch.setattr(kernel, "_workers", lambda: 3)
     torch.set_num_threads(2)
     try:
         for u, v in ((x, y), (torch.cat([x, alpha], 1), torch.cat([y, alpha.flip(2)], 1))):

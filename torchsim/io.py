@@ -1,4 +1,8 @@
-"""Image files: reading and writing with torchvision.io, and MD5 digests."""
+"""Image files: reading and writing with torchvision.io, and MD5 digests.
+
+Importing this module does not import torch (the command line decodes files with Pillow
+while torch is still loading, and reports :class:`ImageReadError` before it is loaded).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ import contextlib
 import hashlib
 import os
 import re
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -17,7 +22,7 @@ class ImageReadError(ValueError):
     """An image file that is missing, unreadable or corrupt (one clear line)."""
 
 
-def read_image(path: PathLike, mode: str = "RGB") -> torch.Tensor:
+def read_image(path: PathLike, mode: str = "RGB") -> "torch.Tensor":
     """Decode an image file to a ``(C, H, W)`` uint8 tensor with ``torchvision.io``.
 
     Args:
@@ -28,6 +33,7 @@ def read_image(path: PathLike, mode: str = "RGB") -> torch.Tensor:
         ImageReadError: the file is missing, unreadable or not a decodable image;
             the message names the file and says why.
     """
+    import torch
     from torchvision.io import ImageReadMode, decode_image
 
     p = os.fspath(path)
@@ -81,8 +87,9 @@ def _native_stderr_silenced():
         os.close(devnull)
 
 
-def write_png(image: torch.Tensor, path: PathLike) -> None:
+def write_png(image: "torch.Tensor", path: PathLike) -> None:
     """Write a ``(C, H, W)`` uint8 tensor (C = 1 or 3; torchvision's encoder takes no alpha) as PNG."""
+    import torch
     from torchvision.io import write_png as _write_png
 
     _write_png(image.detach().to("cpu", torch.uint8).contiguous(), os.fspath(path))

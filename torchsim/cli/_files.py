@@ -1,9 +1,11 @@
 """Image files for the commands: listing, pairing, decoding and batching, in one place.
 
 * Listing: :func:`list_images`, the image files of a folder (by extension, hidden files left out).
-* Pairing: :func:`pair_files` pairs two folders by file name (``score``); :func:`load_pair`
-  reads the two files of ``compare`` and ``diff``.
-* Decoding: :func:`decode`, a ``(C, H, W)`` uint8 tensor or an ``ImageReadError`` naming the file.
+* Pairing: :func:`pair_files` pairs two folders by file name (``score``); :func:`start_pair`
+  and :func:`load_pair` read the two files of ``compare`` and ``diff`` (decoding starts before
+  torch is imported).
+* Decoding: :func:`decode`, a ``(C, H, W)`` uint8 tensor or an ``ImageReadError`` naming the file
+  (:func:`read_pixels`, its torch-free half, and :func:`finish_decode`).
 * Batching: :func:`batches`, a ``DataLoader`` over :class:`FileDataset` entries (one file, or a
   reference/test pair, decoded in the workers) whose :func:`collate_by_size` stacks the images
   of one size; an entry that fails becomes one error line and the others go on.
@@ -115,12 +117,12 @@ def modcrop(image: "torch.Tensor", scale: int) -> "torch.Tensor":
     return image[..., : h - h % scale, : w - w % scale] if scale > 1 else image
 
 
-def _mismatch(ref: str, x: "torch.Tensor", test: str, y: "torch.Tensor") -> Optional[str]:
+def _mismatch(ref: str, x: Any, test: str, y: Any) -> Optional[str]:
     """Why ``test``'s image cannot be scored against ``ref``'s (one line), or None."""
     if x.dtype != y.dtype:
         bits = {1: "8", 2: "16"}
-        return (f"{test}: {bits.get(y.element_size(), '?')}-bit image, the reference {ref} is "
-                f"{bits.get(x.element_size(), '?')}-bit; convert one so both have the same depth")
+        return (f"{test}: {bits.get(y.dtype.itemsize, '?')}-bit image, the reference {ref} is "
+                f"{bits.get(x.dtype.itemsize, '?')}-bit; convert one so both have the same depth")
     if x.shape == y.shape:
         return None
     if x.shape[-2:] != y.shape[-2:]:
@@ -129,34 +131,85 @@ def _mismatch(ref: str, x: "torch.Tensor", test: str, y: "torch.Tensor") -> Opti
     return f"{test}: shape {tuple(y.shape)} differs from {tuple(x.shape)} of the reference {ref}"
 
 
-def load_pair(path_a: str, path_b: str, mode: str, device: str, **options: Any) -> Tuple["torch.Tensor", "torch.Tensor"]:
-    """Both images of a pairwise command as ``(C, H, W)`` uint8.
-
-    Raises:
-        CliError: exit code 1 with one line per unreadable file, or for a size mismatch;
-            2 when ``device`` cannot be used.
-    """
+def start_pair(path_a: str, path_b: str, mode: str, **options: Any):
+    """Start decoding the two files of a pairwise command in two threads (Pillow releases the
+    GIL), without torch: call it before importing torch, so that both overlap; hand the result
+    to :func:`load_pair` (tensors) or :func:`pair_arrays` (NumPy arrays, no torch)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from torchsim.io import ImageReadError
 
     def one(path: str):
         try:
-            return decode(path, mode, **options), None
+            return read_pixels(path, mode, **options), None
         except ImageReadError as exc:  # "<file>: <why>"
             return None, str(exc)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:  # the decoders release the GIL: both files at once
-        results = list(pool.map(one, (path_a, path_b)))
-    images = [image for image, _ in results]
-    problems = [problem for _, problem in results if problem]
+    pool = ThreadPoolExecutor(max_workers=2)
+    futures = [pool.submit(one, p) for p in (path_a, path_b)]
+    pool.shutdown(wait=False)
+    return _PendingPair(path_a, path_b, mode, futures)
+
+
+@dataclasses.dataclass
+class _PendingPair:
+    path_a: str
+    path_b: str
+    mode: str
+    futures: List[Any]  # two futures of (read_pixels' result, None) or (None, error line)
+
+
+def pair_arrays(pending: _PendingPair) -> Optional[Tuple[Any, Any]]:
+    """The two images as ``(C, H, W)`` uint8 NumPy arrays when Pillow decoded both (no torch
+    needed), else None: then :func:`load_pair` (which also reports the files that failed).
+
+    Raises:
+        CliError: exit code 1 for images of different sizes.
+    """
+    import numpy as np
+
+    done = _collect(pending)
+    if not all(problem is None and isinstance(p, np.ndarray) and p.dtype == np.uint8 for p, problem in done):
+        return None
+    _check_pair(pending, [p for p, _ in done])
+    return done[0][0], done[1][0]
+
+
+def load_pair(pending: _PendingPair, device: str) -> Tuple["torch.Tensor", "torch.Tensor"]:
+    """Both images of a pairwise command as ``(C, H, W)`` tensors (uint8, or uint16 for 16-bit
+    files), from :func:`start_pair`.
+
+    Raises:
+        CliError: exit code 1 with one line per unreadable file, or for a size mismatch;
+            2 when ``device`` cannot be used.
+    """
+    from torchsim.io import ImageReadError
+
+    images, problems = [], []
+    for pixels, problem in _collect(pending):
+        if problem is None:
+            try:
+                images.append(finish_decode(pixels, pending.mode))
+                continue
+            except ImageReadError as exc:
+                problem = str(exc)
+        problems.append(problem)
     if problems:
         raise CliError(1, "\n".join(problems))
-    problem = _mismatch(path_a, images[0], path_b, images[1])
-    if problem:
-        raise CliError(1, problem)
+    _check_pair(pending, images)
     check_device(device)
     return images[0], images[1]
+
+
+def _collect(pending: _PendingPair) -> List[Tuple[Any, Optional[str]]]:
+    """``(read_pixels' result, None)`` or ``(None, error line)`` of both files."""
+    return [future.result() for future in pending.futures]
+
+
+def _check_pair(pending: _PendingPair, images: Sequence[Any]) -> None:
+    problem = _mismatch(pending.path_a, images[0], pending.path_b, images[1])
+    if problem:
+        raise CliError(1, problem)
 
 
 # ---- decoding -------------------------------------------------------------------------------
@@ -211,28 +264,29 @@ def check_readable(path: str) -> None:
         raise ImageReadError(f"{path}: empty file")
 
 
-def decode(path: str, mode: str = "RGB", *, max_pixels: int = DEFAULT_MAX_PIXELS, exif: bool = False,
-           keep16: bool = True) -> "torch.Tensor":
-    """Decode an image file to a ``(C, H, W)`` tensor (``mode``: ``"RGB"``, ``"GRAY"``, ``"RGBA"``).
+@dataclasses.dataclass
+class _Opened:
+    """A file read and its header parsed by Pillow (``im`` None: Pillow does not know it), and
+    the decoder that will give its pixels: ``"pillow"``, ``"png16"``, ``"tiff16"`` or ``"torchvision"``."""
 
-    * uint8, or uint16 for a 16-bit PNG or TIFF (with ``keep16=False`` its top 8 bits, ``>> 8``,
-      as Pillow converts);
-    * an animation (GIF, APNG, WebP) gives its first frame;
-    * the EXIF orientation is applied only when ``exif``;
-    * an image whose header claims more than ``max_pixels`` pixels is refused before decoding;
-    * FIFOs, devices and symlink loops are refused after a ``stat``, never opened.
+    path: str
+    raw: bytes
+    im: Any
+    route: str
+
+
+def _open(path: str, mode: str, max_pixels: int, exif: bool) -> _Opened:
+    """Read ``path`` and choose its decoder from the header (no pixel is decoded; no torch).
 
     Raises:
-        ImageReadError: the file is missing, unreadable, refused or not a decodable image (one line naming it).
+        ImageReadError: a FIFO/device/missing/empty file, or a header over ``max_pixels``.
     """
     import io
     import warnings
 
-    import numpy as np
-    import torch
-    from PIL import Image, ImageOps
+    from PIL import Image
 
-    from torchsim.io import ImageReadError, read_image
+    from torchsim.io import ImageReadError
 
     check_readable(path)
     try:
@@ -249,44 +303,122 @@ def decode(path: str, mode: str = "RGB", *, max_pixels: int = DEFAULT_MAX_PIXELS
             finally:
                 Image.MAX_IMAGE_PIXELS = limit
     except Exception:  # not an image Pillow knows: read_image says why (or decodes it)
-        return read_image(path, mode=mode)
+        return _Opened(path, raw, None, "torchvision")
     w, h = im.size
     if w * h > max_pixels:
         raise ImageReadError(f"{path}: header claims {w}x{h} = {w * h} pixels, more than --max-pixels {max_pixels}; "
                              f"refused before decoding")
-    frames = getattr(im, "n_frames", 1)
-    png16 = raw[:8] == _PNG_SIGNATURE and len(raw) > 24 and raw[24] == 16  # IHDR bit depth
     try:
-        if png16 and not exif:
-            image = read_image(path, mode="UNCHANGED") if frames == 1 else None
-            if image is not None:
-                image = _channels16(image, mode)
-                return image if keep16 else _to8(image)
-        if im.format == "TIFF" and im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I") and _bits(im) > 8:
-            return _channels16(_tiff16(path, raw), mode) if keep16 else _to8(_channels16(_tiff16(path, raw), mode))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if im.format not in _PILLOW_FORMATS:
-                return read_image(path, mode=mode)
-            if (mode != "RGB" and frames == 1 and not exif and im.mode in ("1", "L", "LA", "P", "RGB", "RGBA")
-                    and (im.format in _TORCHVISION_FORMATS or (mode == "GRAY" and im.format == "JPEG"))):
-                return read_image(path, mode=mode)
-            im.seek(0)
-            if exif:
-                im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit gray (PNG, TIFF)
-                a = np.asarray(im).astype(np.int64).clip(0, 65535).astype(np.uint16)
-                image = _channels16(torch.from_numpy(a.astype(np.int32)).to(torch.uint16)[None], mode)
-                return image if keep16 else _to8(image)
-            converted = im.convert(_PILLOW_MODES[mode])
-            a = np.asarray(converted)
-    except ImageReadError:
-        raise
-    except Exception:  # truncated, corrupt: read_image's line (or its decoding, where torchvision can)
-        image = read_image(path, mode=mode)
-        return image[0] if image.dim() == 4 else image  # an animation: its first frame
+        frames = getattr(im, "n_frames", 1)
+        png16 = raw[:8] == _PNG_SIGNATURE and len(raw) > 24 and raw[24] == 16  # IHDR bit depth
+        if png16 and not exif and frames == 1:
+            route = "png16"
+        elif im.format == "TIFF" and im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I") and _bits(im) > 8:
+            route = "tiff16"
+        elif im.format not in _PILLOW_FORMATS:
+            route = "torchvision"
+        elif (mode != "RGB" and frames == 1 and not exif and im.mode in ("1", "L", "LA", "P", "RGB", "RGBA")
+                and (im.format in _TORCHVISION_FORMATS or (mode == "GRAY" and im.format == "JPEG"))):
+            route = "torchvision"
+        else:
+            route = "pillow"
+    except Exception:  # a header Pillow cannot follow (frames, tags): read_image's line
+        route = "torchvision"
+    return _Opened(path, raw, im, route)
+
+
+def _pillow_pixels(im: Any, mode: str, exif: bool) -> "np.ndarray":
+    """``(C, H, W)`` array decoded by Pillow: uint8, or uint16 for 16-bit grey (PNG, TIFF).
+
+    An 8-bit RGB file (the commands' common case) is decoded straight into a numpy buffer
+    (Pillow keeps RGB as 4 bytes a pixel; its ``RGBX`` view of the buffer receives them), so the
+    only copy is the one to channel planes.
+    """
+    import warnings
+
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        im.seek(0)
+        if exif:
+            im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit gray (PNG, TIFF)
+            return np.asarray(im).astype(np.int64).clip(0, 65535).astype(np.uint16)[None]
+        if im.mode == "RGB" and mode == "RGB" and getattr(im, "tile", None):
+            rgbx = np.empty((im.size[1], im.size[0], 4), dtype=np.uint8)
+            target = Image.frombuffer("RGB", im.size, rgbx, "raw", "RGBX", 0, 1)  # shares rgbx
+            im.im = target.im
+            im.load()
+            if im.im is target.im:  # Pillow decoded into it (a format that replaces the buffer did not)
+                return rgbx[..., :3].transpose(2, 0, 1).copy()
+            return np.asarray(im).transpose(2, 0, 1).copy()
+        a = np.asarray(im.convert(_PILLOW_MODES[mode]))
     a = a[..., None] if a.ndim == 2 else a
-    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))  # HWC -> CHW, one copy
+    return np.ascontiguousarray(a.transpose(2, 0, 1))  # HWC -> CHW, one copy
+
+
+def read_pixels(path: str, mode: str = "RGB", *, max_pixels: int = DEFAULT_MAX_PIXELS, exif: bool = False) -> Any:
+    """:func:`decode`'s first half, without torch: the ``(C, H, W)`` numpy array of a file Pillow
+    decodes, or an opaque handle that :func:`finish_decode` turns into a tensor (16-bit files,
+    the modes torchvision reads, files Pillow cannot decode). Commands start it in threads
+    before importing torch, so the two overlap.
+
+    Raises:
+        ImageReadError: as :func:`decode`, for what is refused before decoding.
+    """
+    opened = _open(path, mode, max_pixels, exif)
+    if opened.route != "pillow":
+        return opened
+    try:
+        return _pillow_pixels(opened.im, mode, exif)
+    except Exception:  # truncated, corrupt: read_image's line (or its decoding, where torchvision can)
+        opened.route = "torchvision"
+        return opened
+
+
+def finish_decode(pixels: Any, mode: str = "RGB", keep16: bool = True) -> "torch.Tensor":
+    """The tensor of :func:`read_pixels`'s result (see :func:`decode`)."""
+    import numpy as np
+    import torch
+
+    from torchsim.io import ImageReadError, read_image
+
+    if isinstance(pixels, np.ndarray):
+        if pixels.dtype == np.uint16:
+            image = _channels16(torch.from_numpy(pixels.astype(np.int32)).to(torch.uint16), mode)
+            return image if keep16 else _to8(image)
+        return torch.from_numpy(pixels)
+    opened: _Opened = pixels
+    if opened.route in ("png16", "tiff16"):
+        try:
+            image = read_image(opened.path, mode="UNCHANGED") if opened.route == "png16" else _tiff16(opened.path, opened.raw)
+            image = _channels16(image, mode)
+            return image if keep16 else _to8(image)
+        except ImageReadError:
+            raise
+        except Exception:  # corrupt: read_image's line below
+            pass
+    image = read_image(opened.path, mode=mode)
+    return image[0] if image.dim() == 4 else image  # an animation: its first frame
+
+
+def decode(path: str, mode: str = "RGB", *, max_pixels: int = DEFAULT_MAX_PIXELS, exif: bool = False,
+           keep16: bool = True) -> "torch.Tensor":
+    """Decode an image file to a ``(C, H, W)`` tensor (``mode``: ``"RGB"``, ``"GRAY"``, ``"RGBA"``).
+
+    * uint8, or uint16 for a 16-bit PNG or TIFF (with ``keep16=False`` its top 8 bits, ``>> 8``,
+      as Pillow converts);
+    * an animation (GIF, APNG, WebP) gives its first frame;
+    * the EXIF orientation is applied only when ``exif``;
+    * an image whose header claims more than ``max_pixels`` pixels is refused before decoding;
+    * FIFOs, devices and symlink loops are refused after a ``stat``, never opened.
+
+    Raises:
+        ImageReadError: the file is missing, unreadable, refused or not a decodable image (one line naming it).
+    """
+    return finish_decode(read_pixels(path, mode, max_pixels=max_pixels, exif=exif), mode, keep16)
 
 
 def _to8(image: "torch.Tensor") -> "torch.Tensor":

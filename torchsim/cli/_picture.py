@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ._errors import CliError
 
 if TYPE_CHECKING:
-    import torch
+    import numpy as np
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 _BAND_BYTES = 1 << 22  # bytes of filtered rows per compressed band
@@ -38,8 +38,15 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
 
 
-def encode_png(image: "torch.Tensor", level: int = 1, threads: int = 0) -> bytes:
-    """PNG bytes of a ``(C, H, W)`` uint8 image, ``C`` = 1 (grey), 3 (RGB) or 4 (RGBA).
+def _host(image) -> "np.ndarray":
+    """A ``(C, H, W)`` uint8 tensor or NumPy array as a NumPy array (no copy on the CPU)."""
+    import numpy as np
+
+    return image if isinstance(image, np.ndarray) else image.cpu().numpy()
+
+
+def encode_png(image, level: int = 1, threads: int = 0) -> bytes:
+    """PNG bytes of a ``(C, H, W)`` uint8 image (tensor or NumPy array), ``C`` = 1 (grey), 3 (RGB) or 4 (RGBA).
 
     Every row uses the "Sub" filter; bands of rows are deflated at ``level`` by ``threads``
     threads (0: one per CPU) and joined into one zlib stream.
@@ -47,7 +54,7 @@ def encode_png(image: "torch.Tensor", level: int = 1, threads: int = 0) -> bytes
     import numpy as np
 
     c, h, w = image.shape
-    planes = image.cpu().numpy()  # (C, H, W): each band is interleaved in its own thread
+    planes = _host(image)  # (C, H, W): each band is interleaved in its own thread
     per_band = max(1, _BAND_BYTES // max(1, w * c))
     bands = [(r0, min(h, r0 + per_band)) for r0 in range(0, h, per_band)]
 
@@ -77,8 +84,9 @@ def encode_png(image: "torch.Tensor", level: int = 1, threads: int = 0) -> bytes
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", stream) + _chunk(b"IEND", b"")
 
 
-def write_picture(image: "torch.Tensor", path: str) -> None:
-    """Write a ``(C, H, W)`` uint8 picture (``C`` = 3 or 4) in the format of ``path``'s extension.
+def write_picture(image, path: str) -> None:
+    """Write a ``(C, H, W)`` uint8 picture (tensor or NumPy array, ``C`` = 3 or 4) in the format of
+    ``path``'s extension.
 
     Creates the folder; a path that cannot be written is a one-line :class:`CliError`.
     """
@@ -90,9 +98,10 @@ def write_picture(image: "torch.Tensor", path: str) -> None:
             with open(path, "wb") as fh:
                 fh.write(data)
             return
+        import numpy as np
         from PIL import Image
 
-        hwc = image.permute(1, 2, 0).contiguous().cpu().numpy()
+        hwc = np.ascontiguousarray(_host(image).transpose(1, 2, 0))
         pil = Image.fromarray(hwc, "RGBA" if image.shape[0] == 4 else "RGB")
         if fmt == "JPEG":
             if pil.mode == "RGBA":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._files import add_decode_options, decode_options, load_pair
+from ._files import add_decode_options, decode_options, load_pair, start_pair
 from ._metrics import add_convention_argument
 from .diff import add_ignore_options, ignore_mask, rectangle
 from ._sinks import format_table
@@ -29,11 +29,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .report import Pair, build_report
-
     args.ignore = [rectangle(r) for r in args.ignore]
     mode = "GRAY" if args.gray else "RGB"
-    a, b = load_pair(args.a, args.b, mode, args.device, **decode_options(args))
+    pending = start_pair(args.a, args.b, mode, **decode_options(args))  # decoding while torch loads
+    from .report import Pair, build_report
+
+    a, b = load_pair(pending, args.device)
     ignore = ignore_mask(args, a.shape[1], a.shape[2], args.device)
     rows = build_report(
         Pair(a[None], b[None], x_path=args.a, y_path=args.b, device=args.device, mask=ignore, convention=args.convention)

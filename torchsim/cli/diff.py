@@ -197,13 +197,10 @@ def ignore_mask(args: argparse.Namespace, height: int, width: int, device: str) 
 
     from ._files import decode
 
-    if not args.ignore and args.mask is None:
+    rects = _rectangles(args, height, width)
+    if rects is None and args.mask is None:
         return None
-    mask = torch.zeros((1, 1, height, width), dtype=torch.bool)
-    for x0, y0, x1, y1 in args.ignore:
-        if x1 > width or y1 > height:
-            raise CliError(2, f"--ignore {x0},{y0},{x1},{y1}: outside the {width}x{height} images")
-        mask[..., y0:y1, x0:x1] = True
+    mask = torch.zeros((1, 1, height, width), dtype=torch.bool) if rects is None else torch.from_numpy(rects)[None]
     if args.mask is not None:
         from torchsim.io import ImageReadError
 
@@ -217,13 +214,26 @@ def ignore_mask(args: argparse.Namespace, height: int, width: int, device: str) 
     return mask.to(device)
 
 
-def _lines(diff: "torch.Tensor") -> Tuple[List[int], List[int]]:
-    """Rows and columns of a ``(H, W)`` bool mask that hold a True pixel."""
-    import torch
+def _rectangles(args: argparse.Namespace, height: int, width: int):
+    """The ``(1, H, W)`` bool NumPy mask of the ``--ignore`` rectangles, or None without any."""
+    if not args.ignore:
+        return None
+    import numpy as np
 
-    rows = torch.nonzero(diff.any(1)).reshape(-1).tolist()
-    cols = torch.nonzero(diff.any(0)).reshape(-1).tolist()
-    return rows, cols
+    mask = np.zeros((1, height, width), dtype=bool)
+    for x0, y0, x1, y1 in args.ignore:
+        if x1 > width or y1 > height:
+            raise CliError(2, f"--ignore {x0},{y0},{x1},{y1}: outside the {width}x{height} images")
+        mask[:, y0:y1, x0:x1] = True
+    return mask
+
+
+def _lines(diff) -> Tuple[List[int], List[int]]:
+    """Rows and columns of a ``(H, W)`` bool mask (tensor or NumPy array) that hold a True pixel."""
+    import numpy as np
+
+    d = np.asarray(diff)
+    return np.flatnonzero(d.any(1)).tolist(), np.flatnonzero(d.any(0)).tolist()
 
 
 def _faded(a: "torch.Tensor") -> "torch.Tensor":
@@ -264,26 +274,36 @@ def _ssim(args, a, b, ignore) -> Dict[str, Any]:
 
 def _pixelmatch(args, a, b, ignore, mode: Optional[str], want_mask: bool) -> Dict[str, Any]:
     """pixelmatch's count, its picture for ``mode`` (None: no picture) and, if ``want_mask`` or
-    for ``mode="mask"``, the ``(H, W)`` mask of the counted mismatches."""
-    import torchsim
+    for ``mode="mask"``, the ``(H, W)`` mask of the counted mismatches. ``a``, ``b``: ``(C, H, W)``
+    tensors, or uint8 NumPy arrays (then the CPU kernel runs on them: no torch; ``ignore`` is a
+    ``(1, H, W)`` NumPy mask or None)."""
+    from torchsim.kernels import pixelmatch as K
 
-    x, y = a[None].to(args.device), b[None].to(args.device)
-    kw = dict(threshold=args.threshold, include_aa=args.include_aa, mask=ignore)
-    out: Dict[str, Any] = {}
-    if mode in ("overlay", "side-by-side"):
-        count, picture = torchsim.pixelmatch(x, y, return_diff=True, **kw)
-        out["picture"] = picture[0, :3].cpu()  # opaque without diff_mask: RGB
+    draw = mode in ("overlay", "side-by-side")
+    masked = not draw and (mode == "mask" or want_mask)  # drawn on transparent: the mismatches alone
+    if isinstance(a, type(b)) and type(a).__module__ == "numpy":
+        count, picture, _ = K.run(a[None], b[None], K.max_delta(args.threshold), args.include_aa, K.ALPHA,
+                                  (K.AA_COLOR, K.DIFF_COLOR, None), masked, draw or masked, ignore=ignore)
+    else:
+        import torchsim
+
+        x, y = a[None].to(args.device), b[None].to(args.device)
+        kw = dict(threshold=args.threshold, include_aa=args.include_aa, mask=ignore)
+        if draw or masked:
+            count, picture = torchsim.pixelmatch(x, y, return_diff=True, diff_mask=masked, **kw)
+            picture = picture.cpu()
+        else:
+            count = torchsim.pixelmatch(x, y, **kw)
+    out: Dict[str, Any] = {"count": int(count[0])}
+    if draw:
+        out["picture"] = picture[0, :3]  # opaque without diff_mask: RGB
         if want_mask:  # the counted mismatches are the red pixels: the background is grey, anti-aliasing yellow
             r, g, b = out["picture"]
             out["diff"] = (r == 255) & (g == 0) & (b == 0)
-    elif mode == "mask" or want_mask:
-        count, masked = torchsim.pixelmatch(x, y, return_diff=True, diff_mask=True, **kw)
-        out["diff"] = (masked[0, 3] == 255).cpu()  # drawn opaque: the counted mismatches
+    elif masked:
+        out["diff"] = picture[0, 3] == 255  # drawn opaque: the counted mismatches
         if mode == "mask":
-            out["picture"] = masked[0].cpu()
-    if not out:
-        count = torchsim.pixelmatch(x, y, **kw)
-    out["count"] = int(count[0])
+            out["picture"] = picture[0]
     return out
 
 
@@ -297,15 +317,19 @@ def _regions_of(diff: "torch.Tensor", a, b, ignore, device: str):
     return boxes.cpu(), pixels.tolist(), means.tolist()
 
 
-def _picture(args, mode: str, a, b, result: Dict[str, Any]) -> "torch.Tensor":
+def _picture(args, mode: str, a, b, result: Dict[str, Any]):
+    """The picture of ``mode``: a ``(C, H, W)`` uint8 tensor, or the CPU kernel's NumPy array."""
+    if args.method == "pixelmatch" and mode != "side-by-side":
+        return result["picture"]
     import torch
+
+    from torchsim._common import to_uint8  # 16-bit files are drawn from their high byte
 
     from . import _draw
 
+    a, b = (to_uint8(v[:3]) for v in (a, b))
     if args.method == "pixelmatch":
-        if mode == "side-by-side":
-            return _draw.grid([[_draw.to_rgb(a), _draw.to_rgb(b), result["picture"]]])
-        return result["picture"]
+        return _draw.grid([[_draw.to_rgb(a), _draw.to_rgb(b), result["picture"]]])
     boxes, diff = result["boxes"], result["diff"]
     if mode == "side-by-side":
         panels = [_draw_boxes(_draw.to_rgb(img), boxes) for img in (a, b)]
@@ -335,18 +359,24 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     out = _check_args(args)
     mode = args.output_mode or _DEFAULT_MODE[args.method]
-    import torch
-
-    from ._files import load_pair
+    from ._files import load_pair, pair_arrays, start_pair
 
     rgba = args.method == "pixelmatch" and (_has_alpha(args.a) or _has_alpha(args.b))
-    a, b = load_pair(args.a, args.b, "RGBA" if rgba else "RGB", args.device, **decode_options(args))
-    opaque = 255 if a.dtype == torch.uint8 else 65535
-    if a.shape[0] == 4 and bool((a[3] == opaque).all()) and bool((b[3] == opaque).all()):
+    pending = start_pair(args.a, args.b, "RGBA" if rgba else "RGB", **decode_options(args))
+    # pixelmatch on the CPU of two 8-bit files drawn as overlay or mask, without --json (regions
+    # need SSIM) or --mask FILE: the CPU kernel runs on the decoded arrays and torch, whose import
+    # takes longer than the whole comparison of two 37-megapixel screenshots, is never imported.
+    arrays = None
+    if (args.method == "pixelmatch" and args.device == "cpu" and args.json is None and args.mask is None
+            and (out is None or mode != "side-by-side")):
+        arrays = pair_arrays(pending)
+    a, b = arrays if arrays is not None else load_pair(pending, args.device)
+    top = 255 if a.dtype.itemsize == 1 else 65535
+    if a.shape[0] == 4 and bool((a[3] == top).all()) and bool((b[3] == top).all()):
         a, b = a[:3], b[:3]  # opaque: pixelmatch counts the same on RGB, and the diff is cheaper to draw
     height, width = a.shape[1:]
     total = height * width
-    ignore = ignore_mask(args, height, width, args.device)
+    ignore = _rectangles(args, height, width) if arrays is not None else ignore_mask(args, height, width, args.device)
     lines_wanted = args.output_diff_lines or args.output_diff_cols
     try:
         if args.method == "pixelmatch":
@@ -367,10 +397,7 @@ def _run(args: argparse.Namespace) -> int:
     if out is not None:
         from ._picture import write_picture
 
-        from torchsim._common import to_uint8  # 16-bit files are drawn from their high byte
-
-        a8, b8 = (to_uint8(v[:3]) for v in (a, b))
-        write_picture(_picture(args, mode, a8, b8, result), out)
+        write_picture(_picture(args, mode, a, b, result), out)
     percent = 100.0 * count / total
     if args.json is not None:
         doc = {
