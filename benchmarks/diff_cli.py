@@ -13,7 +13,8 @@ picture as PNG:
 
 * ``torchsim diff (command)``: ``python -m torchsim diff A B OUT.png --method pixelmatch``
   in a fresh process (mapbox pixelmatch v7: threshold 0.1, anti-aliased pixels not counted,
-  the diff drawn over a faded copy of A) -- Python start-up and ``import torch`` included;
+  the diff drawn over a faded copy of A) -- Python start-up included; on the CPU the command
+  runs pixelmatch's NumPy kernel on the decoded files and never imports torch;
 * ``torchsim diff (in-process)``: the same arguments through ``torchsim.cli.main`` in this
   process (torch already imported, as in a test runner or a server);
 * ``torchsim diff --method ssim (command)``: the default method (SSIM regions, side-by-side
@@ -165,26 +166,33 @@ def _tools(a: str, b: str, out: str, device: str, odiff: Optional[str]) -> Dict[
 
 
 def _stages(a: str, b: str, out: str, device: str) -> Dict[str, float]:
-    """Seconds of each stage of ``torchsim diff A B OUT.png --method pixelmatch`` in this process:
-    decoding both files, pixelmatch (count and diff picture, on ``device``), writing the PNG."""
+    """Seconds of each stage of ``torchsim diff A B OUT.png --method pixelmatch`` in this process,
+    as the command runs them: decoding both files (two threads), pixelmatch (count and diff
+    picture: on the CPU the NumPy kernel on the decoded arrays, as the command; on CUDA
+    ``torchsim.pixelmatch``), writing the PNG."""
     import torch
 
     import torchsim
-    from torchsim.cli._files import load_pair, start_pair
+    from torchsim.cli._files import load_pair, pair_arrays, start_pair
     from torchsim.cli._picture import write_picture
-
-    def sync():
-        if device == "cuda":
-            torch.cuda.synchronize()
+    from torchsim.kernels import pixelmatch as K
 
     t0 = time.perf_counter()
-    x, y = load_pair(start_pair(a, b, "RGB"), device)
-    t1 = time.perf_counter()
-    count, picture = torchsim.pixelmatch(x[None].to(device), y[None].to(device), return_diff=True)
+    pending = start_pair(a, b, "RGB")
+    if device == "cpu":
+        x, y = pair_arrays(pending)
+        t1 = time.perf_counter()
+        count, picture, _ = K.run(x[None], y[None], K.max_delta(0.1), False, K.ALPHA, (K.AA_COLOR, K.DIFF_COLOR, None),
+                                  False, True)
+    else:
+        x, y = load_pair(pending, device)
+        t1 = time.perf_counter()
+        count, picture = torchsim.pixelmatch(x[None].to(device), y[None].to(device), return_diff=True)
+        picture = picture.cpu()
+        torch.cuda.synchronize()
     int(count[0])
-    sync()
     t2 = time.perf_counter()
-    write_picture(picture[0, :3].cpu(), os.path.join(out, "stages.png"))
+    write_picture(picture[0, :3], os.path.join(out, "stages.png"))
     t3 = time.perf_counter()
     return {"decode both PNGs": t1 - t0, "pixelmatch (count + picture)": t2 - t1, "encode the PNG": t3 - t2}
 
