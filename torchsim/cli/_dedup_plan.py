@@ -185,8 +185,8 @@ def _stars(at: Sequence[Sequence[int]], near: Sequence[Dict[int, int]],
     joining look at each pair across them, and a refused join is not looked at again until one
     of its groups grows: O(pairs) for groups of a few files, as photo folders have (a group of
     m files all within the threshold of each other: its m² / 2 pairs). A large group refusing
-    many single files looks at its centres for each (1 000 000 hashes in groups of five,
-    2 000 000 pairs: 11 s on 2 busy cores, the search for the pairs about 25 s)."""
+    many single files looks at its centres for each. Measured: 1 000 000 hashes in groups of
+    five, 2 000 000 pairs at threshold 10: 11 s of the 43 s ``near_groups`` took on 2 busy cores."""
     root = list(range(len(at)))
     hashes = [[h] for h in range(len(at))]  # per group (by its root): its distinct hashes
     files = [len(c) for c in at]  # per group: its contents
