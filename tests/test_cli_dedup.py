@@ -151,7 +151,88 @@ def test_rotation_chain_is_not_one_group(tmp_path, capsys):
             assert f["distance"] == keep - hashes[os.path.basename(f["path"])] <= threshold
         others = [hashes[os.path.basename(f["path"])] for f in g["files"]]
         assert max(a - b for a in others for b in others) <= 2 * threshold
-    assert os.path.basename(groups[0]["keep"]) == "rot00.png"  # first in path order: kept first
+        # kept: the first in path order among the members within the threshold of every other member
+        names_in = sorted(os.path.basename(f["path"]) for f in g["files"])
+        centres = [a for a in names_in if all(hashes[a] - hashes[b] <= threshold for b in names_in)]
+        assert os.path.basename(g["keep"]) == centres[0]
+
+
+def test_group_is_centred_where_it_covers_its_neighbourhood(tmp_path, capsys):
+    """A true group (the photograph, re-encoded, resized, cropped, brightened) whose best-ranked file
+    is not within the threshold of every copy. Stars built best first (the rule before) centre the
+    group on that file, so the copy it does not reach is split off; the group is one star around
+    the file that reaches them all, and the best-ranked file is a member, not the kept one."""
+    big = Image.fromarray(photo_u8("astronaut"))  # 512 x 512
+    astro = big.resize((256, 256), Image.LANCZOS)
+    w, h = astro.size
+    astro.save(tmp_path / "astro.png")
+    ImageEnhance.Brightness(big).enhance(1.7).save(tmp_path / "astro_bright.png")  # the largest: ranked first
+    astro.crop((w * 3 // 100, h * 3 // 100, w - w * 3 // 100, h - h * 3 // 100)).save(tmp_path / "astro_crop.png")
+    astro.save(tmp_path / "astro_q70.jpg", quality=70)
+    astro.resize((192, 192), Image.BICUBIC).save(tmp_path / "astro_small.png")
+    Image.fromarray(photo_u8("coffee")).resize((256, 256), Image.LANCZOS).save(tmp_path / "coffee.png")  # unrelated
+    hashes = {p.name: _phash(p) for p in tmp_path.iterdir()}
+    threshold = 8
+    copies = ["astro_bright.png", "astro_crop.png", "astro_q70.jpg", "astro_small.png"]
+    # the geometry that split the group before: the original reaches every copy, the best-ranked
+    # copy (largest) does not reach the crop
+    assert all(hashes["astro.png"] - hashes[c] <= threshold for c in copies)
+    assert hashes["astro_bright.png"] - hashes["astro_crop.png"] > threshold
+    assert all(hashes["coffee.png"] - hashes[c] > threshold for c in hashes if c != "coffee.png")
+    code, doc, _ = _json(capsys, tmp_path, "--threshold", threshold)
+    assert code == 0
+    (group,) = doc["near_groups"]
+    assert _names(f["path"] for f in group["files"]) == sorted(["astro.png", *copies])
+    # kept: the best-ranked (largest) of the files within the threshold of every other member;
+    # astro_q70.jpg reaches them all too, with as many pixels but fewer bytes
+    assert os.path.basename(group["keep"]) == "astro.png"
+    assert {os.path.basename(f["path"]): f["distance"] for f in group["files"]} == {
+        c: hashes["astro.png"] - hashes[c] for c in ["astro.png", *copies]}
+
+
+def _random_infos(rng, n_centres, spread, md5_copies=10):
+    """Synthetic files: hashes around random centres (a few bits flipped), random sizes, some
+    byte-identical copies (the same MD5 and hash)."""
+    infos = []
+    for _ in range(n_centres):
+        centre = int(rng.integers(0, 2**63)) * 2 + int(rng.integers(0, 2))
+        for _ in range(int(rng.integers(1, 7))):
+            v = centre
+            for bit in rng.choice(64, size=int(rng.integers(0, spread + 1)), replace=False):
+                v ^= 1 << int(bit)
+            k = len(infos)
+            infos.append(_dedup_scan.FileInfo(k, f"/photos/{k:05d}.jpg", size=int(rng.integers(1000, 2000)),
+                                              md5=f"md5-{k}", width=64, height=64, hash=f"{v:016x}"))
+    for _ in range(md5_copies):
+        src = infos[int(rng.integers(len(infos)))]
+        k = len(infos)
+        infos.append(_dedup_scan.FileInfo(k, f"/photos/{k:05d}.jpg", size=src.size, md5=src.md5, width=64, height=64,
+                                          hash=src.hash))
+    return infos
+
+
+@pytest.mark.parametrize("seed,threshold,spread", [(0, 4, 4), (1, 10, 12), (2, 6, 14), (3, 10, 24)])
+def test_near_groups_properties_on_random_hashes(seed, threshold, spread):
+    """Every member within the threshold of its kept file (the distance reported is the Hamming
+    distance), every file in at most one group and one file per MD5, the kept file the best-ranked
+    of the members it could be swapped with, and the same groups whatever the order of the input."""
+    rng = np.random.default_rng(seed)
+    infos = _random_infos(rng, 150, spread)
+    key = _dedup_plan.rank_key("largest", [])
+    groups = _dedup_plan.near_groups(infos, key, 8, threshold, "cpu")
+    assert groups  # planted near duplicates are found
+    dist = lambda i, j: bin(int(infos[i].hash, 16) ^ int(infos[j].hash, 16)).count("1")  # noqa: E731
+    seen = []
+    for g in groups:
+        files = [g.keep] + [i for i, _ in g.members]
+        seen += files
+        assert g.members and all(d == dist(g.keep, i) <= threshold for i, d in g.members)
+        could_keep = [i for i in files if all(dist(i, j) <= threshold for j in files)]
+        assert g.keep == min(could_keep, key=lambda i: key(infos[i]))
+    assert len(seen) == len(set(seen))
+    assert len({infos[i].md5 for i in seen}) == len(seen)  # byte-identical copies are left to the exact groups
+    for again in (infos[::-1], list(rng.permutation(infos))):
+        assert _dedup_plan.near_groups(again, key, 8, threshold, "cpu") == groups
 
 
 # ---------------------------------------------------------------------------------------- keep policy

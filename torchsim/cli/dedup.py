@@ -73,7 +73,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=int, default=None, metavar="T",
                    help="near duplicates: Hamming distance <= T to the kept file (default bits // 16: 4 for 64-bit hashes)")
     p.add_argument("--recursive", "-r", action="store_true", help="also scan sub-folders")
-    keep = p.add_argument_group("which file of a group is kept")
+    keep = p.add_argument_group("which file of a group is kept", "of a near group: the best by --keep among its members "
+                             "within --threshold of every other member")
     keep.add_argument("--keep", default="largest", choices=plan.KEEP_POLICIES,
                       help="largest: most pixels, then bytes (default); lossless: PNG/BMP/TIFF/GIF/lossless WebP first; "
                            "oldest / newest: modification time; first: path order")
