@@ -76,6 +76,18 @@ def test_rgb_equals_torchvision(photo, tmp_path, monkeypatch, kind):
     assert torch.equal(got, want), kind
 
 
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+def test_pillow_array_equals_numpy_asarray(photo, mode):
+    """``pillow_array`` (Pillow's core copies an ``L`` image's rows into a NumPy buffer) gives
+    ``np.asarray``'s array; other modes are ``np.asarray`` itself."""
+    from torchsim.cli._files import pillow_array
+
+    img = _alpha(photo).convert(mode) if mode == "RGBA" else photo.convert(mode)
+    got = pillow_array(img)
+    np.testing.assert_array_equal(got, np.asarray(img))
+    assert got.flags.c_contiguous and (got.flags.writeable or mode != "L")  # L: a fresh buffer torch can own
+
+
 def test_16_bit_png_is_read_as_torchvision_reads_it(tmp_path):
     import cv2
 

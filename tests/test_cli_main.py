@@ -134,6 +134,18 @@ def test_import_torchsim_is_lazy_and_complete():
         torchsim.nope
 
 
+def test_torch_free_modules_import_without_torch():
+    """The modules ``torchsim diff`` runs pixelmatch with (and ``torchsim.ops``' lazy package) load
+    without torch; ``torchsim.ops`` still gives every name it lists."""
+    code = ("import sys; import torchsim.kernels.pixelmatch, torchsim.ops.yiq_color, torchsim.io, torchsim.cli._files, "
+            "torchsim.cli._picture, torchsim.cli.diff; assert 'torch' not in sys.modules, 'torch imported'; "
+            "import torchsim.ops as ops; missing = [n for n in ops.__all__ if not hasattr(ops, n)]; "
+            "assert not missing, missing; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
 # ----------------------------------------------------------------------------------------------
 # the metric look-up: one function, and what it says matches the library
 # ----------------------------------------------------------------------------------------------

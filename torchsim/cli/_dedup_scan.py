@@ -23,17 +23,19 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import os
 import sqlite3
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from ._files import check_readable, decode
+from ._files import check_readable, decode, pillow_array
 
 if TYPE_CHECKING:
     import torch
 
 LOSSLESS_FORMATS = ("PNG", "BMP", "TIFF", "GIF")  # and WebP when its first chunk is VP8L
 _JPEG_MAGIC = b"\xff\xd8\xff"
+_HASH_GROUP = 16  # files a CPU worker decodes, then hashes as one stack per image size
 
 
 @dataclasses.dataclass
@@ -271,7 +273,6 @@ def load(path: str, options: Dict[str, Any], thumb: Tuple[int, int], fast: bool 
     """
     import warnings
 
-    import numpy as np
     import torch
     from PIL import Image, ImageOps
 
@@ -298,11 +299,11 @@ def load(path: str, options: Dict[str, Any], thumb: Tuple[int, int], fast: bool 
                     if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # a quarter turn: the sides swap
                         full = (full[1], full[0])
                     im = ImageOps.exif_transpose(im)
-                a = np.asarray(im.convert("L"))
+                a = pillow_array(im.convert("L"))
                 fmt = im.format
     except Exception:  # truncated, corrupt, unknown: the RGB decode says why (or decodes it)
         return _rgb(path, options)
-    return torch.from_numpy(a.copy())[None], full, _is_lossless(path, fmt)
+    return torch.from_numpy(a)[None], full, _is_lossless(path, fmt)
 
 
 def is_jpeg(path: str) -> bool:
@@ -372,17 +373,39 @@ def hash_files(
             twins[f.md5 or f"#{f.index}"].append(f)
             firsts.append(f)
 
-    per_image = device.type == "cpu"  # CPU: each worker hashes what it decoded; CUDA: batches on the device
+    # CPU: each worker hashes the files it decoded, a few at a time (a stack of one size: 0.43 ms
+    # an image instead of 1.0 ms one by one for dhash of 640x480); CUDA: batches on the device.
+    per_image = device.type == "cpu"
+    group = _HASH_GROUP if per_image else 1
 
-    def work(f: FileInfo):
+    def one(f: FileInfo):
         try:
             image, full, lossless = load(f.path, options, thumb, fast)
-            hx = torchsim.hash_to_hex(hash_fn(image[None], hash_size=hash_size))[0] if per_image else None
-            return f, (None if per_image else image, full, lossless, hx), None
+            return f, (image, full, lossless, None), None
         except ImageReadError as exc:
             return f, None, str(exc)
         except Exception as exc:  # nothing about one file may stop the run
             return f, None, f"{f.path}: cannot decode ({type(exc).__name__}: {exc})"
+
+    def work(files: List[FileInfo]):
+        done = [one(f) for f in files]
+        if per_image:
+            by_size: Dict[Tuple[int, ...], List[int]] = collections.defaultdict(list)
+            for k, (_, result, _) in enumerate(done):
+                if result is not None:
+                    by_size[tuple(result[0].shape)].append(k)
+            for ks in by_size.values():
+                try:
+                    hexes = torchsim.hash_to_hex(hash_fn(torch.stack([done[k][1][0] for k in ks]), hash_size=hash_size))
+                except Exception as exc:  # nothing about one file may stop the run
+                    for k in ks:
+                        f = done[k][0]
+                        done[k] = (f, None, f"{f.path}: cannot hash ({type(exc).__name__}: {exc})")
+                    continue
+                for k, hx in zip(ks, hexes):
+                    f, (_, full, lossless, _), _ = done[k]
+                    done[k] = (f, (None, full, lossless, hx), None)
+        return done
 
     batch: List[Tuple[FileInfo, "torch.Tensor"]] = []
     finished: List[FileInfo] = []
@@ -407,8 +430,11 @@ def hash_files(
         batch.clear()
         finished.clear()
 
+    groups = [firsts[i : i + group] for i in range(0, len(firsts), group)]
     with one_thread(per_image):
-        for f, result, error in _pooled(work, firsts, workers, ahead=batch_size + 2 * workers):
+        for f, result, error in itertools.chain.from_iterable(
+            _pooled(work, groups, workers, ahead=max(2 * workers, (batch_size + 2 * workers) // group))
+        ):
             finished.append(f)
             if error is not None:
                 f.error = error

@@ -354,9 +354,23 @@ def _pillow_pixels(im: Any, mode: str, exif: bool) -> "np.ndarray":
             if im.im is target.im:  # Pillow decoded into it (a format that replaces the buffer did not)
                 return rgbx[..., :3].transpose(2, 0, 1).copy()
             return np.asarray(im).transpose(2, 0, 1).copy()
-        a = np.asarray(im.convert(_PILLOW_MODES[mode]))
+        a = pillow_array(im.convert(_PILLOW_MODES[mode]))
     a = a[..., None] if a.ndim == 2 else a
     return np.ascontiguousarray(a.transpose(2, 0, 1))  # HWC -> CHW, one copy
+
+
+def pillow_array(im: Any) -> "np.ndarray":
+    """``np.asarray(im)`` of a loaded Pillow ``L`` image, ~20x cheaper: Pillow's core copies its rows
+    straight into a NumPy buffer that an ``L`` image maps (``np.asarray`` goes through ``tobytes``:
+    0.38 ms for 640x480, most of the per-file overhead of ``dedup`` after decoding)."""
+    import numpy as np
+    from PIL import Image
+
+    if im.mode != "L":
+        return np.asarray(im)
+    out = np.empty((im.size[1], im.size[0]), dtype=np.uint8)
+    Image.frombuffer("L", im.size, out, "raw", "L", 0, 1).im.paste(im.im, (0, 0, *im.size))
+    return out
 
 
 def read_pixels(path: str, mode: str = "RGB", *, max_pixels: int = DEFAULT_MAX_PIXELS, exif: bool = False) -> Any:
