@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 LOSSLESS_FORMATS = ("PNG", "BMP", "TIFF", "GIF")  # and WebP when its first chunk is VP8L
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _HASH_GROUP = 16  # files a CPU worker decodes, then hashes as one stack per image size
+_READ_GROUP = 32  # files a worker reads (stat and MD5) per task
 
 
 @dataclasses.dataclass
@@ -168,8 +169,7 @@ def _read_one(info: FileInfo) -> FileInfo:
     from torchsim.io import ImageReadError
 
     try:
-        check_readable(info.path)
-        st = os.stat(info.path)
+        st = check_readable(info.path)
         info.size, info.mtime_ns, info.inode = st.st_size, st.st_mtime_ns, _inode(st)
         info.md5 = _md5(info.path)
     except ImageReadError as exc:
@@ -203,8 +203,9 @@ def read_files(infos: Sequence[FileInfo], workers: int, cache: Optional[HashCach
             tick(1)
         else:
             todo.append(info)
-    for _ in _pooled(_read_one, todo, workers):
-        tick(1)
+    groups = [todo[i : i + _READ_GROUP] for i in range(0, len(todo), _READ_GROUP)]  # a task per file costs more than its MD5
+    for group in _pooled(lambda files: [_read_one(f) for f in files], groups, workers):
+        tick(len(group))
 
 
 def _pooled(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, ahead: int = 0) -> Iterator[Any]:

@@ -238,9 +238,9 @@ def decode_options(args) -> Dict[str, Any]:
     return {"max_pixels": getattr(args, "max_pixels", DEFAULT_MAX_PIXELS), "exif": getattr(args, "exif", False)}
 
 
-def check_readable(path: str) -> None:
+def check_readable(path: str) -> "os.stat_result":
     """``stat`` a file before opening it: a FIFO, device or socket is never opened (reading one
-    waits for ever), nor a symlink loop. Raises ``ImageReadError`` with one line."""
+    waits for ever), nor a symlink loop. Returns the ``stat``; raises ``ImageReadError`` with one line."""
     import errno
     import stat
 
@@ -262,6 +262,7 @@ def check_readable(path: str) -> None:
         raise ImageReadError(f"{path}: {kind}, not an image file; skipped without reading")
     if st.st_size == 0:
         raise ImageReadError(f"{path}: empty file")
+    return st
 
 
 @dataclasses.dataclass
