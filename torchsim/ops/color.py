@@ -18,6 +18,9 @@ operator                   reference
 :func:`yiq`, :func:`yiq_y`, YIQ colour distance of ``color_delta`` (Kotsarenko & Ramos)
 :func:`yiq_distance`
 =========================  =================================================================
+
+The four YIQ operators are plain arithmetic on planes, defined in :mod:`torchsim.ops.yiq_color`
+(importable without torch, for the NumPy pixelmatch kernel) and re-exported here.
 """
 
 from __future__ import annotations
