@@ -233,11 +233,11 @@ class _Pixels:
         self.planes, self.opaque = planes, opaque
 
     def channels(self, idx: Array) -> Tuple[Optional[Array], ...]:
-        """``(r, g, b, a)`` float64 at ``idx`` (any shape); gray is replicated, ``a`` is None if opaque."""
+        """``(r, g, b, a)`` float64 at ``idx`` (any shape); gray is replicated, ``a`` is None if opaque
+        (every image without a fourth channel)."""
         got = [p.take(idx).astype("float64") for p in self.planes]
         rgb = (got[0], got[0], got[0]) if len(got) == 1 else (got[0], got[1], got[2])
-        alpha = None if self.opaque else got[3] if len(got) == 4 else got[0] * 0 + 255
-        return rgb + (alpha,)
+        return rgb + (None if self.opaque else got[3],)
 
     def same(self, idx: Array) -> Array:
         """``(8, K)`` bool: whether the pixel at ``idx[k + 1]`` equals the one at ``idx[0]`` (``idx`` ``(9, K)``)."""
