@@ -179,8 +179,9 @@ def _stages(a: str, b: str, out: str, device: str) -> Dict[str, float]:
 
     t0 = time.perf_counter()
     pending = start_pair(a, b, "RGB")
-    if device == "cpu":
-        x, y = pair_arrays(pending)
+    arrays = pair_arrays(pending) if device == "cpu" else None  # None: files the command decodes with torch
+    if arrays is not None:
+        x, y = arrays
         t1 = time.perf_counter()
         count, picture, _ = K.run(x[None], y[None], K.max_delta(0.1), False, K.ALPHA, (K.AA_COLOR, K.DIFF_COLOR, None),
                                   False, True)

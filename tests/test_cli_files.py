@@ -88,6 +88,29 @@ def test_pillow_array_equals_numpy_asarray(photo, mode):
     assert got.flags.c_contiguous and (got.flags.writeable or mode != "L")  # L: a fresh buffer torch can own
 
 
+def test_rgb_decoded_by_pillow_when_it_will_not_decode_into_numpy(photo, tmp_path, monkeypatch):
+    """``read_pixels`` lets Pillow decode RGB straight into a NumPy buffer; a Pillow whose ``load``
+    makes its own buffer (older versions do when the modes differ) is detected and read with
+    ``np.asarray``: the same pixels either way."""
+    from PIL import ImageFile
+
+    from torchsim.cli._files import read_pixels
+
+    path = tmp_path / "p.png"
+    photo.save(path)
+    want = read_pixels(str(path))
+    real = ImageFile.ImageFile.load_prepare
+
+    def fresh(self):  # Pillow < 10.1: a new buffer whenever the image's is of another mode
+        self.im = Image.core.new(self.mode, self.size)
+        real(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load_prepare", fresh)
+    got = read_pixels(str(path))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got, np.asarray(photo).transpose(2, 0, 1))
+
+
 def test_16_bit_png_is_read_as_torchvision_reads_it(tmp_path):
     import cv2
 

@@ -55,6 +55,23 @@ def test_batch_equals_one_by_one(name):
         assert torch.equal(fn(x[i : i + 1]), full[i : i + 1])
 
 
+@pytest.mark.parametrize("name", sorted(HASHES))
+def test_stack_of_photos_equals_one_by_one(name):
+    """``torchsim dedup`` hashes the files a worker decoded as one stack (16 at a time); on
+    640x480 grey photographs and their JPEG, blurred and noisy copies the stack gives every
+    image the hash it gets alone (the resize's matmuls do not depend on the batch)."""
+    from PIL import Image
+
+    fn = HASHES[name]
+    base = [np.asarray(Image.fromarray(photo_u8(p)).convert("L").resize((640, 480))) / 255.0
+            for p in ("astronaut", "coffee", "chelsea", "camera")]
+    imgs = base + [jpeg(v, quality=40) for v in base] + [blur(v, 1.5) for v in base] + [noise(v, 0.03, seed=k) for k, v in enumerate(base)]
+    x = torch.from_numpy(np.stack([np.round(v * 255).astype(np.uint8) for v in imgs]))[:, None]
+    stacked = fn(x)
+    for i in range(len(imgs)):
+        assert torch.equal(fn(x[i : i + 1]), stacked[i : i + 1]), i
+
+
 def test_simple_patterns():
     x = torch.zeros(1, 1, 16, 16, dtype=torch.uint8)
     x[..., 8:] = 255

@@ -273,3 +273,21 @@ def test_cpu_path_in_many_chunks_and_threads_equals_the_dense_path(monkeypatch, 
             assert torch.equal(c1, c2) and torch.equal(d1, d2) and (c1 > 200).all()
     finally:
         torch.set_num_threads(threads)
+
+
+def test_checkerboard_backdrop_without_node():
+    """v7's backdrop colours, the arithmetic shared by the dense (torch) and CPU (NumPy) paths, at
+    byte offsets up to and past 2³¹·φ where JavaScript's ``| 0`` wraps. Expected values printed by
+    node v20.20.2 evaluating v7's expressions (the command in
+    tests/reference/test_pixelmatch_mapbox.py::test_checkerboard_matches_javascript_beyond_int32, which
+    runs node itself where it is installed)."""
+    import numpy as np
+
+    from torchsim.kernels import pixelmatch as kernel
+
+    idx = [0, 1, 2, 3, 7, 1000, 123457, 2**27 + 5, 868_000_000, 868_450_000, 900_000_001, 1_500_000_003, 2**31 + 11]
+    want = [[48, 48, 48], [48, 48, 207], [48, 48, 207], [48, 207, 48], [48, 207, 48], [48, 48, 207], [48, 48, 207],
+            [48, 207, 48], [48, 48, 207], [48, 48, 207], [48, -111, 48], [48, -111, 48], [48, 48, -111]]
+    for ids in (torch.tensor(idx, dtype=torch.int64), np.array(idx, dtype=np.int64), np.array(idx[:8], dtype=np.int32)):
+        r, g, b = kernel.backdrop("checkerboard", ids)
+        assert [[r, int(gg), int(bb)] for gg, bb in zip(g.tolist(), b.tolist())] == want[: len(ids)]

@@ -28,7 +28,7 @@ import os
 import sqlite3
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from ._files import check_readable, decode, pillow_array
+from ._files import check_readable, decode, open_unlimited, pillow_array
 
 if TYPE_CHECKING:
     import torch
@@ -275,19 +275,15 @@ def load(path: str, options: Dict[str, Any], thumb: Tuple[int, int], fast: bool 
     import warnings
 
     import torch
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     check_readable(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(32)
+        im = open_unlimited(path)  # the size check is below
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the size check is decode's
-            try:
-                im = Image.open(path)
-            finally:
-                Image.MAX_IMAGE_PIXELS = limit
             with im:
                 full = im.size
                 png16 = head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) > 24 and head[24] == 16

@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from ._errors import CliError, check_device
 
 if TYPE_CHECKING:
+    import re
+
+    import numpy as np
     import torch
 
 # Every extension listed is decodable (tests/test_cli_decoding.py): HEIC is not (neither Pillow
@@ -183,17 +187,23 @@ def load_pair(pending: _PendingPair, device: str) -> Tuple["torch.Tensor", "torc
         CliError: exit code 1 with one line per unreadable file, or for a size mismatch;
             2 when ``device`` cannot be used.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from torchsim.io import ImageReadError
 
-    images, problems = [], []
-    for pixels, problem in _collect(pending):
-        if problem is None:
-            try:
-                images.append(finish_decode(pixels, pending.mode))
-                continue
-            except ImageReadError as exc:
-                problem = str(exc)
-        problems.append(problem)
+    def finish(done: Tuple[Any, Optional[str]]) -> Tuple[Any, Optional[str]]:
+        pixels, problem = done
+        if problem is not None:
+            return None, problem
+        try:
+            return finish_decode(pixels, pending.mode), None
+        except ImageReadError as exc:
+            return None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # torchvision's decoders release the GIL too
+        finished = list(pool.map(finish, _collect(pending)))
+    images = [image for image, _ in finished]
+    problems = [problem for _, problem in finished if problem]
     if problems:
         raise CliError(1, "\n".join(problems))
     _check_pair(pending, images)
@@ -265,6 +275,26 @@ def check_readable(path: str) -> "os.stat_result":
     return st
 
 
+_PIL_LIMIT = threading.Lock()
+
+
+def open_unlimited(src: Any) -> Any:
+    """``PIL.Image.open(src)`` without Pillow's decompression-bomb limit and its warnings (the
+    commands check ``--max-pixels`` themselves). The global limit is swapped under a lock, so
+    threads opening files at once never leave it off."""
+    import warnings
+
+    from PIL import Image
+
+    with _PIL_LIMIT, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(src)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
+
 @dataclasses.dataclass
 class _Opened:
     """A file read and its header parsed by Pillow (``im`` None: Pillow does not know it), and
@@ -283,9 +313,6 @@ def _open(path: str, mode: str, max_pixels: int, exif: bool) -> _Opened:
         ImageReadError: a FIFO/device/missing/empty file, or a header over ``max_pixels``.
     """
     import io
-    import warnings
-
-    from PIL import Image
 
     from torchsim.io import ImageReadError
 
@@ -296,13 +323,7 @@ def _open(path: str, mode: str, max_pixels: int, exif: bool) -> _Opened:
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the size check is ours, below
-            try:
-                im = Image.open(io.BytesIO(raw))
-            finally:
-                Image.MAX_IMAGE_PIXELS = limit
+        im = open_unlimited(io.BytesIO(raw))  # the size check is ours, below
     except Exception:  # not an image Pillow knows: read_image says why (or decodes it)
         return _Opened(path, raw, None, "torchvision")
     w, h = im.size
@@ -370,7 +391,10 @@ def pillow_array(im: Any) -> "np.ndarray":
     if im.mode != "L":
         return np.asarray(im)
     out = np.empty((im.size[1], im.size[0]), dtype=np.uint8)
-    Image.frombuffer("L", im.size, out, "raw", "L", 0, 1).im.paste(im.im, (0, 0, *im.size))
+    try:
+        Image.frombuffer("L", im.size, out, "raw", "L", 0, 1).im.paste(im.im, (0, 0, *im.size))
+    except Exception:  # a Pillow without these internals: the plain copy
+        return np.array(im)
     return out
 
 

@@ -283,7 +283,8 @@ def _pixelmatch(args, a, b, ignore, mode: Optional[str], want_mask: bool) -> Dic
     masked = not draw and (mode == "mask" or want_mask)  # drawn on transparent: the mismatches alone
     if type(a).__module__ == "numpy":  # pair_arrays: both are
         count, picture, _ = K.run(a[None], b[None], K.max_delta(args.threshold), args.include_aa, K.ALPHA,
-                                  (K.AA_COLOR, K.DIFF_COLOR, None), masked, draw or masked, ignore=ignore)
+                                  (K.AA_COLOR, K.DIFF_COLOR, None), masked, draw or masked,
+                                  mapbox=True, checkerboard=True, ignore=ignore)  # torchsim.pixelmatch's defaults
     else:
         import torchsim
 

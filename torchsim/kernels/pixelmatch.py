@@ -26,6 +26,8 @@ reference's visiting order. Importing this module imports neither torch nor NumP
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from typing import Any, List, Optional, Sequence, Tuple
 
 from ..ops.yiq_color import blend_white, yiq, yiq_distance, yiq_y
@@ -208,21 +210,38 @@ def _floor(t: Array) -> Array:
 
 
 def _workers() -> int:
-    """Threads for the kernel's tasks: one per CPU, or ``TORCHSIM_CHUNK_WORKERS`` (as the torch kernels)."""
-    n = os.cpu_count() or 1
+    """Threads for the kernel's tasks: torch's intra-op thread count where torch is loaded (so
+    ``torch.set_num_threads`` and torch's chunk workers, which run at 1, are obeyed), else the CPUs
+    this process may use; at most ``TORCHSIM_CHUNK_WORKERS`` (as the torch kernels)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        n = torch.get_num_threads()
+    else:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     cap = os.environ.get("TORCHSIM_CHUNK_WORKERS", "")
     return min(n, max(1, int(cap))) if cap.strip().isdigit() else n
 
 
+_pool_lock = threading.Lock()
+_pool: Optional[Tuple[int, int, Any]] = None  # (pid, threads, ThreadPoolExecutor): remade after a fork or a new count
+
+
 def _map(fn, items: Sequence[Any]) -> List[Any]:
-    """``[fn(item) for item in items]`` on threads (NumPy releases the GIL in its loops)."""
-    workers = min(_workers(), len(items))
-    if workers <= 1:
+    """``[fn(item) for item in items]`` on threads (NumPy releases the GIL in its loops). The
+    tasks never wait on one another, so callers in several threads can share the pool."""
+    global _pool
+    workers = _workers()
+    if workers <= 1 or len(items) <= 1:
         return [fn(item) for item in items]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))
+    with _pool_lock:
+        if _pool is None or _pool[:2] != (os.getpid(), workers):
+            if _pool is not None and _pool[0] == os.getpid():
+                _pool[2].shutdown(wait=False)
+            _pool = (os.getpid(), workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="torchsim-pixelmatch"))
+        pool = _pool[2]
+    return list(pool.map(fn, items))
 
 
 class _Pixels:

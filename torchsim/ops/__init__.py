@@ -15,13 +15,14 @@ reference it reproduces in ``tests/ops/``.
 * :mod:`~torchsim.ops.color`: colour conversions and 8-bit rules (BT.601 / MATLAB Y,
   Pillow luma, OpenCV grey, quantisation), and :mod:`~torchsim.ops.yiq_color`, pixelmatch's YIQ
   (plain arithmetic: torch tensors or NumPy arrays).
-
-The submodules are imported on first use of one of their names.
 * :mod:`~torchsim.ops.resize`: Pillow-exact Lanczos and box resizing of 8-bit images.
 * :mod:`~torchsim.ops.binning`: bin edges and indices, exact and soft (differentiable)
   histograms and joint histograms.
 * :mod:`~torchsim.ops.bits`: packed hash words, popcount, and the pairs of hashes within a
   Hamming radius (multi-index hashing or blocked brute force).
+
+The submodules are imported on first use of one of their names, so a torch-free one
+(:mod:`.yiq_color`) loads without the others.
 """
 
 import importlib
@@ -52,15 +53,15 @@ _SUBMODULE = {  # public name -> the submodule that defines it (imported on firs
     "pack_bits": "bits",
     "pairs_within": "bits",
     "popcount": "bits",
-    "blend_white": "color",
+    "blend_white": "yiq_color",
     "matlab_uint8": "color",
     "matlab_y": "color",
     "opencv_gray": "color",
     "pil_luma": "color",
     "quantize_u8": "color",
-    "yiq": "color",
-    "yiq_distance": "color",
-    "yiq_y": "color",
+    "yiq": "yiq_color",
+    "yiq_distance": "yiq_color",
+    "yiq_y": "yiq_color",
     "component_boxes": "components",
     "component_regions": "components",
     "label_components": "components",

@@ -28,11 +28,11 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Optional
 
 import torch
 
-__all__ = ["run_chunks", "chunk_workers", "thread_map"]
+__all__ = ["run_chunks", "chunk_workers"]
 
 Scratch = Dict[str, Any]
 
@@ -182,16 +182,3 @@ def run_chunks(
         raise
     if state["error"] is not None:
         raise state["error"]
-
-
-def thread_map(fn: Callable[[Any], Any], items: Sequence[Any], device: torch.device = torch.device("cpu")) -> List[Any]:
-    """``[fn(item) for item in items]`` with the calls spread over the chunk workers (in order).
-
-    Example:
-        >>> from torchsim.ops.parallel import thread_map
-        >>> thread_map(lambda v: v * v, [1, 2, 3])
-        [1, 4, 9]
-    """
-    out: List[Any] = [None] * len(items)
-    run_chunks(len(items), lambda i, _: fn(items[i]), out.__setitem__, device)
-    return out
