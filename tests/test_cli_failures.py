@@ -406,3 +406,32 @@ def test_identical_pair_does_not_make_the_mean_inf(small_dirs, tmp_path, capsys)
     rows = list(csv.DictReader(out_csv.open()))
     assert rows[0]["psnr"] == "inf"
     assert rows[1]["psnr"] == repr(round(finite[0], 3)) and len(rows[1]["ssim"].split(".")[1]) <= 3
+
+
+def test_signals_held_until_every_output_has_the_batch():
+    """A SIGINT or SIGTERM that comes while a batch goes to the outputs is acted on after it: the
+    CSV and the JSON never differ by a row (score writes both inside ``signals_held``)."""
+    from torchsim.cli import Terminated, _on_sigterm
+    from torchsim.cli._sinks import signals_held
+
+    wrote = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler would have run here
+            wrote.append("csv")
+            wrote.append("json")
+    assert wrote == ["csv", "json"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with pytest.raises(Terminated):
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                wrote.append("after SIGTERM")
+        assert wrote[-1] == "after SIGTERM"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    with signals_held():  # nothing came: nothing raised
+        wrote.append("quiet")

@@ -18,12 +18,14 @@ always numbers.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
+import signal
 import stat
-from typing import IO, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from ._errors import CliError
 
@@ -217,6 +219,35 @@ class Table:
 
     def footer(self, means: Dict[str, Optional[float]], count: int) -> List[str]:
         return [self._rule(), self._line(f"mean ({count} images)", [cell(means.get(c.key), c.digits) for c in self.columns])]
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while a batch's rows go to every output (CSV, JSON, the table),
+    so that an interrupt never leaves one output a row ahead of another; a signal that came is
+    handled as usual right after. Outside the main thread (signals cannot be set there) it holds
+    nothing."""
+    caught: List[int] = []
+    previous = {}
+    try:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            previous[s] = signal.signal(s, lambda signum, frame: caught.append(signum))
+    except ValueError:  # not the main thread
+        for s, h in previous.items():
+            signal.signal(s, h)
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)  # Python's SIGINT handler, or the CLI's SIGTERM one: they raise
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])
 
 
 class CsvSink:

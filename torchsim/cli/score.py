@@ -79,7 +79,7 @@ from . import _metrics
 from ._errors import CliError, check_at_least, check_device, check_folder, warn
 from ._decode_pool import decoded_batches
 from ._files import _match_regex, add_decode_options, decode_options, pair_files
-from ._sinks import Column, CsvSink, JsonSink, Table, check_output, json_value, open_output, write_png
+from ._sinks import Column, CsvSink, JsonSink, Table, check_output, json_value, open_output, signals_held, write_png
 
 COMMAND = "score"
 PROG = f"torchsim {COMMAND}"
@@ -555,16 +555,17 @@ def _score_shard(args, specs, metrics, modules, device, header, shard: _Shard, s
                         row[spec.name] = None if v is None else v[k]
                     batch_rows.append(row)
             batch_rows.sort(key=lambda r: r["index"])
-            rows.extend(batch_rows)
-            failures.extend(batch_failures)
-            if saved is not None:
-                saved.update(_states(modules))
-            for sink in (csv_sink, json_sink):
-                if sink is not None:
-                    sink.write(batch_rows, batch_failures)
-            if live_table:
-                for r in batch_rows:
-                    tqdm.write(table.row(r), file=sys.stdout)
+            with signals_held():  # every output gets the batch, or none does
+                rows.extend(batch_rows)
+                failures.extend(batch_failures)
+                if saved is not None:
+                    saved.update(_states(modules))
+                for sink in (csv_sink, json_sink):
+                    if sink is not None:
+                        sink.write(batch_rows, batch_failures)
+                if live_table:
+                    for r in batch_rows:
+                        tqdm.write(table.row(r), file=sys.stdout)
             bar.update(len(batch_rows) + len(batch_failures))
         complete = True
     finally:
