@@ -432,19 +432,24 @@ def test_cache_hashes_only_new_or_changed_files(work, tmp_path, capsys, monkeypa
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(_dedup_scan, "load", counting)
-    reads = []  # files read for their MD5
+    reads = []  # files read for their MD5 before hashing: those that share their size with another
     real_read = _dedup_scan._read_one
     monkeypatch.setattr(_dedup_scan, "_read_one", lambda info: reads.append(os.path.basename(info.path)) or real_read(info))
+    loads = []  # files read once for both their MD5 and their decode
+    real_bytes = _dedup_scan._read_bytes
+    monkeypatch.setattr(_dedup_scan, "_read_bytes", lambda path: loads.append(os.path.basename(path)) or real_bytes(path))
     cache = tmp_path / "hashes.sqlite"
     _, first, _ = _json(capsys, work, "--cache", cache)
-    assert len(reads) == 11
+    assert sorted(reads) == ["astro.png", "astro_copy.png"]  # the byte-identical pair
+    assert len(set(loads + reads)) == len(loads + reads) == 11  # every image file read once
     # one decode per distinct content (the exact copy is not decoded), the corrupt file tried once
     assert sorted(calls) == sorted(["astro.png", "astro_q70.jpg", "astro_small.png", "astro_bright.png", "astro_crop.png",
                                     "coffee.png", "coffee_q80.jpg", "camera.png", "chelsea.jpg", "broken.png"])
     calls.clear()
     reads.clear()
+    loads.clear()
     _, again, _ = _json(capsys, work, "--cache", cache)
-    assert calls == ["broken.png"] and again["cached"] == 10 and reads == []
+    assert calls == ["broken.png"] and again["cached"] == 10 and reads == [] and loads == []
     assert again["near_groups"] == first["near_groups"] and again["exact_groups"] == first["exact_groups"]
     # the folder grows, one file changes: only those are decoded
     Image.fromarray(photo_u8("rocket")).save(work / "rocket.png")
@@ -452,9 +457,10 @@ def test_cache_hashes_only_new_or_changed_files(work, tmp_path, capsys, monkeypa
     ImageEnhance.Contrast(Image.open(work / "camera.png")).enhance(1.2).save(work / "camera.png")
     calls.clear()
     reads.clear()
+    loads.clear()
     _, grown, _ = _json(capsys, work, "--cache", cache)
     assert sorted(calls) == ["broken.png", "camera.png", "rocket.png"]
-    assert sorted(reads) == ["camera.png", "rocket.png", "rocket_copy.png"] and grown["cached"] == 9
+    assert sorted(reads) == ["rocket.png", "rocket_copy.png"] and loads == ["camera.png"] and grown["cached"] == 9
     assert _names(grown["exact_groups"][1]["files"]) == ["rocket.png", "rocket_copy.png"]
     calls.clear()
     _json(capsys, work, "--no-cache")

@@ -107,3 +107,25 @@ def test_device_matches_cpu(device):
     g = torch.randint(0, 256, (2, 40, 33), dtype=torch.uint8)
     for filter in PIL_FILTERS:
         assert torch.equal(pil_resize_u8(g.to(device), 9, 14, filter).cpu(), pil_resize_u8(g, 9, 14, filter))
+
+
+@pytest.mark.parametrize("filter", list(PIL_FILTERS))
+@pytest.mark.parametrize("block", [1 << 17, 97])  # one block per image; blocks of a few rows (uneven last block)
+def test_luma_resize_in_blocks_equals_pillow(photos, monkeypatch, filter, block):
+    """pil_luma_resize (the hashes' thumbnail, the luma in blocks of rows on the CPU) equals
+    Pillow's ``convert("L").resize(...)`` of RGB and gray photographs, both pass orders and a
+    size that skips a pass, whatever the block size."""
+    import torchsim.ops.resize as resize_module
+    from torchsim.ops import pil_luma_resize
+
+    monkeypatch.setattr(resize_module, "_BLOCK_PIXELS", block)
+    rgb = [np.round(photos[n] * 255).astype(np.uint8)[:300, :400] for n in ("astronaut", "coffee", "chelsea")]
+    x = torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).contiguous()
+    gray = torch.from_numpy(np.stack([np.asarray(Image.fromarray(a).convert("L")) for a in rgb]))[:, None]
+    # (9, 8): horizontal first; (390, 20): vertical first (Pillow >= 13); (400, 50): vertical only; (33, 300): horizontal only
+    for size in [(9, 8), (32, 32), (390, 20), (400, 50), (33, 300)]:
+        ref = np.stack([_pillow(np.asarray(Image.fromarray(a).convert("L")), size, filter) for a in rgb])
+        for image in (x, gray, x.float() / 255):
+            got = pil_luma_resize(image, *size, filter)
+            assert got.dtype == torch.float64 and got.shape == (3, size[1], size[0])
+            assert np.array_equal(got.to(torch.uint8).numpy(), ref), (size, image.dtype, image.shape[1])

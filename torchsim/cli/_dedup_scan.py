@@ -2,9 +2,10 @@
 
 * :class:`HashCache`: an SQLite file of those facts keyed by path, size and modification time,
   so a re-run over a grown folder reads and decodes only the files that are new or changed.
-* :func:`read_files`: ``stat`` and MD5 of every file (MD5s in worker threads: ``hashlib`` releases
-  the GIL), from the cache where it still holds.
-* :func:`hash_files`: the perceptual hash of every file that lacks one. Byte-identical files are
+* :func:`read_files`: ``stat`` of every file and the MD5 of those that share their size with
+  another (MD5s in worker threads: ``hashlib`` releases the GIL), from the cache where it still holds.
+* :func:`hash_files`: the perceptual hash of every file that lacks one, and the MD5 of the files
+  read_files left (from the bytes that are decoded: one read per file). Byte-identical files are
   decoded once. Decoding runs in a pool of threads (Pillow and libjpeg release the GIL), the
   hashes in batches of one image size on the main thread, while the pool decodes ahead.
 * :func:`load`: a file decoded by Pillow straight to the 8-bit luma the hashes use (the same
@@ -195,17 +196,53 @@ def _stat_cached(info: FileInfo, cache: Optional[HashCache]) -> bool:
     return cache.fill(info)
 
 
+def _stat_one(info: FileInfo) -> None:
+    """``stat`` of one file (FIFOs and devices refused), or its error line."""
+    from torchsim.io import ImageReadError
+
+    try:
+        st = check_readable(info.path)
+        info.size, info.mtime_ns, info.inode = st.st_size, st.st_mtime_ns, _inode(st)
+    except ImageReadError as exc:
+        info.error = str(exc)
+
+
 def read_files(infos: Sequence[FileInfo], workers: int, cache: Optional[HashCache], tick: Callable[[int], None]) -> None:
-    """Fill in size, time and MD5 of every info (or its ``error``), from the cache where it holds."""
+    """Fill in size and time of every info (or its ``error``), and the MD5 of every file that may
+    have a byte-identical twin among the files still to hash; the cache's facts where they hold.
+
+    Byte-identical files have the same size, so a file whose size no other file to hash has cannot
+    have a twin among them: its MD5 is left to :func:`hash_files`, which computes it from the bytes
+    it decodes (one read of the file instead of two). Files that share a size are read here, so
+    that twins are decoded once.
+    """
     todo = []
     for info in infos:
         if _stat_cached(info, cache):
             tick(1)
         else:
             todo.append(info)
-    groups = [todo[i : i + _READ_GROUP] for i in range(0, len(todo), _READ_GROUP)]  # a task per file costs more than its MD5
+    for info in todo:
+        if info.error is None:
+            _stat_one(info)
+    sizes = collections.Counter(f.size for f in todo if f.error is None)
+    shared = [f for f in todo if f.error is None and sizes[f.size] > 1]
+    tick(len(todo) - len(shared))
+    groups = [shared[i : i + _READ_GROUP] for i in range(0, len(shared), _READ_GROUP)]  # a task per file costs more than its MD5
     for group in _pooled(lambda files: [_read_one(f) for f in files], groups, workers):
         tick(len(group))
+
+
+def _read_bytes(path: str) -> bytes:
+    """The bytes of one file, after the checks of :func:`._files.check_readable`."""
+    from torchsim.io import ImageReadError
+
+    check_readable(path)
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def _pooled(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, ahead: int = 0) -> Iterator[Any]:
@@ -261,7 +298,8 @@ def _rgb(path: str, options: Dict[str, Any]) -> Tuple["torch.Tensor", Tuple[int,
 _GRAY_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")
 
 
-def load(path: str, options: Dict[str, Any], thumb: Tuple[int, int], fast: bool = False) -> Tuple["torch.Tensor", Tuple[int, int], bool]:
+def load(path: str, options: Dict[str, Any], thumb: Tuple[int, int], fast: bool = False,
+         data: Optional[bytes] = None) -> Tuple["torch.Tensor", Tuple[int, int], bool]:
     """One file as the hashes need it: ``(image, (width, height) of the full image, lossless)``.
 
     A single-frame 8-bit RGB or gray JPEG, PNG, WebP, BMP or TIFF is decoded by Pillow straight
@@ -270,18 +308,24 @@ def load(path: str, options: Dict[str, Any], thumb: Tuple[int, int], fast: bool 
     ``fast``, a JPEG is decoded at the smallest DCT scale (1/2 .. 1/8) that keeps both sides at
     least twice ``thumb`` (Pillow's ``draft``), which changes the hash by a few bits at times.
     Anything else (16-bit, palette, CMYK, animations, corrupt files) goes through the other
-    commands' RGB decode (:func:`._files.decode`), which also words every refusal.
+    commands' RGB decode (:func:`._files.decode`), which also words every refusal. ``data``: the
+    file's bytes, when the caller has read them already.
     """
+    import io
     import warnings
 
     import torch
     from PIL import ImageOps
 
-    check_readable(path)
+    if data is None:
+        check_readable(path)
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(32)
-        im = open_unlimited(path)  # the size check is below
+        if data is None:
+            with open(path, "rb") as fh:
+                head = fh.read(32)
+        else:
+            head = data[:32]
+        im = open_unlimited(path if data is None else io.BytesIO(data))  # the size check is below
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with im:
@@ -353,22 +397,27 @@ def hash_files(
 ) -> None:
     """Set ``hash``, ``width``, ``height`` and ``lossless`` of every info, or its ``error``.
 
-    Files with the same MD5 are decoded once (the first of them) and share the result;
-    ``done`` receives the infos finished with each batch (for the cache), ``tick`` their count.
+    Files with the same MD5 are decoded once (the first of them) and share the result; a file
+    without an MD5 (:func:`read_files` left it: no other file has its size) gets it here, from the
+    bytes it is decoded from. ``done`` receives the infos finished with each batch (for the
+    cache), ``tick`` their count.
     """
     import torch
 
     import torchsim
     from torchsim.io import ImageReadError
 
-    twins: Dict[str, List[FileInfo]] = collections.defaultdict(list)
+    by_md5: Dict[str, List[FileInfo]] = {}
+    twins: Dict[int, List[FileInfo]] = {}  # the first file's index -> the files that share its bytes
     firsts: List[FileInfo] = []
     for f in infos:
-        if f.md5 is not None and f.md5 in twins:
-            twins[f.md5].append(f)
-        else:
-            twins[f.md5 or f"#{f.index}"].append(f)
-            firsts.append(f)
+        if f.md5 is not None and f.md5 in by_md5:
+            by_md5[f.md5].append(f)
+            continue
+        twins[f.index] = [f]
+        if f.md5 is not None:
+            by_md5[f.md5] = twins[f.index]
+        firsts.append(f)
 
     # CPU: each worker hashes the files it decoded, a few at a time (a stack of one size: 0.43 ms
     # an image instead of 1.0 ms one by one for dhash of 640x480); CUDA: batches on the device.
@@ -377,7 +426,11 @@ def hash_files(
 
     def one(f: FileInfo):
         try:
-            image, full, lossless = load(f.path, options, thumb, fast)
+            data = None
+            if f.md5 is None:  # no twin possible: MD5 and decode from one read
+                data = _read_bytes(f.path)
+                f.md5 = hashlib.md5(data).hexdigest()
+            image, full, lossless = load(f.path, options, thumb, fast, data)
             return f, (image, full, lossless, None), None
         except ImageReadError as exc:
             return f, None, str(exc)
@@ -417,7 +470,7 @@ def hash_files(
                 f.hash = hx
         every = []
         for f in finished:
-            for twin in twins[f.md5 or f"#{f.index}"]:
+            for twin in twins[f.index]:
                 if twin is not f:
                     twin.hash, twin.width, twin.height, twin.lossless = f.hash, f.width, f.height, f.lossless
                     twin.error = None if f.error is None else f.error.replace(f.path, twin.path)

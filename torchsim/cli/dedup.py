@@ -241,7 +241,7 @@ def _digest(paths: List[str], args, device: "torch.device", cache):
             if f.error is not None:
                 warn(COMMAND, f.error)
         if cache is not None:
-            cache.store(f for f in infos if f.error is None and f.hash is None)
+            cache.store(f for f in infos if f.error is None and f.hash is None and f.md5 is not None)
         todo = [f for f in infos if f.error is None and f.hash is None]
         bar.refresh()  # the count of files read, before the bar counts the files hashed
         bar.reset(total=len(todo))

@@ -19,8 +19,7 @@ import torch
 from .. import _validation as V
 from .._common import no_autocast, to_uint8
 from ..ops.bits import distance_dtype, pack_bits, pairs_within
-from ..ops.color import pil_luma
-from ..ops.resize import pil_resize
+from ..ops.resize import pil_luma_resize
 
 # --------------------------------------------------------------------------- thumbnails
 
@@ -33,13 +32,9 @@ def _thumbnail(fn: str, x: torch.Tensor, width: int, height: int) -> torch.Tenso
     n, _, h, w = x.shape
     need = 8.0 * max(n * width * height, n * h * width, w * width)  # float64 thumbnail, half-resized rows, weights
     V.check_allocation(fn, "hash_size", f"a {width}x{height} thumbnail", need, x.device)
-    # On CPU, images go through in groups of ~2 M pixels: the full-size luma temporaries then
-    # stay cache- and allocator-friendly instead of being fresh 100+ MB tensors (page faults).
-    # The result is per image, so grouping changes nothing but speed. On GPU: one batch.
-    per_image = x[0].numel()
-    group = x.shape[0] if x.device.type != "cpu" else max(1, (2 << 20) // max(1, per_image))
-    thumbs = [pil_resize(pil_luma(part)[:, 0].to(torch.float64), width, height) for part in x.split(group)]
-    return thumbs[0] if len(thumbs) == 1 else torch.cat(thumbs)
+    # On the CPU the luma goes through the resize in cache-sized blocks of rows, never as a
+    # full-size float64 tensor; on a GPU as one batch.
+    return pil_luma_resize(x, width, height)
 
 
 _IMAGE_ARGS = """x: ``(N, C, H, W)`` images, C = 1 (gray), 3 (RGB) or 4 (RGBA; alpha is

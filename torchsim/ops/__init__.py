@@ -80,6 +80,7 @@ _SUBMODULE = {  # public name -> the submodule that defines it (imported on firs
     "symmetric_pad": "filters",
     "clip8": "resize",
     "pil_matrix": "resize",
+    "pil_luma_resize": "resize",
     "pil_resize": "resize",
     "pil_resize_u8": "resize",
     "RowTiles": "tiling",
@@ -159,6 +160,7 @@ __all__ = [
     # resize
     "clip8",
     "pil_matrix",
+    "pil_luma_resize",
     "pil_resize",
     "pil_resize_u8",
     # tiling

@@ -123,6 +123,12 @@ def clip8(s: torch.Tensor) -> torch.Tensor:
     return torch.floor((s + _ROUND_HALF) / _FIXED_ONE).clamp_(0.0, 255.0)
 
 
+def _vertical_first(h: int, w: int, height: int, width: int) -> bool:
+    """Pillow >= 13's pass order: vertical first where both passes run and the height shrinks
+    by more than twice as many pixels as the width (python-pillow PR #9549)."""
+    return w != width and height < h and (h - height) > 2 * (w - width)
+
+
 def pil_resize(y: torch.Tensor, width: int, height: int, filter: str = "lanczos") -> torch.Tensor:
     r"""Pillow's ``Image.resize((width, height), filter)`` of 8-bit single-band images.
 
@@ -158,7 +164,7 @@ def pil_resize(y: torch.Tensor, width: int, height: int, filter: str = "lanczos"
         [[5.0, 26.0]]
     """
     h, w = y.shape[-2:]
-    vertical_first = w != width and height < h and (h - height) > 2 * (w - width)
+    vertical_first = _vertical_first(h, w, height, width)
     if vertical_first:
         y = clip8(torch.matmul(pil_matrix(h, height, filter, y.device), y))
     if w != width:
@@ -166,6 +172,67 @@ def pil_resize(y: torch.Tensor, width: int, height: int, filter: str = "lanczos"
     if h != height and not vertical_first:
         y = clip8(torch.matmul(pil_matrix(h, height, filter, y.device), y))
     return y
+
+
+_BLOCK_PIXELS = 1 << 17  # pixels per block of rows in pil_luma_resize: 1 MiB of float64, cache-resident
+
+
+def pil_luma_resize(x: torch.Tensor, width: int, height: int, filter: str = "lanczos") -> torch.Tensor:
+    r""":func:`pil_resize` of Pillow's 8-bit luma, ``pil_resize(pil_luma(x)[:, 0].double(), width, height)``.
+
+    The thumbnail the perceptual hashes start from. On the CPU the full-size luma is never
+    made in float64: each image goes through in blocks of rows (about 128 K pixels), whose
+    luma is copied into one reused float64 buffer and multiplied at once -- the first pass
+    by ``W_w^T`` block by block, or, where the vertical pass comes first, ``W_h`` summed
+    over the blocks. The products are the same integers as in :func:`pil_resize` (exact
+    float64), so the result is identical; what goes is a full-size float64 temporary per
+    image (for a 640x480 photograph, converting to it cost more than the matrix product).
+    On other devices it is the one-batch expression above.
+
+    Args:
+        x: ``(N, C, H, W)`` image, C = 1, 3 or 4, as :func:`torchsim.ops.pil_luma` takes it.
+        width, height: thumbnail size.
+        filter: ``"lanczos"`` or ``"box"``.
+
+    Returns:
+        ``(N, height, width)`` float64 holding integers 0..255.
+
+    Example:
+        >>> import torch
+        >>> from torchsim.ops import pil_luma_resize
+        >>> x = torch.full((2, 3, 40, 30), 200, dtype=torch.uint8)
+        >>> pil_luma_resize(x, 3, 4).unique().tolist()
+        [200.0]
+    """
+    from .color import pil_luma
+
+    n, _, h, w = x.shape
+    if x.device.type != "cpu" or (w == width and h == height):
+        return pil_resize(pil_luma(x)[:, 0].to(torch.float64), width, height, filter)
+    rows = max(1, min(h, _BLOCK_PIXELS // max(1, w)))
+    buf = torch.empty(rows, w, dtype=torch.float64)
+    direct = x.shape[1] == 1 and x.dtype == torch.uint8  # the luma is the image itself
+
+    def blocks(i: int):
+        for s in range(0, h, rows):
+            part = buf[: min(rows, h - s)]
+            part.copy_(x[i, 0, s : s + rows] if direct else pil_luma(x[i : i + 1, :, s : s + rows])[0, 0])
+            yield s, part
+
+    with no_autocast(x.device):
+        if w != width and not _vertical_first(h, w, height, width):
+            ww = pil_matrix(w, width, filter).T
+            mid = torch.empty(n, h, width, dtype=torch.float64)
+            for i in range(n):
+                for s, part in blocks(i):
+                    torch.mm(part, ww, out=mid[i, s : s + part.shape[0]])
+            return pil_resize(clip8(mid), width, height, filter)  # the vertical pass (if any)
+        wh = pil_matrix(h, height, filter)
+        mid = torch.zeros(n, height, w, dtype=torch.float64)
+        for i in range(n):
+            for s, part in blocks(i):
+                mid[i].addmm_(wh[:, s : s + part.shape[0]], part)
+        return pil_resize(clip8(mid), width, height, filter)  # the horizontal pass (if any)
 
 
 def pil_resize_u8(img: torch.Tensor, width: int, height: int, filter: str = "lanczos") -> torch.Tensor:
@@ -183,4 +250,4 @@ def pil_resize_u8(img: torch.Tensor, width: int, height: int, filter: str = "lan
         return pil_resize(img.to(torch.float64), width, height, filter).to(torch.uint8)
 
 
-__all__ = ["PRECISION_BITS", "FILTERS", "pil_matrix", "clip8", "pil_resize", "pil_resize_u8"]
+__all__ = ["PRECISION_BITS", "FILTERS", "pil_matrix", "clip8", "pil_resize", "pil_luma_resize", "pil_resize_u8"]
