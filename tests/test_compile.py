@@ -156,8 +156,9 @@ def test_ms_ssim_halves_through_one_op_per_scale():
 
 @pytest.mark.parametrize("mode", ["zero", "floor", "replicate_start", "symmetric_end"])
 def test_halve_op_equals_halve_and_opcheck(mode):
-    """Odd and even sides: the op's values and gradients are those of torchsim.ops.halve."""
-    from torchsim.ops import halve
+    """Odd and even sides: the op's values and gradients are those of padding and average
+    pooling (the reference of tests/ops/test_filters.py)."""
+    from tests.ops.test_filters import _halve_by_pooling as halve
 
     g = torch.Generator().manual_seed(0)
     for shape in [(2, 2, 9, 12), (1, 1, 8, 7), (1, 2, 5, 6, 7)]:
@@ -167,7 +168,7 @@ def test_halve_op_equals_halve_and_opcheck(mode):
         ref = halve(x, mode)
         assert torch.equal(out, ref)
         gout = torch.rand(out.shape, generator=g, dtype=torch.float64)
-        assert torch.equal(torch.autograd.grad(out, x, gout)[0], torch.autograd.grad(ref, x, gout)[0])
+        torch.testing.assert_close(torch.autograd.grad(out, x, gout)[0], torch.autograd.grad(ref, x, gout)[0], rtol=1e-13, atol=0)
 
 
 def test_export_losses():
@@ -215,7 +216,7 @@ def test_op_gradcheck_float64(keep):
     assert torch.autograd.gradcheck(f, (x, y))
 
 
-@pytest.mark.parametrize("shape", [(6, 3, 24, 25), (1, 1, 151, 1100)], ids=["two-chunks", "row-tiles"])
+@pytest.mark.parametrize("shape", [(6, 3, 100, 101), (1, 1, 151, 1100)], ids=["two-chunks", "row-tiles"])
 def test_op_saved_moments_equal_the_function(shape):
     """The op hands its backward the moments the kernel made tile by tile (CPU: 16 planes per
     chunk; tall planes split into row tiles that overlap): gradients equal the eager kernel's."""

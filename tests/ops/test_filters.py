@@ -254,3 +254,40 @@ def test_box_sum_equals_numpy_window_sums_and_is_exact_on_integers(image4, k):
 def test_errors(x, window, mode, exc, text):
     with pytest.raises(exc, match=text):
         separable_filter(x, window, mode)
+
+
+def _halve_by_pooling(x, mode):
+    """Reference for halve: PyTorch's padding and average pooling, as pytorch-msssim (zero),
+    torchmetrics (floor), piq (replicate_start) and TensorFlow (symmetric_end) halve."""
+    import torch.nn.functional as F
+
+    pool = F.avg_pool2d if x.dim() == 4 else F.avg_pool3d
+    sizes = x.shape[2:]
+    if mode == "zero":
+        return pool(x, 2, padding=[s % 2 for s in sizes])
+    if mode == "replicate_start" and any(s % 2 for s in sizes):
+        x = F.pad(x, [1, 0] * len(sizes), mode="replicate")
+    if mode == "symmetric_end":  # mirroring one sample past the edge repeats it
+        x = F.pad(x, [p for s in reversed(sizes) for p in (0, s % 2)], mode="replicate")
+    return pool(x, 2)
+
+
+@pytest.mark.parametrize("mode", ["zero", "floor", "replicate_start", "symmetric_end"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_halve_equals_padding_and_average_pooling_bit_for_bit(mode, dtype):
+    """Values bit for bit (the strided sums add in avg_pool's order) and gradients, on even and
+    odd sides, images and volumes, with and without autograd."""
+    from torchsim.ops import halve
+
+    g = torch.Generator().manual_seed(0)
+    for shape in [(2, 3, 16, 12), (2, 2, 9, 12), (1, 1, 8, 7), (1, 1, 7, 7), (1, 2, 5, 6, 7), (1, 1, 4, 6, 8)]:
+        x = torch.rand(shape, generator=g, dtype=dtype)
+        ref = _halve_by_pooling(x, mode)
+        assert torch.equal(halve(x, mode), ref), (mode, shape)
+        xg, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out, ref = halve(xg, mode), _halve_by_pooling(xr, mode)
+        assert torch.equal(out, ref)
+        gout = torch.rand(out.shape, generator=g, dtype=dtype)
+        out.backward(gout)
+        ref.backward(gout)
+        torch.testing.assert_close(xg.grad, xr.grad, rtol=1e-6 if dtype == torch.float32 else 1e-13, atol=0)

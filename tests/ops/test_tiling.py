@@ -22,6 +22,9 @@ GEOMETRIES = [
     ((2, 2, 17, 11), 3, dict(channels=16)),  # default bytes: one tile per plane
     ((1, 2, 29, 6, 5), 3, dict(channels=3, tile_bytes=2048, min_rows=4)),
     ((1, 3, 300, 1024), 11, {}),  # the default CPU tuning: several tiles, duplicated rows
+    ((5, 3, 9, 8), 3, dict(channels=4, chunk_bytes=0)),  # whole planes, chunks of 4 across images
+    ((7, 3, 9, 8), 3, dict(channels=4, chunk_bytes=2048)),  # whole small planes: 8 a chunk (>= 2 KiB)
+    ((4, 3, 12, 10), 5, {}),  # the default tuning on small planes: one chunk holds them all
 ]
 
 
@@ -45,8 +48,12 @@ def test_geometry_invariants(shape, k, tuning):
         assert geo.h >= k - 1  # neighbouring halos do not overlap a third tile
     flat = [(p, s) for segs in geo.chunks for p, a, b in segs for s in range(a, b)]
     assert flat == [(p, s) for p in range(geo.p) for s in range(geo.s)]  # every tile once, in order
-    channels = tuning.get("channels", 16)
-    assert all(1 <= RowTiles.width(segs) <= channels for segs in geo.chunks)
+    size = tuning.get("channels", 16)
+    if geo.s == 1:  # whole planes: at least chunk_bytes a map, in multiples of 8 tiles
+        plane_bytes = torch.Size(shape[2:]).numel() * x.element_size()
+        size = max(size, 8 * -(-tuning.get("chunk_bytes", 512 << 10) // (8 * plane_bytes)))
+    assert all(1 <= RowTiles.width(segs) <= size for segs in geo.chunks)
+    assert all(RowTiles.width(segs) == size for segs in geo.chunks[:-1])
     # channels_last on the CPU for oneDNN's dtypes; float64 (no oneDNN kernels) stays contiguous
     last = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
     assert geo.layout == (torch.contiguous_format if x.dtype == torch.float64 else last)

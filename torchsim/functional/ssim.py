@@ -41,18 +41,21 @@ Scalar = Union[float, torch.Tensor]
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
-def _terms(m: torch.Tensor, c1: Scalar, c2: Scalar, cov: float, off: torch.Tensor):
+def _terms(m: torch.Tensor, c1: Scalar, c2: Scalar, cov: float, off: torch.Tensor, luminance: bool = True):
     """SSIM = A1 A2 / (B1 B2) from moments of the images shifted by ``-off``.
 
     ``m = [mx', my', E[x'²], E[y'²], E[x'y']]`` for ``x' = x - off``, ``y' = y - off``: the
     (co)variances are shift-invariant and, taken about a value near the data, do not cancel
     catastrophically in float32; the true means ``mx = mx' + off`` enter the luminance term.
-    Returns ``mx', my', mx, my, A1, B1, A2, B2``.
+    Returns ``mx', my', mx, my, A1, B1, A2, B2`` (the luminance terms ``mx, my, A1, B1`` None
+    without ``luminance``: a backward that only the contrast-structure term reaches).
     """
     # Written so that x == y gives A1 == B1 and A2 == B2 bit for bit (SSIM exactly 1).
     mxc, myc, exx, eyy, exy = m.unbind(0)
     a2 = (exy - mxc * myc).mul_(2 * cov).add_(c2)
     b2 = (exx - mxc * mxc).add_(eyy - myc * myc).mul_(cov).add_(c2)
+    if not luminance:
+        return mxc, myc, None, None, None, None, a2, b2
     mx = mxc + off
     my = myc + off
     a1 = (mx * my).mul_(2).add_(c1)
@@ -90,6 +93,7 @@ class _SSIMKernel(torch.autograd.Function):
         # window: one 1-D tensor for every spatial axis, or a tuple of one per axis.
         # keep: whether a backward will follow (then the filtered moments are saved for it).
         n, c = x.shape[:2]
+        ctx.set_materialize_grads(False)  # an output the loss does not use has no gradient (None)
         geo = RowTiles(x, _lengths(window, x.dim() - 2))
         xp, yp = geo.planes(x), geo.planes(y)
         off_plane = _offsets(xp, yp)
@@ -170,9 +174,14 @@ class _SSIMKernel(torch.autograd.Function):
         geo = RowTiles(x, _lengths(window, x.dim() - 2))
         xp, yp = geo.planes(x), geo.planes(y)
         count = geo.lv * math.prod(geo.rest_v)
-        gs_plane = (g_ssim.to(x.dtype) / count).reshape(geo.p)
-        gc_plane = (g_cs.to(x.dtype) / count).reshape(geo.p)
+        # None: that output does not reach the loss (MS-SSIM's finer scales use only CS, SSIM
+        # only the SSIM); the terms it would feed are skipped, not multiplied by zeros.
+        gs_plane = None if g_ssim is None else (g_ssim.to(x.dtype) / count).reshape(geo.p)
+        gc_plane = None if g_cs is None else (g_cs.to(x.dtype) / count).reshape(geo.p)
         has_map = g_map is not None and g_map.numel() > 0
+        luminance = gs_plane is not None or has_map
+        if not luminance and gc_plane is None:
+            return None, None, None, None, None, None, None, None
         gmap_planes = g_map.to(x.dtype).reshape((geo.p, geo.lv) + geo.rest_v) if has_map else None
         want_x, want_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_x = torch.zeros((geo.p, geo.l0) + geo.rest, dtype=x.dtype, device=x.device) if want_x else None
@@ -198,40 +207,51 @@ class _SSIMKernel(torch.autograd.Function):
             ndim = m.dim() - 1
             off = off_plane[idx].view(t, *([1] * (ndim - 1)))
             mxc, myc, mx, my, a1, b1, a2, b2 = _terms(
-                m, _per_tile(c1, idx, n, geo.p, ndim), _per_tile(c2, idx, n, geo.p, ndim), cov, off
+                m, _per_tile(c1, idx, n, geo.p, ndim), _per_tile(c2, idx, n, geo.p, ndim), cov, off, luminance
             )
-            # Upstream gradient per output pixel of each tile, (T, h, 1...) or (T, h, *rest_v).
-            gs = gs_plane[idx].view(t, 1, *ones).expand(t, geo.h, *ones)
-            gc = gc_plane[idx].view(t, 1, *ones).expand(t, geo.h, *ones)
-            mask = geo.row_mask(segs, gs)
+            # Upstream gradient per output pixel of each tile, (T, h, 1...) or (T, h, *rest_v); None: none.
+            def per_row(plane_grad):
+                return None if plane_grad is None else plane_grad[idx].view(t, 1, *ones).expand(t, geo.h, *ones)
+
+            gs, gc = per_row(gs_plane), per_row(gc_plane)
+            mask = geo.row_mask(segs, m)
             if mask is not None:
                 mk = mask.view(t, geo.h, *ones)
-                gs, gc = gs * mk, gc * mk
+                gs = None if gs is None else gs * mk
+                gc = None if gc is None else gc * mk
             if has_map:
                 gm = geo.gather(gmap_planes, segs)
                 if mask is not None:
                     gm.mul_(mask.view(t, geo.h, *ones))  # duplicated rows belong to the previous tile
-                gs = gm.add_(gs)
+                gs = gm if gs is None else gm.add_(gs)
             # With S = A1 A2 / (B1 B2) and CS = A2 / B2:
             #   dS/dA1 = A2/(B1 B2), dS/dA2 = A1/(B1 B2), dS/dB1 = -S/B1, dS/dB2 = -S/B2,
             #   dCS/dA2 = 1/B2, dCS/dB2 = -CS/B2,
             # chained through A1 = 2 mx my + C1, B1 = mx² + my² + C1 (true means) and
             # A2 = 2 cov (E[x'y'] - mx' my') + C2, B2 = cov (E[x'²] + E[y'²] - mx'² - my'²) + C2
             # (shifted moments, mx = mx' + off) to the five filtered moments.
-            inv_b1 = b1.reciprocal_()
             inv_b2 = b2.reciprocal_()
             cs = a2.mul_(inv_b2)  # CS map
-            r1 = a1.mul_(inv_b1)  # A1 / B1
-            s = r1 * cs  # SSIM map
             dpad = scratch["d"][:, :t]
             d = dpad[inner]
-            da = (cs * gs).mul_(inv_b1)  # dL/dA1
-            db = _mul_into(d[3], r1, gs).add_(gc).mul_(inv_b2)  # dL/dA2
-            dq = _mul_into(d[2], s, gs).addcmul_(gc, cs).mul_(inv_b2).neg_()  # dL/dB2
-            dp = s.mul_(gs).mul_(inv_b1).neg_()  # dL/dB1
-            # dL/dmx' = 2 (my dA1 + mx dB1) - 2 cov (my' dA2 + mx' dB2), and symmetrically.
-            _mul_into(d[0], my, da).addcmul_(mx, dp).addcmul_(myc, db, value=-cov).addcmul_(mxc, dq, value=-cov).mul_(2)
-            _mul_into(d[1], mx, da).addcmul_(my, dp).addcmul_(mxc, db, value=-cov).addcmul_(myc, dq, value=-cov).mul_(2)
+            if luminance:
+                inv_b1 = b1.reciprocal_()
+                r1 = a1.mul_(inv_b1)  # A1 / B1
+                s = r1 * cs  # SSIM map
+                da = (cs * gs).mul_(inv_b1)  # dL/dA1
+                db = _mul_into(d[3], r1, gs)
+                db = (db if gc is None else db.add_(gc)).mul_(inv_b2)  # dL/dA2
+                dq = _mul_into(d[2], s, gs)
+                dq = (dq if gc is None else dq.addcmul_(gc, cs)).mul_(inv_b2).neg_()  # dL/dB2
+                dp = s.mul_(gs).mul_(inv_b1).neg_()  # dL/dB1
+                # dL/dmx' = 2 (my dA1 + mx dB1) - 2 cov (my' dA2 + mx' dB2), and symmetrically.
+                _mul_into(d[0], my, da).addcmul_(mx, dp).addcmul_(myc, db, value=-cov).addcmul_(mxc, dq, value=-cov).mul_(2)
+                _mul_into(d[1], mx, da).addcmul_(my, dp).addcmul_(mxc, db, value=-cov).addcmul_(myc, dq, value=-cov).mul_(2)
+            else:  # only CS reaches the loss: dL/dA1 = dL/dB1 = 0
+                db = _mul_into(d[3], inv_b2, gc)  # dL/dA2
+                dq = _mul_into(d[2], cs, gc).mul_(inv_b2).neg_()  # dL/dB2
+                _mul_into(d[0], myc, db).addcmul_(mxc, dq).mul_(-2 * cov)
+                _mul_into(d[1], mxc, db).addcmul_(myc, dq).mul_(-2 * cov)
             dq.mul_(cov)  # dL/dE[x'²] = dL/dE[y'²]
             db.mul_(2 * cov)  # dL/dE[x'y']
             g = separable_filter(dpad, window)

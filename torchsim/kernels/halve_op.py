@@ -18,9 +18,9 @@ from torch import Tensor
 
 
 def _eager(x: Tensor, mode: str) -> Tensor:
-    from ..ops.filters import halve  # imported when the op runs (ops.filters imports this module)
+    from ..ops.filters import _halve  # imported when the op runs (ops.filters imports this module)
 
-    return halve(x, mode)
+    return _halve(x, mode)
 
 
 @torch.library.custom_op("torchsim::halve", mutates_args=())
@@ -41,9 +41,13 @@ def _adjoint(grad: Tensor, sizes, mode: str) -> Tensor:
     they copy (``replicate_start``, ``symmetric_end``), dropped ones get none (``floor``)."""
     g = grad / (2 ** len(sizes))
     any_odd = any(s % 2 for s in sizes)
+    # The gradient of each pooled (padded) sample, every axis at once: one copy.
+    for axis in reversed(range(2, g.dim())):
+        g = g.unsqueeze(axis + 1)
+    g = g.expand(*(n if i < 2 or i % 2 == 0 else 2 for i, n in enumerate(g.shape)))
+    g = g.reshape(tuple(grad.shape[:2]) + tuple(2 * n for n in grad.shape[2:]))
     for axis, s in enumerate(sizes, start=2):
         odd = s % 2
-        g = g.repeat_interleave(2, dim=axis)  # gradient of each pooled (padded) sample
         if mode == "zero":  # avg_pool(padding=odd): padded sample j is input j - odd
             g = g.narrow(axis, odd, s)
         elif mode == "floor" and odd:  # the last sample was dropped
