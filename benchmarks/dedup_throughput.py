@@ -1,7 +1,7 @@
 """End-to-end de-duplication of a folder of JPEGs: ``torchsim dedup`` vs imagededup and czkawka.
 
 ``python -m benchmarks.dedup_throughput [--n 5000] [--quick] [--threshold 10] [--workers W]
-[--folder DIR] [--json FILE]``
+[--rounds 3] [--folder DIR] [--json FILE]``
 
 Generates ``n`` 640×480 JPEGs (once; ``--folder`` keeps them between runs) in groups of five:
 an *original* — a crop of one of scikit-image's photographs at a random position and scale,
@@ -11,9 +11,12 @@ originals from twenty photographs are not near duplicates of each other; saved a
 **re-encoded** (quality 55), **brightened** (+15 %) and **cropped** (2 % off each side, resized
 back to 640×480). The five files of a group are the *true group*.
 
-Then times, one after the other in one process, each whole run over the folder (listing,
-reading, decoding, hashing, grouping; every tool's Python imports, torch's included, are done
-before its clock starts):
+Then times, in one process, each whole run over the folder (listing, reading, decoding,
+hashing, grouping; every tool's Python imports, torch's included, are done before its clock
+starts), ``--rounds`` times, the tools in a different order each round (rotated), so that a
+machine whose speed drifts during the run slows every tool alike; reported: the median
+seconds, and the median CPU seconds (this process's threads and its child processes:
+imagededup hashes in worker processes, czkawka in Rust threads):
 
 * ``torchsim dedup --hash dhash``: ``torchsim.cli.main(["dedup", DIR, "--json", "--hash",
   "dhash", "--threshold", T, "--workers", W, "--cache", <fresh file>])`` — the hash imagededup
@@ -26,7 +29,7 @@ before its clock starts):
   num_enc_workers=W)`` (its dHash, as the issue timed it);
 * czkawka: ``czkawka.ImageSimilarity()`` with ``set_similarity(T)``, ``find_similar()``.
 
-Reported per tool: seconds, images per second, the true groups found (every copy reported
+Reported per tool, besides the times: images per second, the true groups found (first round) (every copy reported
 as a duplicate of its original: in the same torchsim or czkawka group, or in imagededup's
 list of the original's duplicates), the pairs reported across two different true groups
 (false merges), and what a user acting on the tool's removal list is left with (torchsim's
@@ -43,12 +46,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import resource
+import statistics
 import io
 import json
 import os
 import platform
 import sqlite3
-import sys
 import tempfile
 import time
 from typing import Dict, List, Set, Tuple
@@ -187,6 +191,12 @@ def run_czkawka(folder: str, threshold: int) -> Tuple[float, Set[Tuple[str, str]
     return seconds, _pairs_of_groups(group_of), remove
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process (all its threads) and its waited-for children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def score(pairs: Set[Tuple[str, str]], truth: Dict[str, int]) -> Tuple[int, int]:
     """(true groups found: every copy paired with its original, pairs across two true groups)."""
     found = 0
@@ -217,6 +227,7 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="--n 400")
     ap.add_argument("--threshold", type=int, default=10, help="Hamming distance for every tool (default 10, imagededup's)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decoding workers (default: the CPU count)")
+    ap.add_argument("--rounds", type=int, default=3, help="timed runs of every tool, in rotated order (default 3)")
     ap.add_argument("--folder", default=None, help="where the JPEGs are written (kept); default a temporary folder")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -240,16 +251,18 @@ def main(argv=None) -> None:
               f"({time.perf_counter() - t0:.1f} s to make); threshold {args.threshold}; "
               f"{os.cpu_count()} CPUs, {args.workers} workers", flush=True)
         results = []
-
         groups = len(set(truth.values()))
 
-        def report(name: str, seconds: float, pairs, remove, note: str = "") -> None:
+        def report(name: str, times: List[Tuple[float, float]], pairs, remove, note: str = "") -> None:
             found, false = score(pairs, truth)
             one, lost = outcome(remove, truth)
-            results.append({"tool": name, "seconds": seconds, "images_per_s": len(truth) / seconds,
-                            "true_groups_found": found, "true_group_recall": found / groups, "false_pairs": false, "one_file_left": one, "lost_groups": lost,
-                            "note": note})
-            print(f"  {name:<42} {seconds:>7.2f} s {len(truth) / seconds:>8.1f} img/s   found {found:>4}/{groups} "
+            seconds = statistics.median(t for t, _ in times)
+            cpu = statistics.median(c for _, c in times)
+            results.append({"tool": name, "seconds": seconds, "cpu_seconds": cpu, "rounds": [t for t, _ in times],
+                            "images_per_s": len(truth) / seconds, "true_groups_found": found,
+                            "true_group_recall": found / groups, "false_pairs": false, "one_file_left": one,
+                            "lost_groups": lost, "note": note})
+            print(f"  {name:<42} {seconds:>7.2f} s {cpu:>7.2f} s {len(truth) / seconds:>8.1f} img/s   found {found:>4}/{groups} "
                   f"({100.0 * found / groups:5.1f} %)  "
                   f"across {false:>5}   one left {one:>4}  lost {lost:>3}  {note}", flush=True)
 
@@ -258,29 +271,55 @@ def main(argv=None) -> None:
 
         print("  found: true groups whose 4 copies are grouped with the original; across: pairs of files of two true\n"
               "  groups reported as duplicates; after removing the tool's removal list: one left: true groups left with\n"
-              "  one file, lost: true groups left with none")
-        caches = {k: os.path.join(tmp, f"{k}.sqlite") for k in ("dhash", "phash", "fast")}
-        seconds, doc = run_torchsim(folder, args.threshold, args.workers, caches["dhash"], "--hash", "dhash")
-        report("torchsim dedup --hash dhash", seconds, torchsim_pairs(doc), removed(doc))
-        seconds, doc = run_torchsim(folder, args.threshold, args.workers, caches["phash"])
-        report("torchsim dedup (phash, the default)", seconds, torchsim_pairs(doc), removed(doc))
-        seconds, fast = run_torchsim(folder, args.threshold, args.workers, caches["fast"], "--hash", "dhash", "--fast-decode")
-        a, b = cached_hashes(caches["dhash"]), cached_hashes(caches["fast"])
+              f"  one file, lost: true groups left with none. Columns: median seconds, median CPU seconds ({args.rounds} rounds)")
+        times: Dict[str, List[Tuple[float, float]]] = {}
+        first: Dict[str, tuple] = {}  # each tool's result in the first round: the groups it found
+        caches: Dict[str, str] = {}
+
+        def timed(name: str, fn) -> None:
+            c0 = _cpu_seconds()
+            seconds, *rest = fn()
+            times.setdefault(name, []).append((seconds, _cpu_seconds() - c0))
+            first.setdefault(name, tuple(rest))
+
+        def ts(key: str, *extra: str):
+            caches[key] = os.path.join(tmp, f"{key}-{len(times.get(key, []))}.sqlite")  # a fresh cache each round
+            return lambda: run_torchsim(folder, args.threshold, args.workers, caches[key], *extra)
+
+        def dhash_and_rerun() -> None:
+            timed("dhash", ts("dhash", "--hash", "dhash"))
+            timed("rerun", lambda: run_torchsim(folder, args.threshold, args.workers, caches["dhash"], "--hash", "dhash"))
+
+        tools = [("torchsim dhash", dhash_and_rerun),
+                 ("torchsim phash", lambda: timed("phash", ts("phash"))),
+                 ("torchsim fast", lambda: timed("fast", ts("fast", "--hash", "dhash", "--fast-decode"))),
+                 ("imagededup DHash", lambda: timed("imagededup DHash", lambda: run_imagededup(folder, args.threshold, args.workers))),
+                 ("czkawka ImageSimilarity", lambda: timed("czkawka ImageSimilarity", lambda: run_czkawka(folder, args.threshold)))]
+        tools = [(name, fn) for name, fn in tools if name not in missing]
+        for r in range(args.rounds):
+            for name, fn in tools[r % len(tools):] + tools[: r % len(tools)]:
+                fn()
+            if r == 0:  # the fast decode's hashes against the exact ones, from the first round's caches
+                a, b = cached_hashes(caches["dhash"]), cached_hashes(caches["fast"])
         bits = [bin(int(a[k], 16) ^ int(b[k], 16)).count("1") for k in a if k in b]
         differ = sum(d > 0 for d in bits)
-        note = (f"hashes differing from the exact decode: {differ}/{len(bits)} "
-                f"({100.0 * differ / max(1, len(bits)):.1f} %), mean {np.mean(bits):.2f} bits, max {max(bits)}")
-        report("torchsim dedup --hash dhash --fast-decode", seconds, torchsim_pairs(fast), removed(fast), note)
-        seconds, again = run_torchsim(folder, args.threshold, args.workers, caches["dhash"], "--hash", "dhash")
-        report("torchsim dedup --hash dhash, re-run", seconds, torchsim_pairs(again), removed(again), "every hash from the cache")
-        for name, fn in (("imagededup DHash", lambda: run_imagededup(folder, args.threshold, args.workers)),
-                         ("czkawka ImageSimilarity", lambda: run_czkawka(folder, args.threshold))):
+        fast_note = (f"hashes differing from the exact decode: {differ}/{len(bits)} "
+                     f"({100.0 * differ / max(1, len(bits)):.1f} %), mean {np.mean(bits):.2f} bits, max {max(bits)}")
+        for key, name, note in (("dhash", "torchsim dedup --hash dhash", ""), ("phash", "torchsim dedup (phash, the default)", ""),
+                                ("fast", "torchsim dedup --hash dhash --fast-decode", fast_note),
+                                ("rerun", "torchsim dedup --hash dhash, re-run", "every hash from the cache")):
+            (doc,) = first[key]
+            report(name, times[key], torchsim_pairs(doc), removed(doc), note)
+        for name in ("imagededup DHash", "czkawka ImageSimilarity"):
             if name in missing:
                 print(f"  {name:<42} {missing[name]}")
                 results.append({"tool": name, "skipped": missing[name]})
                 continue
-            seconds, pairs, remove = fn()
-            report(name, seconds, pairs, remove)
+            pairs, remove = first[name]
+            report(name, times[name], pairs, remove)
+        if "czkawka ImageSimilarity" in times:
+            ratios = [c[0] / t[0] for c, t in zip(times["czkawka ImageSimilarity"], times["dhash"])]
+            print("  czkawka / torchsim dhash, each round: " + ", ".join(f"{q:.2f}" for q in ratios))
     if args.json:
         import torch
 

