@@ -46,13 +46,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import resource
-import statistics
 import io
 import json
 import os
 import platform
+import resource
 import sqlite3
+import statistics
 import tempfile
 import time
 from typing import Dict, List, Set, Tuple
@@ -231,6 +231,8 @@ def main(argv=None) -> None:
     ap.add_argument("--folder", default=None, help="where the JPEGs are written (kept); default a temporary folder")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {args.rounds}")
     n = 400 if args.quick else args.n
     import logging
 

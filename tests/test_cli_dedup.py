@@ -552,3 +552,24 @@ def test_cuda_same_report(folder, capsys):
     _, cpu, _ = _json(capsys, folder, "--no-cache")
     _, cuda, _ = _json(capsys, folder, "--no-cache", "--device", "cuda")
     assert cuda == cpu
+
+
+def test_interrupted_rerun_still_reports_a_new_copy_of_a_cached_file(tmp_path, capsys, monkeypatch):
+    """A file with the size of another (here a cached one) is MD5'd before hashing starts, so the
+    exact group is reported even when the run stops before the copy is decoded."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    Image.fromarray(photo_u8("coffee")).resize((96, 64)).save(folder / "a.png")
+    Image.fromarray(photo_u8("camera")).resize((64, 80)).save(folder / "c.png")
+    cache = tmp_path / "hashes.sqlite"
+    _json(capsys, folder, "--cache", cache, "--workers", "1")
+    shutil.copy(folder / "a.png", folder / "b.png")  # a new byte-identical copy of a cached file
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_dedup_scan, "load", interrupt)
+    monkeypatch.setattr(_dedup_scan, "_read_bytes", interrupt)
+    code, doc, _ = _json(capsys, folder, "--cache", cache, "--workers", "1")
+    assert code == 130 and doc["complete"] is False
+    assert [_names(g["files"]) for g in doc["exact_groups"]] == [["a.png", "b.png"]]

@@ -291,3 +291,33 @@ def test_halve_equals_padding_and_average_pooling_bit_for_bit(mode, dtype):
         out.backward(gout)
         ref.backward(gout)
         torch.testing.assert_close(xg.grad, xr.grad, rtol=1e-6 if dtype == torch.float32 else 1e-13, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_halve_half_precision_sums_in_float32_as_avg_pool(dtype):
+    from torchsim.ops import halve
+
+    g = torch.Generator().manual_seed(1)
+    for shape in [(2, 3, 16, 12), (2, 2, 9, 13)]:
+        x = torch.rand(shape, generator=g).to(dtype)
+        for mode in ("zero", "floor", "replicate_start", "symmetric_end"):
+            out = halve(x, mode)
+            assert out.dtype == dtype and torch.equal(out, _halve_by_pooling(x, mode)), (mode, shape)
+
+
+@pytest.mark.parametrize("mode", ["zero", "floor", "replicate_start", "symmetric_end"])
+def test_halve_is_differentiable_to_any_order_and_under_torch_func(mode):
+    """Plain tensor ops in eager mode: double backward, torch.func and forward-mode AD work."""
+    import torch.autograd.forward_ad as fwAD
+    from torch.autograd import gradgradcheck
+
+    from torchsim.ops import halve
+
+    x = torch.rand(1, 2, 7, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda t: halve(t, mode), (x,)) and gradgradcheck(lambda t: halve(t, mode), (x,))
+    grad = torch.func.grad(lambda t: halve(t, mode).sum())(x.detach())
+    torch.testing.assert_close(grad, torch.autograd.grad(_halve_by_pooling(x, mode).sum(), x)[0])
+    tangent = torch.rand_like(x)
+    with fwAD.dual_level():
+        jvp = fwAD.unpack_dual(halve(fwAD.make_dual(x.detach(), tangent), mode)).tangent
+    torch.testing.assert_close(jvp, _halve_by_pooling(tangent, mode))

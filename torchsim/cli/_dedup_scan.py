@@ -209,12 +209,13 @@ def _stat_one(info: FileInfo) -> None:
 
 def read_files(infos: Sequence[FileInfo], workers: int, cache: Optional[HashCache], tick: Callable[[int], None]) -> None:
     """Fill in size and time of every info (or its ``error``), and the MD5 of every file that may
-    have a byte-identical twin among the files still to hash; the cache's facts where they hold.
+    have a byte-identical twin; the cache's facts where they hold.
 
-    Byte-identical files have the same size, so a file whose size no other file to hash has cannot
-    have a twin among them: its MD5 is left to :func:`hash_files`, which computes it from the bytes
+    Byte-identical files have the same size, so a file whose size no other file has (cached files
+    included) has no twin: its MD5 is left to :func:`hash_files`, which computes it from the bytes
     it decodes (one read of the file instead of two). Files that share a size are read here, so
-    that twins are decoded once.
+    that twins are decoded once and every exact group is known before hashing starts (an
+    interrupted run still reports them all).
     """
     todo = []
     for info in infos:
@@ -225,12 +226,15 @@ def read_files(infos: Sequence[FileInfo], workers: int, cache: Optional[HashCach
     for info in todo:
         if info.error is None:
             _stat_one(info)
-    sizes = collections.Counter(f.size for f in todo if f.error is None)
+    sizes = collections.Counter(f.size for f in infos if f.error is None and f.size)
     shared = [f for f in todo if f.error is None and sizes[f.size] > 1]
     tick(len(todo) - len(shared))
     groups = [shared[i : i + _READ_GROUP] for i in range(0, len(shared), _READ_GROUP)]  # a task per file costs more than its MD5
     for group in _pooled(lambda files: [_read_one(f) for f in files], groups, workers):
         tick(len(group))
+
+
+_READ_WHOLE = 64 << 20  # a larger file's MD5 is streamed and it is decoded from its path
 
 
 def _read_bytes(path: str) -> bytes:
@@ -427,7 +431,11 @@ def hash_files(
     def one(f: FileInfo):
         try:
             data = None
-            if f.md5 is None:  # no twin possible: MD5 and decode from one read
+            if f.md5 is None and f.size > _READ_WHOLE:  # no twin possible; too large to hold: MD5 streamed
+                _read_one(f)
+                if f.error is not None:
+                    return f, None, f.error
+            elif f.md5 is None:  # no twin possible: MD5 and decode from one read
                 data = _read_bytes(f.path)
                 f.md5 = hashlib.md5(data).hexdigest()
             image, full, lossless = load(f.path, options, thumb, fast, data)

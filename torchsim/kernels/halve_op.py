@@ -1,12 +1,12 @@
 """The MS-SSIM halving step as an opaque ``torch.library`` op while compiling.
 
-Traced op by op, :func:`torchsim.ops.halve` (a pad and a 2x2 average pool) gives every MS-SSIM
+Traced op by op, :func:`torchsim.ops.halve` (a pad and 2x2 means) gives every MS-SSIM
 scale sizes nested one level deeper in the previous scale's symbolic sizes; with
 ``dynamic=True`` Inductor spent minutes in sympy simplifying the index arithmetic of those
 kernels (measured: 106-164 s for the first call of a compiled ``ms_ssim`` on the 2-core CPU,
 against 4 s for ``ssim``). As the op ``torchsim::halve``, the compiler sees one node whose
 fake implementation states the output size, ``ceil(n / 2)`` (``floor`` for the ``"floor"``
-mode), and the eager pooling runs inside. Its registered backward,
+mode), and the eager halving (``ops.filters._halve``: padding, then strided sums) runs inside. Its registered backward,
 ``torchsim::halve_backward``, is the transpose of that linear map, written out per mode
 (a custom op's implementation runs below autograd, so it cannot ask autograd for it).
 """

@@ -373,10 +373,9 @@ def halve(x: torch.Tensor, mode: str = "zero") -> torch.Tensor:
     """
     if mode not in HALVING_MODES:
         V.check_choice("halve", "mode", mode, HALVING_MODES)
-    if torch.compiler.is_compiling() or (x.requires_grad and torch.is_grad_enabled()):
-        # One opaque op (torchsim.kernels.halve_op): for the compiler, no guard on the sizes'
-        # parity (one graph for every shape, export works) and no nested index arithmetic; for
-        # autograd, its backward spreads each gradient over its 2^d samples in one pass.
+    if torch.compiler.is_compiling():
+        # One opaque op for the compiler (torchsim.kernels.halve_op): no guard on the sizes'
+        # parity (one graph for every shape, export works) and no nested index arithmetic.
         from ..kernels import halve_op  # noqa: F401  (registers torchsim::halve)
 
         return torch.ops.torchsim.halve(x, mode)
@@ -384,13 +383,17 @@ def halve(x: torch.Tensor, mode: str = "zero") -> torch.Tensor:
 
 
 def _halve(x: torch.Tensor, mode: str) -> torch.Tensor:
-    """:func:`halve` without autograd: the padding of ``mode``, then 2^d-sample means.
+    """:func:`halve` in plain tensor ops (differentiable to any order): the padding of ``mode``,
+    then 2^d-sample means.
 
     The means add strided views of ``x`` in ``avg_pool``'s order (offsets ``(0, 0), (0, 1),
     (1, 0), (1, 1)``) and scale by ``1 / 2^d``: the values of ``F.avg_pool2d(x, 2, padding=p)``
     (``avg_pool3d`` for volumes) bit for bit, several times faster on the CPU (PyTorch's pooling
-    kernel took 3.6 ms for 8x3x256x256 on two threads, these sums 0.9 ms).
+    kernel took 3.6 ms for 8x3x256x256 on two threads, these sums 0.9 ms). Half-precision input
+    is summed in float32 and rounded once, as ``avg_pool`` does.
     """
+    if x.dtype in (torch.float16, torch.bfloat16):
+        return _halve(x.float(), mode).to(x.dtype)
     sizes = x.shape[2:]
     if mode == "zero":  # avg_pool's padding of 1 on an odd side: only the zero before is used
         for axis, s in enumerate(sizes, start=2):
