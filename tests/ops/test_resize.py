@@ -110,15 +110,17 @@ def test_device_matches_cpu(device):
 
 
 @pytest.mark.parametrize("filter", list(PIL_FILTERS))
-@pytest.mark.parametrize("block", [1 << 17, 97])  # one block per image; blocks of a few rows (uneven last block)
-def test_luma_resize_in_blocks_equals_pillow(photos, monkeypatch, filter, block):
-    """pil_luma_resize (the hashes' thumbnail, the luma in blocks of rows on the CPU) equals
-    Pillow's ``convert("L").resize(...)`` of RGB and gray photographs, both pass orders and a
-    size that skips a pass, whatever the block size."""
+@pytest.mark.parametrize("block, group", [(1 << 17, 1 << 20), (97, 1 << 20), (1 << 20, 2 * 300 * 400)])
+def test_luma_resize_in_blocks_equals_pillow(photos, monkeypatch, filter, block, group):
+    """pil_luma_resize (the hashes' thumbnail: on the CPU the luma of large images in blocks of
+    rows, small images whole in groups) equals Pillow's ``convert("L").resize(...)`` of RGB and
+    gray photographs, both pass orders and a size that skips a pass: one block per image, blocks
+    of a few rows (an uneven last block), groups of two whole images (the last one alone)."""
     import torchsim.ops.resize as resize_module
     from torchsim.ops import pil_luma_resize
 
     monkeypatch.setattr(resize_module, "_BLOCK_PIXELS", block)
+    monkeypatch.setattr(resize_module, "_GROUP_PIXELS", group)
     rgb = [np.round(photos[n] * 255).astype(np.uint8)[:300, :400] for n in ("astronaut", "coffee", "chelsea")]
     x = torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).contiguous()
     gray = torch.from_numpy(np.stack([np.asarray(Image.fromarray(a).convert("L")) for a in rgb]))[:, None]

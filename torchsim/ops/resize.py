@@ -181,19 +181,22 @@ def pil_resize(y: torch.Tensor, width: int, height: int, filter: str = "lanczos"
 
 
 _BLOCK_PIXELS = 1 << 17  # pixels per block of rows in pil_luma_resize: 1 MiB of float64, cache-resident
+_GROUP_PIXELS = 1 << 20  # pixels per group of whole small images in pil_luma_resize
 
 
 def pil_luma_resize(x: torch.Tensor, width: int, height: int, filter: str = "lanczos") -> torch.Tensor:
     r""":func:`pil_resize` of Pillow's 8-bit luma, ``pil_resize(pil_luma(x)[:, 0].double(), width, height)``.
 
-    The thumbnail the perceptual hashes start from. On the CPU the full-size luma is never
-    made in float64: each image goes through in blocks of rows (about 128 K pixels), whose
-    luma is copied into one reused float64 buffer and multiplied at once -- the first pass
-    by ``W_w^T`` block by block, or, where the vertical pass comes first, ``W_h`` summed
+    The thumbnail the perceptual hashes start from. On the CPU the full-size luma of a large
+    image is never made in float64: it goes through in blocks of rows (about 128 K pixels),
+    whose luma is copied into one reused float64 buffer and multiplied at once -- the first
+    pass by ``W_w^T`` block by block, or, where the vertical pass comes first, ``W_h`` summed
     over the blocks. The products are the same integers as in :func:`pil_resize` (exact
     float64), so the result is identical; what goes is a full-size float64 temporary per
     image (for a 640x480 photograph, converting to it cost more than the matrix product).
-    On other devices it is the one-batch expression above.
+    Small images (up to 64 K pixels) go through whole, about a million pixels at a time, where
+    a few large operations cost less than many small ones. On other devices it is the
+    one-batch expression above.
 
     Args:
         x: ``(N, C, H, W)`` image, C = 1, 3 or 4, as :func:`torchsim.ops.pil_luma` takes it.
@@ -215,6 +218,10 @@ def pil_luma_resize(x: torch.Tensor, width: int, height: int, filter: str = "lan
     n, _, h, w = x.shape
     if x.device.type != "cpu" or (w == width and h == height):
         return pil_resize(pil_luma(x)[:, 0].to(torch.float64), width, height, filter)
+    if h * w <= _BLOCK_PIXELS // 2:  # small images: whole ones in groups, fewer and larger ops
+        group = max(1, _GROUP_PIXELS // (h * w))
+        parts = [pil_resize(pil_luma(part)[:, 0].to(torch.float64), width, height, filter) for part in x.split(group)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
     rows = max(1, min(h, _BLOCK_PIXELS // max(1, w)))
     buf = torch.empty(rows, w, dtype=torch.float64)
     direct = x.shape[1] == 1 and x.dtype == torch.uint8  # the luma is the image itself
