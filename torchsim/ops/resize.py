@@ -108,9 +108,26 @@ def _pil_matrix(in_size: int, out_size: int, filter: str, device: torch.device) 
 
 
 @functools.lru_cache(maxsize=64)
-def _pil_matrix_t(in_size: int, out_size: int, filter: str) -> torch.Tensor:
-    """``pil_matrix(...).T`` on the CPU, contiguous: BLAS multiplies by it ~8 % faster than by the transposed view."""
-    return _pil_matrix_cpu(in_size, out_size, filter).T.contiguous()
+def _pil_bands(in_size: int, out_size: int, filter: str) -> Tuple[Tuple[int, int, int, int, torch.Tensor], ...]:
+    """``pil_matrix(...).T`` on the CPU as column bands ``(lo, hi, c0, c1, band)``: output columns
+    ``c0:c1`` are ``rows[:, lo:hi] @ band``, ``band`` the contiguous nonzero rows of those columns.
+
+    A strong reduction leaves most of the matrix zero (640 -> 32: 120 taps an output): two bands,
+    each the inputs under half of the outputs, are ~35 % faster than the dense product (measured,
+    float64 BLAS on one core). The sums skip only exact zeros, so the result is identical. One dense
+    band where that saves less than 30 % of the work or a band would be narrower than 8 columns.
+    """
+    wt = _pil_matrix_cpu(in_size, out_size, filter).T.contiguous()  # (in, out)
+    nonzero = wt != 0
+    half = out_size // 2
+    if half >= 8:
+        spans = []
+        for c0, c1 in ((0, half), (half, out_size)):
+            rows = nonzero[:, c0:c1].any(1).nonzero().flatten()
+            spans.append((int(rows[0]), int(rows[-1]) + 1, c0, c1) if rows.numel() else (0, 1, c0, c1))
+        if sum((hi - lo) * (c1 - c0) for lo, hi, c0, c1 in spans) <= 0.7 * in_size * out_size:
+            return tuple((lo, hi, c0, c1, wt[lo:hi, c0:c1].contiguous()) for lo, hi, c0, c1 in spans)
+    return ((0, in_size, 0, out_size, wt),)
 
 
 def clip8(s: torch.Tensor) -> torch.Tensor:
@@ -126,7 +143,15 @@ def clip8(s: torch.Tensor) -> torch.Tensor:
         >>> clip8(torch.tensor([-5.0, 2.0 ** 21, 300 * 2.0 ** 22], dtype=torch.float64)).tolist()
         [0.0, 1.0, 255.0]
     """
-    return torch.floor((s + _ROUND_HALF) / _FIXED_ONE).clamp_(0.0, 255.0)
+    return _clip8_(s + _ROUND_HALF, half_added=True)
+
+
+def _clip8_(s: torch.Tensor, half_added: bool = False) -> torch.Tensor:
+    """:func:`clip8` in place (for sums the caller owns): four passes, no temporaries. The
+    scaling by ``2^-22`` is exact (a power of two), so it equals the division."""
+    if not half_added:
+        s.add_(_ROUND_HALF)
+    return s.mul_(1.0 / _FIXED_ONE).floor_().clamp_(0.0, 255.0)
 
 
 def _vertical_first(h: int, w: int, height: int, width: int) -> bool:
@@ -172,11 +197,11 @@ def pil_resize(y: torch.Tensor, width: int, height: int, filter: str = "lanczos"
     h, w = y.shape[-2:]
     vertical_first = _vertical_first(h, w, height, width)
     if vertical_first:
-        y = clip8(torch.matmul(pil_matrix(h, height, filter, y.device), y))
+        y = _clip8_(torch.matmul(pil_matrix(h, height, filter, y.device), y))
     if w != width:
-        y = clip8(torch.matmul(y, pil_matrix(w, width, filter, y.device).T))
+        y = _clip8_(torch.matmul(y, pil_matrix(w, width, filter, y.device).T))
     if h != height and not vertical_first:
-        y = clip8(torch.matmul(pil_matrix(h, height, filter, y.device), y))
+        y = _clip8_(torch.matmul(pil_matrix(h, height, filter, y.device), y))
     return y
 
 
@@ -234,18 +259,19 @@ def pil_luma_resize(x: torch.Tensor, width: int, height: int, filter: str = "lan
 
     with no_autocast(x.device):
         if w != width and not _vertical_first(h, w, height, width):
-            ww = _pil_matrix_t(w, width, filter)
+            bands = _pil_bands(w, width, filter)
             mid = torch.empty(n, h, width, dtype=torch.float64)
             for i in range(n):
                 for s, part in blocks(i):
-                    torch.mm(part, ww, out=mid[i, s : s + part.shape[0]])
-            return pil_resize(clip8(mid), width, height, filter)  # the vertical pass (if any)
+                    for lo, hi, c0, c1, band in bands:
+                        torch.mm(part[:, lo:hi], band, out=mid[i, s : s + part.shape[0], c0:c1])
+            return pil_resize(_clip8_(mid), width, height, filter)  # the vertical pass (if any)
         wh = pil_matrix(h, height, filter)
         mid = torch.zeros(n, height, w, dtype=torch.float64)
         for i in range(n):
             for s, part in blocks(i):
                 mid[i].addmm_(wh[:, s : s + part.shape[0]], part)
-        return pil_resize(clip8(mid), width, height, filter)  # the horizontal pass (if any)
+        return pil_resize(_clip8_(mid), width, height, filter)  # the horizontal pass (if any)
 
 
 def pil_resize_u8(img: torch.Tensor, width: int, height: int, filter: str = "lanczos") -> torch.Tensor:
