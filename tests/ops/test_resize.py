@@ -131,3 +131,31 @@ def test_luma_resize_in_blocks_equals_pillow(photos, monkeypatch, filter, block,
             got = pil_luma_resize(image, *size, filter)
             assert got.dtype == torch.float64 and got.shape == (3, size[1], size[0])
             assert np.array_equal(got.to(torch.uint8).numpy(), ref), (size, image.dtype, image.shape[1])
+
+
+def test_column_bands_rebuild_the_matrix():
+    """The first pass's column bands hold every coefficient of Pillow's matrix: added back they
+    give it exactly, each output column in one band; never bands narrower than 8 columns."""
+    from torchsim.ops.resize import _pil_bands
+
+    banded = 0
+    for in_size in (17, 64, 255, 400, 640, 1000, 1999):
+        for out_size in (1, 9, 15, 16, 32, 33, 64, 200, 700):
+            for filter in PIL_FILTERS:
+                bands = _pil_bands(in_size, out_size, filter)
+                full = torch.zeros(in_size, out_size, dtype=torch.float64)
+                for lo, hi, c0, c1, band in bands:
+                    assert full[:, c0:c1].abs().sum() == 0 and band.shape == (hi - lo, c1 - c0)
+                    full[lo:hi, c0:c1] = band
+                assert torch.equal(full, pil_matrix(in_size, out_size, filter).T)
+                banded += len(bands) > 1
+                if len(bands) > 1:
+                    assert out_size >= 16
+    assert banded > 0
+
+
+def test_zero_size_image_keeps_its_shape():
+    from torchsim.ops import pil_luma_resize
+
+    for shape in [(1, 3, 0, 30), (1, 3, 30, 0)]:
+        assert pil_luma_resize(torch.zeros(shape, dtype=torch.uint8), 8, 8).shape == (1, 8, 8)

@@ -243,7 +243,7 @@ def pil_luma_resize(x: torch.Tensor, width: int, height: int, filter: str = "lan
     n, _, h, w = x.shape
     if x.device.type != "cpu" or (w == width and h == height):
         return pil_resize(pil_luma(x)[:, 0].to(torch.float64), width, height, filter)
-    if h * w <= _BLOCK_PIXELS // 2:  # small images: whole ones in groups, fewer and larger ops
+    if 0 < h * w <= _BLOCK_PIXELS // 2:  # small images: whole ones in groups, fewer and larger ops
         group = max(1, _GROUP_PIXELS // (h * w))
         parts = [pil_resize(pil_luma(part)[:, 0].to(torch.float64), width, height, filter) for part in x.split(group)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
