@@ -165,18 +165,18 @@ def _inode(st: os.stat_result) -> Optional[Tuple[int, int]]:
     return (st.st_dev, st.st_ino) if st.st_ino else None
 
 
+def _cannot_read(path: str, exc: OSError) -> str:
+    return f"{path}: cannot read ({exc.strerror or exc})"
+
+
 def _read_one(info: FileInfo) -> FileInfo:
     """``stat`` and MD5 of one file, or its error line (FIFOs and devices are never opened)."""
-    from torchsim.io import ImageReadError
-
-    try:
-        st = check_readable(info.path)
-        info.size, info.mtime_ns, info.inode = st.st_size, st.st_mtime_ns, _inode(st)
-        info.md5 = _md5(info.path)
-    except ImageReadError as exc:
-        info.error = str(exc)
-    except OSError as exc:
-        info.error = f"{info.path}: cannot read ({exc.strerror or exc})"
+    _stat_one(info)
+    if info.error is None:
+        try:
+            info.md5 = _md5(info.path)
+        except OSError as exc:
+            info.error = _cannot_read(info.path, exc)
     return info
 
 
@@ -246,7 +246,7 @@ def _read_bytes(path: str) -> bytes:
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as exc:
-        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise ImageReadError(_cannot_read(path, exc)) from None
 
 
 def _pooled(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, ahead: int = 0) -> Iterator[Any]:
@@ -507,8 +507,6 @@ def hash_files(
 
 def fast_decode_check(infos: Sequence[FileInfo], hash_fn, hash_size: int, device, thumb, options, sample: int = 32) -> Tuple[int, int, float]:
     """Fast vs exact decode on up to ``sample`` hashed JPEGs: ``(checked, differing, mean bits apart)``."""
-    import torch
-
     import torchsim
 
     jpegs = [f for f in infos if f.hash is not None and f.error is None and is_jpeg(f.path)]

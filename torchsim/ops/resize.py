@@ -240,12 +240,14 @@ def pil_luma_resize(x: torch.Tensor, width: int, height: int, filter: str = "lan
     """
     from .color import pil_luma
 
+    def whole(images: torch.Tensor) -> torch.Tensor:  # the expression above, in one batch
+        return pil_resize(pil_luma(images)[:, 0].to(torch.float64), width, height, filter)
+
     n, _, h, w = x.shape
     if x.device.type != "cpu" or (w == width and h == height):
-        return pil_resize(pil_luma(x)[:, 0].to(torch.float64), width, height, filter)
+        return whole(x)
     if 0 < h * w <= _BLOCK_PIXELS // 2:  # small images: whole ones in groups, fewer and larger ops
-        group = max(1, _GROUP_PIXELS // (h * w))
-        parts = [pil_resize(pil_luma(part)[:, 0].to(torch.float64), width, height, filter) for part in x.split(group)]
+        parts = [whole(part) for part in x.split(max(1, _GROUP_PIXELS // (h * w)))]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
     rows = max(1, min(h, _BLOCK_PIXELS // max(1, w)))
     buf = torch.empty(rows, w, dtype=torch.float64)
